@@ -1,0 +1,8 @@
+//! `culex broker`: mosquitto's command line.
+
+/// Entry point of `culex broker`; `args` excludes the program and command names.
+pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    let _ = args;
+    eprintln!("culex broker: not implemented yet");
+    std::process::ExitCode::from(1)
+}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the codec (filled in with the codec).
+fn main() {}

@@ -1,0 +1,52 @@
+//! The MQTT codec shared by every part of culex: broker, client, tools.
+//!
+//! It reads and writes every control packet of MQTT 3.1 (`MQIsdp`, level 3),
+//! 3.1.1 (level 4) and 5.0 (level 5). It is `#![no_std]` and needs no
+//! allocator: decoded packets borrow from the caller's buffer (a PUBLISH
+//! payload is never copied), and encoding writes into an [`Output`] the caller
+//! owns. It knows nothing of sockets, clocks or sessions.
+//!
+//! Start with [`decode`] (or [`check_frame`] followed by [`decode_packet`] when
+//! the caller wants to split the frame off its buffer first) and
+//! [`Packet::encode`]. Topic names and filters are validated by
+//! [`topic::TopicName`] and [`topic::TopicFilter`], and matched by
+//! [`topic::TopicFilter::matches`].
+//!
+//! Every malformed input yields a [`DecodeError`] whose message names the
+//! rule of the specification it breaks; nothing a peer sends can panic.
+#![no_std]
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod decode;
+mod encode;
+mod error;
+mod output;
+pub mod packet;
+pub mod properties;
+mod reason;
+mod seq;
+pub mod topic;
+mod types;
+pub mod varint;
+
+pub use decode::{check_frame, decode, decode_packet};
+pub use error::{DecodeError, EncodeError};
+pub use output::{Output, SliceOutput};
+pub use packet::Packet;
+pub use properties::Properties;
+pub use reason::ReasonCode;
+pub use seq::{Seq, SeqIter, Wire, WireItem};
+pub use types::{PacketId, PacketType, Protocol, QoS, RetainHandling, SubscriptionOptions};

@@ -1,0 +1,85 @@
+//! Where encoded bytes go: a caller-owned slice, a `Vec` or a `BytesMut`.
+
+use crate::EncodeError;
+
+/// A sink the encoder appends to. The encoder computes the exact size first
+/// and calls [`Output::reserve`] once, so a growable output allocates at most
+/// once per packet and a fixed one fails before any byte is written.
+pub trait Output {
+    /// Makes room for `additional` more bytes, or fails without writing.
+    fn reserve(&mut self, additional: usize) -> Result<(), EncodeError>;
+    /// Appends bytes; only called within a successful reservation.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// An [`Output`] over a caller's fixed buffer.
+#[derive(Debug)]
+pub struct SliceOutput<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> SliceOutput<'a> {
+    /// Writes from the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> SliceOutput<'a> {
+        SliceOutput { buf, len: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl Output for SliceOutput<'_> {
+    fn reserve(&mut self, additional: usize) -> Result<(), EncodeError> {
+        if self.buf.len().saturating_sub(self.len) < additional {
+            return Err(EncodeError::BufferTooSmall {
+                needed: self.len.saturating_add(additional),
+            });
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Output for alloc::vec::Vec<u8> {
+    fn reserve(&mut self, additional: usize) -> Result<(), EncodeError> {
+        alloc::vec::Vec::reserve(self, additional);
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(feature = "bytes")]
+impl Output for bytes::BytesMut {
+    fn reserve(&mut self, additional: usize) -> Result<(), EncodeError> {
+        bytes::BytesMut::reserve(self, additional);
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}

@@ -1,0 +1,124 @@
+//! Lists inside packets that are either read off the wire or lent by the caller.
+
+/// A list inside a packet: the topic filters of a SUBSCRIBE, the reason codes
+/// of a SUBACK, user properties, subscription identifiers.
+///
+/// A decoded packet holds the list as validated wire bytes and yields items by
+/// reading them again (cheap, and needs no allocator); a packet built for
+/// encoding lends a slice. Both iterate the same way.
+#[derive(Debug, Clone, Copy)]
+pub enum Seq<'a, T> {
+    /// Wire bytes already validated by the decoder.
+    Wire(Wire<'a>),
+    /// Items lent by the caller.
+    Items(&'a [T]),
+}
+
+/// Validated wire bytes of a [`Seq`]: the encoded items, back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) count: usize,
+}
+
+impl<T> Default for Seq<'_, T> {
+    fn default() -> Self {
+        Seq::Items(&[])
+    }
+}
+
+/// An item type that a [`Seq`] can read back from its validated wire bytes.
+pub trait WireItem<'a>: Sized + Copy {
+    /// Reads one item from the front of `bytes`, advancing it. Only called on
+    /// bytes the decoder validated, so `None` means the end of the list.
+    fn read(bytes: &mut &'a [u8]) -> Option<Self>;
+}
+
+impl<'a, T: WireItem<'a>> Seq<'a, T> {
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            Seq::Wire(w) => w.count,
+            Seq::Items(items) => items.len(),
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items in order.
+    pub fn iter(&self) -> SeqIter<'a, T> {
+        match *self {
+            Seq::Wire(w) => SeqIter::Wire(w.bytes),
+            Seq::Items(items) => SeqIter::Items(items.iter()),
+        }
+    }
+}
+
+impl<'a, T: WireItem<'a> + PartialEq> PartialEq for Seq<'a, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<'a, T: WireItem<'a> + Eq> Eq for Seq<'a, T> {}
+
+impl<'a, T: WireItem<'a>> IntoIterator for Seq<'a, T> {
+    type Item = T;
+    type IntoIter = SeqIter<'a, T>;
+    fn into_iter(self) -> SeqIter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`Seq`].
+#[derive(Debug, Clone)]
+pub enum SeqIter<'a, T> {
+    #[doc(hidden)]
+    Wire(&'a [u8]),
+    #[doc(hidden)]
+    Items(core::slice::Iter<'a, T>),
+}
+
+impl<'a, T: WireItem<'a>> Iterator for SeqIter<'a, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match self {
+            SeqIter::Wire(bytes) => T::read(bytes),
+            SeqIter::Items(items) => items.next().copied(),
+        }
+    }
+}
+
+// Wire readers for each list item type; implemented with the decoder.
+impl<'a> WireItem<'a> for u32 {
+    fn read(bytes: &mut &'a [u8]) -> Option<Self> {
+        crate::reason::todo_codec()
+    }
+}
+
+impl<'a> WireItem<'a> for crate::ReasonCode {
+    fn read(bytes: &mut &'a [u8]) -> Option<Self> {
+        crate::reason::todo_codec()
+    }
+}
+
+impl<'a> WireItem<'a> for (&'a str, &'a str) {
+    fn read(bytes: &mut &'a [u8]) -> Option<Self> {
+        crate::reason::todo_codec()
+    }
+}
+
+impl<'a> WireItem<'a> for crate::topic::TopicFilter<'a> {
+    fn read(bytes: &mut &'a [u8]) -> Option<Self> {
+        crate::reason::todo_codec()
+    }
+}
+
+impl<'a> WireItem<'a> for (crate::topic::TopicFilter<'a>, crate::SubscriptionOptions) {
+    fn read(bytes: &mut &'a [u8]) -> Option<Self> {
+        crate::reason::todo_codec()
+    }
+}
