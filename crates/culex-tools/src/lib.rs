@@ -1,24 +1,25 @@
 //! culex pub, sub, rr and passwd: mosquitto's command-line tools, flag for flag.
 
+pub mod args;
+pub mod format;
+mod json;
+mod run;
+mod session;
+mod usage;
+
 /// Entry point of `culex pub`; `args` excludes the program and command names.
 pub fn pub_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex pub: not implemented yet");
-    std::process::ExitCode::from(1)
+    run::main(args::Tool::Pub, args)
 }
 
 /// Entry point of `culex sub`; `args` excludes the program and command names.
 pub fn sub_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex sub: not implemented yet");
-    std::process::ExitCode::from(1)
+    run::main(args::Tool::Sub, args)
 }
 
 /// Entry point of `culex rr`; `args` excludes the program and command names.
 pub fn rr_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex rr: not implemented yet");
-    std::process::ExitCode::from(1)
+    run::main(args::Tool::Rr, args)
 }
 
 /// Entry point of `culex passwd`; `args` excludes the program and command names.
