@@ -7,6 +7,8 @@ mod run;
 mod session;
 mod usage;
 
+pub use run::{run_with, Io};
+
 /// Entry point of `culex pub`; `args` excludes the program and command names.
 pub fn pub_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     run::main(args::Tool::Pub, args)

@@ -1,0 +1,5 @@
+//! Integration tests of culex-tools: each tool run in-process and compared
+//! with Debian's mosquitto tools, against real brokers on 127.0.0.1.
+
+mod args;
+mod common;
