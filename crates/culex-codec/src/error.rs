@@ -42,12 +42,18 @@ impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             DecodeError::PacketTooLarge { size, max } => {
-                write!(f, "packet of {size} bytes exceeds the maximum packet size {max}")
+                write!(
+                    f,
+                    "packet of {size} bytes exceeds the maximum packet size {max}"
+                )
             }
             DecodeError::Malformed(rule) => write!(f, "malformed packet: {rule}"),
             DecodeError::Protocol(rule) => write!(f, "protocol error: {rule}"),
             DecodeError::UnsupportedProtocol { level } => {
-                write!(f, "unsupported protocol name or level {level} [MQTT-3.1.2-2]")
+                write!(
+                    f,
+                    "unsupported protocol name or level {level} [MQTT-3.1.2-2]"
+                )
             }
         }
     }

@@ -36,6 +36,7 @@ mod error;
 mod output;
 pub mod packet;
 pub mod properties;
+mod reader;
 mod reason;
 mod seq;
 pub mod topic;

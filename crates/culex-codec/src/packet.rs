@@ -7,6 +7,9 @@ use crate::topic::{TopicFilter, TopicName};
 use crate::{PacketId, Protocol, QoS, ReasonCode, SubscriptionOptions};
 
 /// One MQTT control packet.
+// Packets are short-lived values that borrow their buffer; boxing the large
+// variants would need an allocator, which the codec must not require.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packet<'a> {
     /// CONNECT (client to server).

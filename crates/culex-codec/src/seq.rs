@@ -1,5 +1,10 @@
 //! Lists inside packets that are either read off the wire or lent by the caller.
 
+use crate::properties;
+use crate::reader::Reader;
+use crate::topic::TopicFilter;
+use crate::SubscriptionOptions;
+
 /// A list inside a packet: the topic filters of a SUBSCRIBE, the reason codes
 /// of a SUBACK, user properties, subscription identifiers.
 ///
@@ -92,33 +97,67 @@ impl<'a, T: WireItem<'a>> Iterator for SeqIter<'a, T> {
     }
 }
 
-// Wire readers for each list item type; implemented with the decoder.
+// Wire readers for each list item type. Each reads through a `Reader`, so
+// even bytes that were somehow not validated end the list instead of panicking.
+
+/// Runs `read` on a reader over `bytes` and advances `bytes` past what it read.
+fn read_with<'a, T>(
+    bytes: &mut &'a [u8],
+    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<T> {
+    let mut r = Reader::new(bytes);
+    let item = read(&mut r);
+    *bytes = if item.is_some() { r.rest() } else { &[] };
+    item
+}
+
+fn read_str<'a>(r: &mut Reader<'a>) -> Option<&'a str> {
+    core::str::from_utf8(r.binary().ok()?).ok()
+}
+
+/// Subscription identifiers: the wire bytes are a span of a property block,
+/// so other properties in between are skipped.
 impl<'a> WireItem<'a> for u32 {
     fn read(bytes: &mut &'a [u8]) -> Option<Self> {
-        crate::reason::todo_codec()
+        read_with(bytes, |r| {
+            properties::seek(r, properties::SUBSCRIPTION_IDENTIFIER)?;
+            r.varint().ok()
+        })
     }
 }
 
+/// Reason codes of SUBACK and UNSUBACK, one byte each.
 impl<'a> WireItem<'a> for crate::ReasonCode {
     fn read(bytes: &mut &'a [u8]) -> Option<Self> {
-        crate::reason::todo_codec()
+        read_with(bytes, |r| crate::ReasonCode::from_u8(r.u8().ok()?))
     }
 }
 
+/// User properties: the wire bytes are a span of a property block, so other
+/// properties in between are skipped.
 impl<'a> WireItem<'a> for (&'a str, &'a str) {
     fn read(bytes: &mut &'a [u8]) -> Option<Self> {
-        crate::reason::todo_codec()
+        read_with(bytes, |r| {
+            properties::seek(r, properties::USER_PROPERTY)?;
+            Some((read_str(r)?, read_str(r)?))
+        })
     }
 }
 
+/// The filters of an UNSUBSCRIBE.
 impl<'a> WireItem<'a> for crate::topic::TopicFilter<'a> {
     fn read(bytes: &mut &'a [u8]) -> Option<Self> {
-        crate::reason::todo_codec()
+        read_with(bytes, |r| Some(TopicFilter::from_validated(read_str(r)?)))
     }
 }
 
+/// The entries of a SUBSCRIBE: filter, then options byte.
 impl<'a> WireItem<'a> for (crate::topic::TopicFilter<'a>, crate::SubscriptionOptions) {
     fn read(bytes: &mut &'a [u8]) -> Option<Self> {
-        crate::reason::todo_codec()
+        read_with(bytes, |r| {
+            let filter = TopicFilter::from_validated(read_str(r)?);
+            let options = SubscriptionOptions::from_byte(r.u8().ok()?)?;
+            Some((filter, options))
+        })
     }
 }

@@ -129,3 +129,38 @@ pub struct SubscriptionOptions {
     /// 5.0: when to send retained messages.
     pub retain_handling: RetainHandling,
 }
+
+impl SubscriptionOptions {
+    /// The options byte as written on the wire (5.0 layout; in 3.x only the
+    /// QoS bits are used).
+    pub const fn to_byte(self) -> u8 {
+        (self.qos as u8)
+            | ((self.no_local as u8) << 2)
+            | ((self.retain_as_published as u8) << 3)
+            | ((self.retain_handling as u8) << 4)
+    }
+
+    /// Reads an options byte, or `None` for QoS 3, retain handling 3 or a
+    /// reserved bit set.
+    pub const fn from_byte(byte: u8) -> Option<SubscriptionOptions> {
+        if byte & 0xC0 != 0 {
+            return None;
+        }
+        let qos = match QoS::from_u8(byte & 0x03) {
+            Some(qos) => qos,
+            None => return None,
+        };
+        let retain_handling = match (byte >> 4) & 0x03 {
+            0 => RetainHandling::SendAtSubscribe,
+            1 => RetainHandling::SendIfNew,
+            2 => RetainHandling::DoNotSend,
+            _ => return None,
+        };
+        Some(SubscriptionOptions {
+            qos,
+            no_local: byte & 0x04 != 0,
+            retain_as_published: byte & 0x08 != 0,
+            retain_handling,
+        })
+    }
+}
