@@ -1,15 +1,36 @@
 //! Simulated ESP32 boards and the browser demo of the MQTT tutorial.
+//!
+//! The tutorial ends with two boards, "blue" and "green", each lighting the
+//! other's LED while its own button is pressed. This crate simulates them:
+//!
+//! - [`board`]: the board itself, a [`board::Pins`] (GPIO0 a push button wired
+//!   active-low, GPIO2 an LED), the tutorial's program as a sans-IO
+//!   [`board::Program`], and [`board::Board`], which runs that program on a
+//!   thread of its own over culex's blocking client, as firmware would;
+//! - [`device`]: `culex device`, one board as its own process, in the terminal;
+//! - [`demo`]: `culex demo`, a broker, the boards and a web page ([`web`])
+//!   that draws them live and shows the traffic on `+/btn/0` ([`monitor`]).
+//!
+//! Start at [`demo::Demo::start`] to run the whole thing in-process.
+
+mod args;
+pub mod board;
+pub mod demo;
+pub mod device;
+mod embedded;
+mod firmware;
+pub mod monitor;
+pub mod web;
+
+pub use args::ArgError;
+pub use embedded::EmbeddedBroker;
 
 /// Entry point of `culex device`; `args` excludes the program and command names.
 pub fn device_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex device: not implemented yet");
-    std::process::ExitCode::from(1)
+    device::main(args)
 }
 
 /// Entry point of `culex demo`; `args` excludes the program and command names.
 pub fn demo_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex demo: not implemented yet");
-    std::process::ExitCode::from(1)
+    demo::main(args)
 }

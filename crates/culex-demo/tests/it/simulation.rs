@@ -1,0 +1,60 @@
+//! The simulated boards end to end: one board's button lights the other's LED.
+
+use std::time::Duration;
+
+use culex_demo::board::{Board, Signal};
+
+use crate::support::{board, wait_online, wait_until, TestBroker};
+
+/// The limit: the peer's LED follows the button within 1.5 s.
+const FOLLOW: Duration = Duration::from_millis(1500);
+
+/// Holds `presser`'s button, checks `watcher`'s LED lights within 1.5 s and
+/// `presser`'s own stays dark, then releases and checks it goes out.
+fn press_and_release(presser: &Board, watcher: &Board) {
+    assert!(
+        !watcher.pins().led_on(),
+        "{}'s LED lit before any press",
+        watcher.name()
+    );
+    presser.pins().press();
+    let on = wait_until(FOLLOW, || watcher.pins().led_on());
+    assert!(
+        on.is_some(),
+        "{}'s LED not on within {FOLLOW:?} of pressing {}",
+        watcher.name(),
+        presser.name()
+    );
+    assert!(
+        !presser.pins().led_on(),
+        "pressing {} lit its own LED",
+        presser.name()
+    );
+    presser.pins().release();
+    let off = wait_until(FOLLOW, || !watcher.pins().led_on());
+    assert!(
+        off.is_some(),
+        "{}'s LED not off within {FOLLOW:?} of releasing {}",
+        watcher.name(),
+        presser.name()
+    );
+}
+
+fn blue_and_green_light_each_other(port: u16) {
+    let signal = Signal::new();
+    let blue = board("blue", "green", port, &signal);
+    let green = board("green", "blue", port, &signal);
+    wait_online(&[&blue, &green]);
+    // Let each see the other's first "1", as after power-on.
+    std::thread::sleep(Duration::from_millis(600));
+    press_and_release(&blue, &green);
+    press_and_release(&green, &blue);
+    // And once more the first way, so a board that latched is caught.
+    press_and_release(&blue, &green);
+}
+
+#[test]
+fn blue_and_green_light_each_other_through_mosquitto() {
+    let broker = TestBroker::start();
+    blue_and_green_light_each_other(broker.port);
+}

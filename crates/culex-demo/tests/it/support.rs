@@ -1,0 +1,65 @@
+//! Helpers shared by the tests: brokers, bounded waits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use culex_demo::board::{Board, BoardConfig, Signal};
+
+/// A broker for one test: Debian's mosquitto on a free port.
+pub struct TestBroker {
+    pub port: u16,
+    _mosquitto: culex_testkit::Mosquitto,
+}
+
+impl TestBroker {
+    pub fn start() -> TestBroker {
+        let mosquitto = culex_testkit::Mosquitto::start("");
+        TestBroker {
+            port: mosquitto.port,
+            _mosquitto: mosquitto,
+        }
+    }
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; returns how
+/// long it took, or `None` on timeout.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts board `name` watching `peer` on the broker at 127.0.0.1:`port`.
+pub fn board(name: &str, peer: &str, port: u16, signal: &Arc<Signal>) -> Board {
+    let config = BoardConfig {
+        name: name.into(),
+        peer: peer.into(),
+        host: "127.0.0.1".into(),
+        port,
+    };
+    Board::start(config, Arc::clone(signal)).expect("start board")
+}
+
+/// Waits (at most 5 s) until every board is connected and subscribed.
+pub fn wait_online(boards: &[&Board]) {
+    let online = wait_until(Duration::from_secs(5), || {
+        boards
+            .iter()
+            .all(|b| b.pins().link() == culex_demo::board::Link::Online)
+    });
+    assert!(
+        online.is_some(),
+        "boards not online: {:?}",
+        boards
+            .iter()
+            .map(|b| b.pins().last_error())
+            .collect::<Vec<_>>()
+    );
+}
