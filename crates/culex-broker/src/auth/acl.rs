@@ -1,4 +1,19 @@
 //! mosquitto's acl_file.
+//!
+//! The format, one directive a line (blank lines and `#` comments skipped):
+//! - `user NAME` starts the rules of one user; rules before any `user` line
+//!   apply to clients without a user name;
+//! - `topic [read|write|readwrite|deny] TOPIC` grants (or denies) access to a
+//!   topic or filter, `readwrite` when no access is given;
+//! - `pattern [read|write|readwrite|deny] TOPIC` is a rule for every client,
+//!   with `%c` replaced by the client id and `%u` by the user name.
+//!
+//! A check looks at deny rules first (any match refuses), then at the grants;
+//! a client with no matching grant is refused. `$` topics are only matched by
+//! rules that begin with `$`, by the usual matching rules [MQTT-4.7.2-1].
+
+use std::collections::HashMap;
+use std::path::Path;
 
 /// The access a rule grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,20 +24,482 @@ pub enum Access {
     Write,
 }
 
+/// What one rule says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAccess {
+    /// `read`.
+    Read,
+    /// `write`.
+    Write,
+    /// `readwrite` (also when no access is written).
+    ReadWrite,
+    /// `deny`.
+    Deny,
+}
+
+impl RuleAccess {
+    fn grants(self, access: Access) -> bool {
+        matches!(
+            (self, access),
+            (RuleAccess::ReadWrite, _)
+                | (RuleAccess::Read, Access::Read)
+                | (RuleAccess::Write, Access::Write)
+        )
+    }
+}
+
+/// One `topic` or `pattern` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The access it grants or denies.
+    pub access: RuleAccess,
+    /// The topic or filter, with `%c`/`%u` still in it for patterns.
+    pub topic: String,
+}
+
+/// Why an ACL file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AclError {
+    /// The file could not be read.
+    #[error("unable to open acl_file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line that is not a `user`, `topic` or `pattern` directive.
+    #[error("acl_file line {line}: {reason}")]
+    InvalidLine {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
 /// A parsed ACL file.
 #[derive(Debug, Default, Clone)]
-pub struct Acl {}
+pub struct Acl {
+    /// Rules for clients without a user name.
+    anonymous: Vec<Rule>,
+    /// Rules per user name; a user named in several `user` blocks gets all of them.
+    users: HashMap<String, Vec<Rule>>,
+    /// Patterns for everyone.
+    patterns: Vec<Rule>,
+}
 
 impl Acl {
-    /// Whether the client may read or write `topic`.
-    pub fn check(&self, client_id: &str, username: Option<&str>, topic: &str, access: Access) -> bool {
-        let _ = (client_id, username, topic, access);
-        false
+    /// Reads and parses an ACL file.
+    pub fn load(path: &Path) -> Result<Acl, AclError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AclError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Acl::parse(&text)
     }
 
-    /// Whether the client may subscribe to `filter`.
+    /// Parses the text of an ACL file.
+    pub fn parse(text: &str) -> Result<Acl, AclError> {
+        let mut acl = Acl::default();
+        let mut current_user: Option<String> = None;
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let invalid = |reason: &str| AclError::InvalidLine {
+                line: index + 1,
+                reason: reason.to_string(),
+            };
+            let (keyword, rest) = split_word(line);
+            match keyword {
+                "user" => {
+                    if rest.is_empty() {
+                        return Err(invalid("missing user name"));
+                    }
+                    acl.users.entry(rest.to_string()).or_default();
+                    current_user = Some(rest.to_string());
+                }
+                "topic" | "pattern" => {
+                    let (first, after) = split_word(rest);
+                    let (access, topic) = match first {
+                        "read" => (RuleAccess::Read, after),
+                        "write" => (RuleAccess::Write, after),
+                        "readwrite" => (RuleAccess::ReadWrite, after),
+                        "deny" => (RuleAccess::Deny, after),
+                        _ => (RuleAccess::ReadWrite, rest),
+                    };
+                    if topic.is_empty() {
+                        return Err(invalid(&format!("missing topic in {keyword} line")));
+                    }
+                    if !valid_filter(topic) {
+                        return Err(invalid(&format!("invalid topic '{topic}'")));
+                    }
+                    let rule = Rule {
+                        access,
+                        topic: topic.to_string(),
+                    };
+                    if keyword == "pattern" {
+                        acl.patterns.push(rule);
+                    } else {
+                        match &current_user {
+                            Some(user) => acl.users.entry(user.clone()).or_default().push(rule),
+                            None => acl.anonymous.push(rule),
+                        }
+                    }
+                }
+                other => return Err(invalid(&format!("unknown directive '{other}'"))),
+            }
+        }
+        Ok(acl)
+    }
+
+    /// Whether the client may read or write `topic`.
+    pub fn check(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        self.decide(
+            client_id,
+            username,
+            |rule_topic| culex_codec::topic::matches(rule_topic, topic),
+            |rule| rule.grants(access),
+        )
+    }
+
+    /// Whether the client may subscribe to `filter`: some `read`/`readwrite`
+    /// rule must cover every topic the filter matches (a rule `a/#` covers
+    /// `a/b/+`), and no `deny` rule may cover it.
     pub fn check_subscribe(&self, client_id: &str, username: Option<&str>, filter: &str) -> bool {
-        let _ = (client_id, username, filter);
-        false
+        self.decide(
+            client_id,
+            username,
+            |rule_topic| filter_covers(rule_topic, filter),
+            |rule| rule.grants(Access::Read),
+        )
+    }
+
+    /// Deny rules first, then grants; `applies(rule_topic)` says whether a
+    /// rule's (substituted) topic concerns the request.
+    fn decide(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        applies: impl Fn(&str) -> bool,
+        grants: impl Fn(RuleAccess) -> bool,
+    ) -> bool {
+        let direct: &[Rule] = match username {
+            None => &self.anonymous,
+            Some(name) => self.users.get(name).map(Vec::as_slice).unwrap_or(&[]),
+        };
+
+        let mut patterns = Vec::with_capacity(self.patterns.len());
+        for rule in &self.patterns {
+            match substitute(&rule.topic, client_id, username) {
+                Substituted::Topic(topic) => patterns.push((rule.access, topic)),
+                Substituted::NotApplicable => {}
+                // A client id or user name with wildcards could widen a
+                // pattern to other clients' topics: refuse outright.
+                Substituted::Dangerous => return false,
+            }
+        }
+
+        let denied = direct
+            .iter()
+            .any(|rule| rule.access == RuleAccess::Deny && applies(&rule.topic))
+            || patterns
+                .iter()
+                .any(|(access, topic)| *access == RuleAccess::Deny && applies(topic));
+        if denied {
+            return false;
+        }
+        direct
+            .iter()
+            .any(|rule| grants(rule.access) && applies(&rule.topic))
+            || patterns
+                .iter()
+                .any(|(access, topic)| grants(*access) && applies(topic))
+    }
+}
+
+enum Substituted {
+    Topic(String),
+    /// `%u` in a pattern and the client has no user name.
+    NotApplicable,
+    /// The replacement contains `+`, `#` or `/`.
+    Dangerous,
+}
+
+fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> Substituted {
+    if !pattern.contains('%') {
+        return Substituted::Topic(pattern.to_string());
+    }
+    let dangerous = |value: &str| value.contains(['+', '#', '/']);
+    let mut out = String::with_capacity(pattern.len() + client_id.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('c') => {
+                if dangerous(client_id) {
+                    return Substituted::Dangerous;
+                }
+                out.push_str(client_id);
+            }
+            Some('u') => match username {
+                None => return Substituted::NotApplicable,
+                Some(name) if dangerous(name) => return Substituted::Dangerous,
+                Some(name) => out.push_str(name),
+            },
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    Substituted::Topic(out)
+}
+
+fn split_word(text: &str) -> (&str, &str) {
+    match text.split_once([' ', '\t']) {
+        Some((word, rest)) => (word, rest.trim_start()),
+        None => (text, ""),
+    }
+}
+
+/// A topic filter's grammar: `#` only alone and last, `+` only alone.
+fn valid_filter(filter: &str) -> bool {
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return false;
+        }
+        if level.contains('+') && level != "+" {
+            return false;
+        }
+    }
+    !filter.contains('\0')
+}
+
+/// Whether every topic matched by `filter` is also matched by `rule`.
+fn filter_covers(rule: &str, filter: &str) -> bool {
+    // [MQTT-4.7.2-1]: a rule starting with a wildcard says nothing about `$` topics.
+    if filter.starts_with('$') && (rule.starts_with('+') || rule.starts_with('#')) {
+        return false;
+    }
+    let mut rule_levels = rule.split('/');
+    let mut filter_levels = filter.split('/');
+    loop {
+        match (rule_levels.next(), filter_levels.next()) {
+            (Some("#"), _) => return true,
+            (None, None) => return true,
+            (Some(_), None) | (None, Some(_)) => return false,
+            (Some("+"), Some(level)) => {
+                if level == "#" {
+                    return false;
+                }
+            }
+            (Some(r), Some(f)) => {
+                if r != f {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+# anonymous clients
+topic read public/#
+topic deny public/secret
+
+user alice
+topic readwrite alice/#
+topic write cmd/+/set
+topic read $SYS/broker/uptime
+
+user bob
+topic bob/#
+topic deny bob/private/#
+
+pattern read clients/%c/in
+pattern write clients/%c/out
+pattern readwrite users/%u/#
+";
+
+    fn acl() -> Acl {
+        Acl::parse(FILE).unwrap()
+    }
+
+    #[test]
+    fn publish_and_receive_table() {
+        use Access::{Read, Write};
+        let acl = acl();
+        let table: &[(&str, Option<&str>, &str, Access, bool)] = &[
+            // Rules before the first `user` line are the anonymous ones.
+            ("c1", None, "public/news", Read, true),
+            ("c1", None, "public/news", Write, false),
+            ("c1", None, "public/secret", Read, false),
+            ("c1", None, "alice/x", Read, false),
+            ("c1", Some("alice"), "public/news", Read, false),
+            ("c1", Some("alice"), "alice/x", Write, true),
+            ("c1", Some("alice"), "alice", Read, true),
+            ("c1", Some("alice"), "cmd/lamp/set", Write, true),
+            ("c1", Some("alice"), "cmd/lamp/set", Read, false),
+            ("c1", Some("alice"), "cmd/lamp/get", Write, false),
+            ("c1", Some("alice"), "$SYS/broker/uptime", Read, true),
+            ("c1", Some("bob"), "bob/a", Write, true),
+            // Deny rules win over grants.
+            ("c1", Some("bob"), "bob/private/diary", Read, false),
+            ("c1", Some("bob"), "bob/private", Read, false),
+            // Unknown users get only patterns.
+            ("c1", Some("carol"), "bob/a", Read, false),
+            ("dev7", Some("carol"), "clients/dev7/in", Read, true),
+            ("dev7", Some("carol"), "clients/dev7/in", Write, false),
+            ("dev7", Some("carol"), "clients/dev8/in", Read, false),
+            ("dev7", None, "clients/dev7/out", Write, true),
+            ("dev7", Some("carol"), "users/carol/a/b", Write, true),
+            ("dev7", Some("carol"), "users/alice/a", Read, false),
+            // `%u` never applies to anonymous clients.
+            ("dev7", None, "users//a", Read, false),
+        ];
+        for (client, user, topic, access, expected) in table {
+            assert_eq!(
+                acl.check(client, *user, topic, *access),
+                *expected,
+                "{client} {user:?} {topic} {access:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dollar_topics_only_match_dollar_rules() {
+        // [MQTT-4.7.2-1]
+        let acl = Acl::parse("user root\ntopic #\ntopic read $SYS/#\n").unwrap();
+        assert!(acl.check("c", Some("root"), "a/b", Access::Write));
+        assert!(!acl.check("c", Some("root"), "$internal/x", Access::Write));
+        assert!(acl.check("c", Some("root"), "$SYS/broker/load", Access::Read));
+        assert!(!acl.check("c", Some("root"), "$SYS/broker/load", Access::Write));
+        let plus = Acl::parse("user root\ntopic +/b\n").unwrap();
+        assert!(!plus.check("c", Some("root"), "$x/b", Access::Read));
+        assert!(plus.check("c", Some("root"), "x/b", Access::Read));
+    }
+
+    #[test]
+    fn wildcards_in_client_id_or_user_defeat_patterns() {
+        let acl = Acl::parse("pattern readwrite clients/%c/#\npattern read users/%u\n").unwrap();
+        assert!(acl.check("a", None, "clients/a/x", Access::Read));
+        for id in ["+", "#", "a/b"] {
+            assert!(
+                !acl.check(id, None, &format!("clients/{id}/x"), Access::Read),
+                "{id}"
+            );
+        }
+        assert!(!acl.check("a", Some("#"), "clients/a/x", Access::Read));
+    }
+
+    #[test]
+    fn subscribe_table() {
+        let acl = acl();
+        let table: &[(&str, Option<&str>, &str, bool)] = &[
+            ("c", Some("alice"), "alice/#", true),
+            ("c", Some("alice"), "alice/b/+", true),
+            ("c", Some("alice"), "alice/+/c", true),
+            ("c", Some("alice"), "#", false),
+            ("c", Some("alice"), "+/x", false),
+            // Write-only rules do not allow subscribing.
+            ("c", Some("alice"), "cmd/lamp/set", false),
+            ("c", Some("alice"), "$SYS/broker/uptime", true),
+            ("c", Some("alice"), "$SYS/#", false),
+            ("c", None, "public/#", true),
+            ("c", None, "public/weather/+", true),
+            // A deny rule covering the filter refuses it.
+            ("c", None, "public/secret", false),
+            ("c", Some("bob"), "bob/private/#", false),
+            ("c", Some("bob"), "bob/public/+", true),
+            ("dev1", None, "clients/dev1/in", true),
+            ("dev1", None, "clients/+/in", false),
+            ("dev1", None, "clients/dev1/out", false),
+            ("dev1", Some("zed"), "users/zed/#", true),
+            ("dev1", Some("zed"), "users/zed", true),
+        ];
+        for (client, user, filter, expected) in table {
+            assert_eq!(
+                acl.check_subscribe(client, *user, filter),
+                *expected,
+                "{client} {user:?} {filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn filter_covers_table() {
+        let table: &[(&str, &str, bool)] = &[
+            ("a/#", "a/b/+", true),
+            ("a/#", "a", true),
+            ("a/#", "a/#", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a/+", true),
+            ("a/+", "a/#", false),
+            ("a/+", "a/b/c", false),
+            ("a/b", "a/+", false),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("$SYS/#", "$SYS/x", true),
+            ("#", "anything/at/all", true),
+            ("a/b", "a/b", true),
+            ("a/b", "a/bc", false),
+        ];
+        for (rule, filter, expected) in table {
+            assert_eq!(
+                filter_covers(rule, filter),
+                *expected,
+                "{rule} covers {filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_rules_means_nothing_allowed() {
+        let acl = Acl::parse("# empty\n").unwrap();
+        assert!(!acl.check("c", None, "a", Access::Read));
+        assert!(!acl.check_subscribe("c", Some("u"), "a"));
+    }
+
+    #[test]
+    fn topics_with_spaces_and_repeated_users() {
+        let acl = Acl::parse("user eve\ntopic read a b/c\nuser other\nuser eve\ntopic write x\n")
+            .unwrap();
+        assert!(acl.check("c", Some("eve"), "a b/c", Access::Read));
+        assert!(acl.check("c", Some("eve"), "x", Access::Write));
+        assert!(!acl.check("c", Some("other"), "x", Access::Write));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        for (text, line) in [
+            ("topic read a\nfoo bar\n", 2),
+            ("\n\nuser\n", 3),
+            ("topic read\n", 1),
+            ("pattern deny a/#/b\n", 1),
+            ("topic a+\n", 1),
+        ] {
+            match Acl::parse(text) {
+                Err(AclError::InvalidLine { line: got, .. }) => assert_eq!(got, line, "{text:?}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
     }
 }

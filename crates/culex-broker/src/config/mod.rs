@@ -1,10 +1,102 @@
 //! mosquitto.conf: parsing, validation and the settings the broker runs with.
 //!
-//! (Contract for the parser and the broker core; the parser fills it in.)
+//! Start at [`Config::from_file`] (or [`Config::local_only`] without a file).
+//! Everything mosquitto 2.0 accepts is known: served, accepted with a warning
+//! in [`Config::warnings`], or refused with [`ConfigError::Unsupported`].
+//!
+//! culex adds one option of its own:
+//!
+//! ```text
+//! # Publish presence events: a retained $SYS/broker/clients/ID/state (1 or 0)
+//! # and a connect/disconnect event per client. Default false.
+//! presence_events true
+//! ```
+
+pub mod cli_args;
+mod parse;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The port of local-only mode and of `port` when no `-p` is given.
+pub const DEFAULT_PORT: u16 = 1883;
+/// `auto_id_prefix` when the config does not set one.
+pub const DEFAULT_AUTO_ID_PREFIX: &str = "auto-";
+/// `sys_interval` when the config does not set one, in seconds.
+pub const DEFAULT_SYS_INTERVAL_SECS: u64 = 10;
+/// The largest PUBLISH payload MQTT allows.
+pub const MQTT_MAX_PAYLOAD: u32 = 268_435_455;
+/// Every `log_type` name (`all` selects them all).
+pub const LOG_TYPES: &[&str] = &[
+    "debug",
+    "error",
+    "warning",
+    "notice",
+    "information",
+    "subscribe",
+    "unsubscribe",
+    "websockets",
+];
+/// `log_type` when the config does not set one.
+pub const DEFAULT_LOG_TYPES: &[&str] = &["error", "warning", "notice", "information"];
+
+/// The notice lines mosquitto 2.0 logs, in this order, when it starts in
+/// local-only mode (no listener configured).
+pub const LOCAL_ONLY_MESSAGES: [&str; 3] = [
+    "Starting in local only mode. Connections will only be possible from clients running on this machine.",
+    "Create a configuration file which defines a listener to allow remote access.",
+    "For more details see https://mosquitto.org/documentation/authentication-methods/",
+];
+/// mosquitto 2.0's notice when started without `-c`.
+pub const USING_DEFAULT_CONFIG_MESSAGE: &str = "Using default config.";
+
+/// Why a configuration cannot be used. Start-up stops on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file (or an included one) could not be read.
+    #[error("unable to open configuration file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An option mosquitto 2.0 does not have either.
+    #[error("{}:{line}: unknown option '{option}'", file.display())]
+    UnknownOption {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The option as written.
+        option: String,
+    },
+    /// A known option with a bad or missing value, or in the wrong place.
+    #[error("{}:{line}: {option}: {reason}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The option.
+        option: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A mosquitto option for a feature culex does not serve yet.
+    #[error("{}:{line}: option '{option}' is not supported by culex yet ({feature})", file.display())]
+    Unsupported {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The option.
+        option: String,
+        /// The feature it belongs to.
+        feature: String,
+    },
+}
 
 /// Everything the broker runs with, after the config file and command line.
 #[derive(Debug, Clone)]
@@ -36,6 +128,36 @@ pub struct Config {
     pub presence_events: bool,
     /// The files the config was read from, for messages and reloads.
     pub source: Option<PathBuf>,
+    /// Options accepted that change nothing (or not yet), one line each,
+    /// `FILE:LINE: OPTION: why`, for the broker to log as warnings.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads a mosquitto.conf and its `include_dir`s. `cmd_ports` are the
+    /// `-p` ports, which count only when the file configures no listener.
+    pub fn from_file(path: &Path, cmd_ports: &[u16]) -> Result<Config, ConfigError> {
+        parse::parse_file(path, cmd_ports)
+    }
+
+    /// Parses configuration text; `name` is used in messages (an
+    /// `include_dir` in it is still read from disk).
+    pub fn parse(text: &str, name: &Path, cmd_ports: &[u16]) -> Result<Config, ConfigError> {
+        parse::parse_text(text, name, cmd_ports)
+    }
+
+    /// mosquitto 2's configuration without a file: local-only mode on each of
+    /// `ports` (1883 when empty), anonymous clients allowed.
+    pub fn local_only(ports: &[u16]) -> Config {
+        parse::defaults(ports)
+    }
+}
+
+impl Default for Config {
+    /// [`Config::local_only`] on port 1883.
+    fn default() -> Config {
+        Config::local_only(&[])
+    }
 }
 
 /// One listening socket.
@@ -54,7 +176,7 @@ pub struct Listener {
 }
 
 /// Authentication and authorisation settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Security {
     /// `allow_anonymous` after mosquitto 2's defaults are applied.
     pub allow_anonymous: bool,
@@ -66,6 +188,19 @@ pub struct Security {
     pub allow_zero_length_clientid: bool,
     /// `auto_id_prefix` (default `auto-`).
     pub auto_id_prefix: String,
+}
+
+impl Default for Security {
+    /// mosquitto 2's defaults for a configured listener: no anonymous clients.
+    fn default() -> Security {
+        Security {
+            allow_anonymous: false,
+            password_file: None,
+            acl_file: None,
+            allow_zero_length_clientid: true,
+            auto_id_prefix: DEFAULT_AUTO_ID_PREFIX.to_string(),
+        }
+    }
 }
 
 /// Broker-wide limits; `None` means unlimited.
@@ -93,6 +228,24 @@ pub struct Limits {
     pub upgrade_outgoing_qos: bool,
 }
 
+impl Default for Limits {
+    /// mosquitto 2's defaults.
+    fn default() -> Limits {
+        Limits {
+            max_inflight_messages: Some(20),
+            max_queued_messages: Some(1000),
+            max_queued_bytes: None,
+            message_size_limit: None,
+            max_packet_size: None,
+            max_keepalive: u16::MAX,
+            max_qos: culex_codec::QoS::ExactlyOnce,
+            retain_available: true,
+            max_connections: None,
+            upgrade_outgoing_qos: false,
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -108,6 +261,20 @@ pub struct LogConfig {
     pub timestamp_format: Option<String>,
     /// `-v` on the command line: everything, including per-packet debug lines.
     pub verbose: bool,
+}
+
+impl Default for LogConfig {
+    /// mosquitto 2's defaults: stderr; errors, warnings, notices and information.
+    fn default() -> LogConfig {
+        LogConfig {
+            dest: vec![LogDest::Stderr],
+            types: DEFAULT_LOG_TYPES.iter().map(|t| t.to_string()).collect(),
+            connection_messages: true,
+            timestamp: true,
+            timestamp_format: None,
+            verbose: false,
+        }
+    }
 }
 
 /// Where log lines go.
@@ -141,3 +308,6 @@ pub struct Persistence {
     /// `autosave_on_changes`.
     pub autosave_on_changes: bool,
 }
+
+#[cfg(test)]
+mod tests;

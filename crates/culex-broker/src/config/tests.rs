@@ -1,0 +1,456 @@
+//! Table tests for the mosquitto.conf reader.
+
+use super::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("mosquitto.conf"), &[])
+}
+
+fn addrs(listener: &Listener) -> Vec<String> {
+    listener.addrs.iter().map(|a| a.to_string()).collect()
+}
+
+/// Debian's /etc/mosquitto/mosquitto.conf as shipped (mosquitto 2.0.11-1).
+const DEBIAN_STOCK: &str = "\
+# Place your local configuration in /etc/mosquitto/conf.d/
+#
+# A full description of the configuration file is at
+# /usr/share/doc/mosquitto/examples/mosquitto.conf.example
+
+pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+";
+
+#[test]
+fn debian_stock_config_loads() {
+    let config = parse(DEBIAN_STOCK).unwrap();
+    assert!(config.local_only, "the stock file defines no listener");
+    assert!(config.security.allow_anonymous);
+    assert_eq!(
+        config.pid_file,
+        Some(PathBuf::from("/run/mosquitto/mosquitto.pid"))
+    );
+    assert!(config.persistence.enabled);
+    assert_eq!(
+        config.persistence.location,
+        Some(PathBuf::from("/var/lib/mosquitto/"))
+    );
+    assert_eq!(
+        config.log.dest,
+        [LogDest::File(PathBuf::from(
+            "/var/log/mosquitto/mosquitto.log"
+        ))]
+    );
+    let warning = config
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("mosquitto.conf:8: persistence:"));
+    assert!(
+        warning.is_some_and(|w| w.contains("memory only")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn empty_file_is_local_only_mode() {
+    let config = parse("# nothing\n\n").unwrap();
+    assert!(config.local_only);
+    assert!(config.security.allow_anonymous);
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.listeners[0].port, 1883);
+    assert_eq!(
+        addrs(&config.listeners[0]),
+        ["127.0.0.1:1883", "[::1]:1883"]
+    );
+    // Defaults of mosquitto 2.0.
+    assert_eq!(config.limits.max_inflight_messages, Some(20));
+    assert_eq!(config.limits.max_queued_messages, Some(1000));
+    assert_eq!(config.limits.max_keepalive, 65535);
+    assert_eq!(config.limits.max_qos, culex_codec::QoS::ExactlyOnce);
+    assert!(config.limits.retain_available);
+    assert_eq!(config.security.auto_id_prefix, "auto-");
+    assert!(config.security.allow_zero_length_clientid);
+    assert_eq!(config.sys_interval, Duration::from_secs(10));
+    assert_eq!(config.log.dest, [LogDest::Stderr]);
+    assert_eq!(config.log.types, DEFAULT_LOG_TYPES);
+    assert!(config.log.connection_messages && config.log.timestamp);
+    assert!(!config.presence_events);
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn p_ports_apply_only_in_local_only_mode() {
+    let local = Config::parse("", Path::new("m.conf"), &[1884, 1885]).unwrap();
+    assert_eq!(
+        local.listeners.iter().map(|l| l.port).collect::<Vec<_>>(),
+        [1884, 1885]
+    );
+    let configured = Config::parse("listener 1886\n", Path::new("m.conf"), &[1884]).unwrap();
+    assert_eq!(configured.listeners.len(), 1);
+    assert_eq!(configured.listeners[0].port, 1886);
+    assert!(configured
+        .warnings
+        .iter()
+        .any(|w| w.contains("-p is ignored")));
+}
+
+#[test]
+fn listeners_and_anonymous_default() {
+    let config = parse("listener 1883\nlistener 0 127.0.0.1\nlistener 8883 ::1\n").unwrap();
+    assert!(!config.local_only);
+    // mosquitto 2: a configured listener means no anonymous clients by default.
+    assert!(!config.security.allow_anonymous);
+    assert_eq!(config.listeners.len(), 3);
+    assert_eq!(addrs(&config.listeners[0]), ["0.0.0.0:1883", "[::]:1883"]);
+    assert_eq!(addrs(&config.listeners[1]), ["127.0.0.1:0"]);
+    assert_eq!(config.listeners[1].port, 0);
+    assert_eq!(addrs(&config.listeners[2]), ["[::1]:8883"]);
+    assert!(config.listeners.iter().all(|l| l.security.is_none()));
+
+    let named = parse("listener 1883 localhost\n").unwrap();
+    let ips: Vec<IpAddr> = named.listeners[0].addrs.iter().map(|a| a.ip()).collect();
+    assert!(ips.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{ips:?}");
+    assert!(ips.iter().all(|ip| ip.is_loopback()));
+}
+
+#[test]
+fn port_and_bind_address_make_the_default_listener() {
+    let config = parse("port 1999\n").unwrap();
+    assert!(!config.local_only);
+    assert_eq!(addrs(&config.listeners[0]), ["0.0.0.0:1999", "[::]:1999"]);
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("mosquitto.conf:1: port: ") && w.contains("deprecated")));
+    let bound = parse("bind_address 127.0.0.1\n").unwrap();
+    assert_eq!(addrs(&bound.listeners[0]), ["127.0.0.1:1883"]);
+    let both = parse("bind_address ::1\nport 1777\nlistener 1778 127.0.0.1\n").unwrap();
+    assert_eq!(
+        both.listeners.iter().map(addrs).collect::<Vec<_>>(),
+        [vec!["[::1]:1777"], vec!["127.0.0.1:1778"]]
+    );
+}
+
+#[test]
+fn socket_domain_keeps_one_family() {
+    let config =
+        parse("listener 1883\nsocket_domain ipv4\nlistener 1884\nsocket_domain ipv6\n").unwrap();
+    assert_eq!(addrs(&config.listeners[0]), ["0.0.0.0:1883"]);
+    assert_eq!(addrs(&config.listeners[1]), ["[::]:1884"]);
+    let err = parse("listener 1883 127.0.0.1\nsocket_domain ipv6\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("mosquitto.conf:2: socket_domain:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn security_and_limits_are_read() {
+    let config = parse(
+        "listener 1883\n\
+         allow_anonymous true\n\
+         password_file /etc/mosquitto/pw file\n\
+         acl_file acl\n\
+         allow_zero_length_clientid false\n\
+         auto_id_prefix dev-\n\
+         max_inflight_messages 0\n\
+         max_queued_messages 5\n\
+         max_queued_bytes 1000\n\
+         message_size_limit 1024\n\
+         max_packet_size 2048\n\
+         max_keepalive 120\n\
+         max_qos 1\n\
+         retain_available false\n\
+         upgrade_outgoing_qos true\n\
+         persistent_client_expiration 2h\n\
+         sys_interval 0\n\
+         presence_events true\n\
+         connection_messages false\n\
+         log_timestamp false\n\
+         log_timestamp_format %Y-%m-%dT%H:%M:%S %z\n\
+         log_dest stdout\n\
+         log_dest file /tmp/x y.log\n\
+         log_type error\n\
+         log_type subscribe\n\
+         pid_file /run/c.pid\n",
+    )
+    .unwrap();
+    let s = &config.security;
+    assert!(s.allow_anonymous);
+    assert_eq!(
+        s.password_file,
+        Some(PathBuf::from("/etc/mosquitto/pw file"))
+    );
+    assert_eq!(s.acl_file, Some(PathBuf::from("acl")));
+    assert!(!s.allow_zero_length_clientid);
+    assert_eq!(s.auto_id_prefix, "dev-");
+    let l = &config.limits;
+    assert_eq!(l.max_inflight_messages, None);
+    assert_eq!(l.max_queued_messages, Some(5));
+    assert_eq!(l.max_queued_bytes, Some(1000));
+    assert_eq!(l.message_size_limit, Some(1024));
+    assert_eq!(l.max_packet_size, Some(2048));
+    assert_eq!(l.max_keepalive, 120);
+    assert_eq!(l.max_qos, culex_codec::QoS::AtLeastOnce);
+    assert!(!l.retain_available);
+    assert!(l.upgrade_outgoing_qos);
+    assert_eq!(
+        config.persistent_client_expiration,
+        Some(Duration::from_secs(7200))
+    );
+    assert_eq!(config.sys_interval, Duration::ZERO);
+    assert!(config.presence_events);
+    assert!(!config.log.connection_messages && !config.log.timestamp);
+    assert_eq!(
+        config.log.timestamp_format.as_deref(),
+        Some("%Y-%m-%dT%H:%M:%S %z")
+    );
+    assert_eq!(
+        config.log.dest,
+        [
+            LogDest::Stdout,
+            LogDest::File(PathBuf::from("/tmp/x y.log"))
+        ]
+    );
+    assert_eq!(config.log.types, ["error", "subscribe"]);
+    assert_eq!(config.pid_file, Some(PathBuf::from("/run/c.pid")));
+}
+
+#[test]
+fn max_connections_global_and_per_listener() {
+    let config = parse("max_connections 10\nport 1883\nlistener 1884\nmax_connections -1\nlistener 1885\nmax_connections 3\n")
+        .unwrap();
+    assert_eq!(config.limits.max_connections, Some(10));
+    let per: Vec<Option<usize>> = config.listeners.iter().map(|l| l.max_connections).collect();
+    assert_eq!(per, [Some(10), None, Some(3)]);
+}
+
+#[test]
+fn per_listener_settings_give_each_listener_its_security() {
+    let config = parse(
+        "per_listener_settings true\n\
+         listener 1883 127.0.0.1\n\
+         allow_anonymous true\n\
+         listener 1884 127.0.0.1\n\
+         password_file pw\n\
+         mount_point tenant/\n",
+    )
+    .unwrap();
+    assert!(config.per_listener_settings);
+    let first = config.listeners[0].security.as_ref().unwrap();
+    let second = config.listeners[1].security.as_ref().unwrap();
+    assert!(first.allow_anonymous && first.password_file.is_none());
+    assert!(!second.allow_anonymous);
+    assert_eq!(second.password_file, Some(PathBuf::from("pw")));
+    assert_eq!(config.listeners[1].mount_point.as_deref(), Some("tenant/"));
+    assert_eq!(config.listeners[0].mount_point, None);
+
+    // Without per_listener_settings, a later allow_anonymous is global.
+    let global = parse("listener 1883\nlistener 1884\nallow_anonymous true\n").unwrap();
+    assert!(global.security.allow_anonymous);
+    assert!(global.listeners.iter().all(|l| l.security.is_none()));
+}
+
+#[test]
+fn persistent_client_expiration_units() {
+    let table = [
+        ("1h", 3600),
+        ("2h", 7200),
+        ("1d", 86_400),
+        ("14d", 14 * 86_400),
+        ("1w", 604_800),
+        ("1m", 30 * 86_400),
+        ("1y", 365 * 86_400),
+    ];
+    for (value, seconds) in table {
+        let config = parse(&format!("persistent_client_expiration {value}\n")).unwrap();
+        assert_eq!(
+            config.persistent_client_expiration,
+            Some(Duration::from_secs(seconds)),
+            "{value}"
+        );
+    }
+    for bad in ["1", "d", "1s", "-1d", "0d", "x1d", "99999999999999999y"] {
+        assert!(
+            parse(&format!("persistent_client_expiration {bad}\n")).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn harmless_options_are_accepted_with_warnings() {
+    let config = parse(
+        "listener 1883\nuser mosquitto\nset_tcp_nodelay true\ncheck_retain_source true\nqueue_qos0_messages false\n\
+         memory_limit 0\nwebsockets_log_level 0\nmax_keepalive 60\nprotocol mqtt\nautosave_interval 1800\n\
+         autosave_on_changes false\npersistence_file m.db\nlog_facility 5\n",
+    )
+    .unwrap();
+    assert_eq!(config.persistence.autosave_interval, Some(1800));
+    assert_eq!(config.persistence.file.as_deref(), Some("m.db"));
+    for option in [
+        "user",
+        "check_retain_source",
+        "queue_qos0_messages",
+        "memory_limit",
+        "websockets_log_level",
+    ] {
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!(": {option}: "))),
+            "{option}: {:?}",
+            config.warnings
+        );
+    }
+    assert!(!config
+        .warnings
+        .iter()
+        .any(|w| w.contains("set_tcp_nodelay")));
+    // No persistence warning when persistence is off.
+    assert!(!config.warnings.iter().any(|w| w.contains("memory only")));
+}
+
+#[test]
+fn errors_name_file_line_and_option() {
+    let table: &[(&str, &str)] = &[
+        ("listener 1883\nfoo bar\n", "mosquitto.conf:2: unknown option 'foo'"),
+        ("\n\n\nallow_anonymous maybe\n", "mosquitto.conf:4: allow_anonymous: invalid value 'maybe', expected true or false"),
+        ("max_inflight_messages abc\n", "mosquitto.conf:1: max_inflight_messages: invalid value 'abc', expected a number in range"),
+        ("max_qos 3\n", "mosquitto.conf:1: max_qos: invalid value '3', expected 0, 1 or 2"),
+        ("listener 70000\n", "mosquitto.conf:1: listener: invalid value '70000', expected a number in range"),
+        ("listener\n", "mosquitto.conf:1: listener: missing value"),
+        ("listener 1883 127.0.0.1 extra\n", "mosquitto.conf:1: listener: too many values in '1883 127.0.0.1 extra'"),
+        ("max_packet_size 10\n", "mosquitto.conf:1: max_packet_size: must be at least 20 bytes"),
+        ("message_size_limit 268435456\n", "mosquitto.conf:1: message_size_limit: 268435456 is above the MQTT maximum of 268435455"),
+        ("password_file\n", "mosquitto.conf:1: password_file: missing value"),
+        ("password_file a\npassword_file b\n", "mosquitto.conf:2: password_file: duplicate value in configuration"),
+        ("log_dest carrier-pigeon\n", "mosquitto.conf:1: log_dest: invalid value 'carrier-pigeon', expected stdout, stderr, syslog, topic, file or none"),
+        ("log_dest file\n", "mosquitto.conf:1: log_dest: 'file' needs a file name"),
+        ("log_type verbose\n", "mosquitto.conf:1: log_type: invalid value 'verbose', expected debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none or all"),
+        ("listener 1883\nallow_anonymous true\nper_listener_settings true\n", "mosquitto.conf:3: per_listener_settings: must be set before any listener or security option"),
+        ("sys_interval -1\n", "mosquitto.conf:1: sys_interval: invalid value '-1', expected a number in range"),
+        ("mount_point a/#\n", "mosquitto.conf:1: mount_point: invalid mount point 'a/#'"),
+        ("listener 1883 no-such-host.invalid\n", "mosquitto.conf:1: listener: cannot resolve 'no-such-host.invalid'"),
+        // Later features are refused by name.
+        ("listener 8883\ncafile /etc/ca.pem\n", "mosquitto.conf:2: option 'cafile' is not supported by culex yet (TLS)"),
+        ("certfile c\n", "mosquitto.conf:1: option 'certfile' is not supported by culex yet (TLS)"),
+        ("keyfile k\n", "mosquitto.conf:1: option 'keyfile' is not supported by culex yet (TLS)"),
+        ("listener 9001\nprotocol websockets\n", "mosquitto.conf:2: option 'protocol' is not supported by culex yet (websockets listeners)"),
+        ("connection cloud\naddress 1.2.3.4\n", "mosquitto.conf:1: option 'connection' is not supported by culex yet (bridges)"),
+        ("bridge_protocol_version mqttv311\n", "mosquitto.conf:1: option 'bridge_protocol_version' is not supported by culex yet (bridges)"),
+        ("plugin /usr/lib/x.so\n", "mosquitto.conf:1: option 'plugin' is not supported by culex yet (plugins)"),
+        ("auth_plugin /usr/lib/x.so\n", "mosquitto.conf:1: option 'auth_plugin' is not supported by culex yet (plugins)"),
+        ("auth_opt_db x\n", "mosquitto.conf:1: option 'auth_opt_db' is not supported by culex yet (plugins)"),
+        ("listener 0 /tmp/mqtt.sock\n", "mosquitto.conf:1: option 'listener' is not supported by culex yet (unix socket listeners)"),
+    ];
+    for (text, message) in table {
+        match parse(text) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(err) => {
+                let shown = err.to_string();
+                assert!(
+                    shown.starts_with(message),
+                    "{text:?}\n got: {shown}\nwant: {message}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn include_dir_reads_conf_files_in_mosquitto_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_d = dir.path().join("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    // The man page's example order: 00, 01, A, a, B, b.
+    for (port, name) in [
+        (10_004, "a.conf"),
+        (10_006, "b.conf"),
+        (10_002, "01.conf"),
+        (10_003, "A.conf"),
+        (10_005, "B.conf"),
+        (10_001, "00.conf"),
+    ] {
+        std::fs::write(conf_d.join(name), format!("listener {port} 127.0.0.1\n")).unwrap();
+    }
+    std::fs::write(conf_d.join("notes.txt"), "not a config\n").unwrap();
+    std::fs::write(conf_d.join("x.conf.disabled"), "garbage\n").unwrap();
+    let main = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &main,
+        format!("allow_anonymous true\ninclude_dir {}\n", conf_d.display()),
+    )
+    .unwrap();
+    let config = Config::from_file(&main, &[]).unwrap();
+    let ports: Vec<u16> = config.listeners.iter().map(|l| l.port).collect();
+    assert_eq!(ports, [10_001, 10_002, 10_003, 10_004, 10_005, 10_006]);
+    assert_eq!(config.source, Some(main.clone()));
+
+    // An error in an included file names that file and its line.
+    std::fs::write(conf_d.join("c.conf"), "# comment\nbogus_option 1\n").unwrap();
+    let err = Config::from_file(&main, &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2: unknown option 'bogus_option'",
+            conf_d.join("c.conf").display()
+        )
+    );
+
+    // include_dir only counts in the main file.
+    std::fs::write(
+        conf_d.join("c.conf"),
+        format!("include_dir {}\n", dir.path().display()),
+    )
+    .unwrap();
+    let err = Config::from_file(&main, &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("c.conf:1: include_dir: only allowed in the main configuration file"),
+        "{err}"
+    );
+
+    let missing = parse("include_dir /nonexistent/conf.d\n").unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .starts_with("mosquitto.conf:1: include_dir: unable to open directory"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let err = Config::from_file(Path::new("/nonexistent/m.conf"), &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert!(
+        err.to_string()
+            .starts_with("unable to open configuration file /nonexistent/m.conf:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_only_listeners_bind_loopback_of_both_families() {
+    let config = Config::local_only(&[]);
+    let ips: Vec<IpAddr> = config.listeners[0].addrs.iter().map(|a| a.ip()).collect();
+    assert_eq!(
+        ips,
+        [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        ]
+    );
+    assert_eq!(LOCAL_ONLY_MESSAGES[0], "Starting in local only mode. Connections will only be possible from clients running on this machine.");
+}
