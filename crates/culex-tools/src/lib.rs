@@ -24,9 +24,5 @@ pub fn rr_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     run::main(args::Tool::Rr, args)
 }
 
-/// Entry point of `culex passwd`; `args` excludes the program and command names.
-pub fn passwd_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("culex passwd: not implemented yet");
-    std::process::ExitCode::from(1)
-}
+mod passwd;
+pub use passwd::passwd_main;

@@ -4,3 +4,4 @@
 mod args;
 mod common;
 mod format;
+mod passwd;
