@@ -1,0 +1,403 @@
+//! One MQTT connection of the load generator: the handshake, and a lean loop
+//! that drives a [`Role`] (publisher, subscriber or idle connection).
+//!
+//! The loop owns one read and one write buffer. Outgoing packets are encoded
+//! straight into the write buffer and go out in one `write` per wake-up;
+//! incoming bytes are read into the read buffer and decoded in place, every
+//! complete frame of a read in one pass. Nothing is copied per message.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use culex_codec::packet::{Connect, Disconnect, PubResponse, Publish, Subscribe};
+use culex_codec::topic::{TopicFilter, TopicName};
+use culex_codec::{
+    check_frame, decode_packet, DecodeError, EncodeError, Packet, PacketId, Properties, Protocol,
+    QoS, ReasonCode, Seq, SubscriptionOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+/// Once the write buffer holds this much, stop producing until it drains.
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
+/// Room kept free in the read buffer before each read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest packet accepted: the protocol's own limit.
+const MAX_PACKET: u32 = 268_435_460;
+/// Busy iterations between voluntary yields, so a flat-out connection does not
+/// starve the others sharing its worker thread.
+const YIELD_EVERY: u32 = 16;
+
+/// Why a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// A socket error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The broker did not answer in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The broker refused the connection or subscription.
+    #[error("{0} refused: {1:?}")]
+    Refused(&'static str, ReasonCode),
+    /// The broker sent bytes that are not valid MQTT.
+    #[error("bad packet from broker: {0}")]
+    Decode(#[from] DecodeError),
+    /// A packet could not be encoded (a bad option, such as an over-long topic).
+    #[error("cannot encode: {0}")]
+    Encode(#[from] EncodeError),
+    /// The broker closed the connection.
+    #[error("connection closed by broker")]
+    Closed,
+    /// The broker sent DISCONNECT (5.0).
+    #[error("broker sent DISCONNECT: {0:?}")]
+    Disconnected(ReasonCode),
+    /// The output could not be flushed before the run's end.
+    #[error("output still unsent at the end of the drain")]
+    Stalled,
+}
+
+impl ConnError {
+    /// A short description of the kind of error, for counting.
+    pub fn kind(&self) -> String {
+        match self {
+            ConnError::Io(e) => format!("io: {}", e.kind()),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// How to open one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectParams<'a> {
+    /// The broker.
+    pub addr: SocketAddr,
+    /// The local address to bind, if chosen.
+    pub source: Option<IpAddr>,
+    /// MQTT version.
+    pub protocol: Protocol,
+    /// Client identifier.
+    pub client_id: &'a str,
+    /// Keep alive, in seconds.
+    pub keep_alive: u16,
+    /// User name.
+    pub username: Option<&'a str>,
+    /// Password.
+    pub password: Option<&'a str>,
+    /// Deadline for the TCP connect and the CONNACK.
+    pub deadline: Instant,
+}
+
+/// An open MQTT connection after a successful CONNACK.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    protocol: Protocol,
+    /// The broker's receive maximum: QoS 1/2 publications it takes unacknowledged.
+    pub receive_maximum: u16,
+}
+
+impl Conn {
+    /// Opens a TCP connection, sends CONNECT and waits for a successful CONNACK.
+    pub async fn connect(p: &ConnectParams<'_>) -> Result<Conn, ConnError> {
+        let socket = match p.addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(source) = p.source {
+            socket.bind(SocketAddr::new(source, 0))?;
+        }
+        let stream = timeout_at(p.deadline, socket.connect(p.addr))
+            .await
+            .map_err(|_| ConnError::Timeout("TCP connect"))??;
+        stream.set_nodelay(true)?;
+        let mut conn = Conn {
+            stream,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: BytesMut::with_capacity(4096),
+            protocol: p.protocol,
+            receive_maximum: u16::MAX,
+        };
+        let mut properties = Properties::default();
+        if p.protocol.is_v5() {
+            // Let the broker send us as many QoS 1/2 messages as it likes.
+            properties.receive_maximum = Some(u16::MAX);
+        }
+        let connect = Packet::Connect(Connect {
+            protocol: p.protocol,
+            clean_start: true,
+            keep_alive: p.keep_alive,
+            client_id: p.client_id,
+            will: None,
+            username: p.username,
+            password: p.password.map(str::as_bytes),
+            properties,
+        });
+        connect.encode(p.protocol, &mut conn.wbuf)?;
+        conn.flush(p.deadline, "CONNECT to be sent").await?;
+        let receive_maximum = conn
+            .expect(p.deadline, "CONNACK", |packet| match packet {
+                Packet::ConnAck(ack) if ack.reason == ReasonCode::Success => {
+                    Some(Ok(ack.properties.receive_maximum.unwrap_or(u16::MAX)))
+                }
+                Packet::ConnAck(ack) => Some(Err(ConnError::Refused("connection", ack.reason))),
+                _ => None,
+            })
+            .await?;
+        conn.receive_maximum = receive_maximum.max(1);
+        Ok(conn)
+    }
+
+    /// Subscribes to `filter` and waits for a SUBACK that grants it.
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: QoS,
+        deadline: Instant,
+    ) -> Result<(), ConnError> {
+        let filter = TopicFilter::new(filter)
+            .map_err(|_| ConnError::Encode(EncodeError::NotAllowed("topic filter")))?;
+        let options = SubscriptionOptions {
+            qos,
+            ..SubscriptionOptions::default()
+        };
+        let entries = [(filter, options)];
+        let packet_id = PacketId::new(1).ok_or(EncodeError::NotAllowed("packet id"))?;
+        let subscribe = Packet::Subscribe(Subscribe {
+            packet_id,
+            properties: Properties::default(),
+            filters: Seq::Items(&entries),
+        });
+        subscribe.encode(self.protocol, &mut self.wbuf)?;
+        self.flush(deadline, "SUBSCRIBE to be sent").await?;
+        self.expect(deadline, "SUBACK", |packet| match packet {
+            Packet::SubAck(ack) if ack.packet_id == packet_id => {
+                let refused = ack.reasons.iter().find(|r| (*r as u8) >= 0x80);
+                Some(match refused {
+                    Some(reason) => Err(ConnError::Refused("subscription", reason)),
+                    None => Ok(()),
+                })
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Writes the whole write buffer.
+    async fn flush(&mut self, deadline: Instant, what: &'static str) -> Result<(), ConnError> {
+        timeout_at(deadline, self.stream.write_all(&self.wbuf))
+            .await
+            .map_err(|_| ConnError::Timeout(what))??;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Reads packets until `pick` returns a result for one; other packets are skipped.
+    async fn expect<T>(
+        &mut self,
+        deadline: Instant,
+        what: &'static str,
+        mut pick: impl FnMut(Packet<'_>) -> Option<Result<T, ConnError>>,
+    ) -> Result<T, ConnError> {
+        loop {
+            while let Some(len) = check_frame(&self.rbuf, MAX_PACKET)? {
+                let frame = self.rbuf.get(..len).ok_or(ConnError::Closed)?;
+                let packet = decode_packet(frame, self.protocol)?;
+                if let Packet::Disconnect(d) = packet {
+                    return Err(ConnError::Disconnected(d.reason));
+                }
+                let picked = pick(packet);
+                self.rbuf.advance(len);
+                if let Some(result) = picked {
+                    return result;
+                }
+            }
+            self.rbuf.reserve(4096);
+            let n = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf))
+                .await
+                .map_err(|_| ConnError::Timeout(what))??;
+            if n == 0 {
+                return Err(ConnError::Closed);
+            }
+        }
+    }
+
+    /// Drives `role` until it finishes, the connection fails, or the role's
+    /// hard deadline passes with output still unsent.
+    pub async fn drive<R: Role>(&mut self, role: &mut R) -> Result<(), ConnError> {
+        let hard_deadline = role.hard_deadline();
+        let mut busy: u32 = 0;
+        loop {
+            let now = Instant::now();
+            let mut progress = false;
+            let mut wake = hard_deadline;
+            let mut finished = false;
+            if self.wbuf.len() < HIGH_WATER {
+                let before = self.wbuf.len();
+                match role.fill(&mut self.wbuf, self.protocol, now)? {
+                    Step::Wait(at) => wake = at.min(hard_deadline),
+                    Step::Finish => finished = true,
+                }
+                progress |= self.wbuf.len() != before;
+            }
+            if !self.wbuf.is_empty() {
+                match self.stream.try_write(&self.wbuf) {
+                    Ok(n) => {
+                        self.wbuf.advance(n);
+                        progress |= n > 0;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if finished && self.wbuf.is_empty() {
+                return Ok(());
+            }
+            if now >= hard_deadline {
+                return Err(ConnError::Stalled);
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            match self.stream.try_read_buf(&mut self.rbuf) {
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(_) => {
+                    progress = true;
+                    self.process(role)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            if progress {
+                busy += 1;
+                if busy % YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            busy = 0;
+            let interest = if self.wbuf.is_empty() {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            tokio::select! {
+                ready = self.stream.ready(interest) => { ready?; }
+                () = sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// Decodes and hands to `role` every complete frame in the read buffer.
+    fn process<R: Role>(&mut self, role: &mut R) -> Result<(), ConnError> {
+        let mut consumed = 0;
+        role.begin_batch();
+        loop {
+            let rest = self.rbuf.get(consumed..).unwrap_or_default();
+            let Some(len) = check_frame(rest, MAX_PACKET)? else {
+                break;
+            };
+            let frame = rest.get(..len).ok_or(ConnError::Closed)?;
+            let packet = decode_packet(frame, self.protocol)?;
+            if let Packet::Disconnect(d) = packet {
+                return Err(ConnError::Disconnected(d.reason));
+            }
+            role.on_packet(packet, &mut self.wbuf, self.protocol)?;
+            consumed += len;
+        }
+        self.rbuf.advance(consumed);
+        role.end_batch();
+        Ok(())
+    }
+}
+
+/// What a role wants after producing output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Ask again when a packet arrives, the socket drains, or at this time.
+    Wait(Instant),
+    /// Done: close once the output is flushed.
+    Finish,
+}
+
+/// The behaviour of one connection, driven by [`Conn::drive`].
+pub trait Role {
+    /// After this, output still unsent is given up on.
+    fn hard_deadline(&self) -> Instant;
+    /// Appends outgoing packets to `out` (called while `out` is below the
+    /// high-water mark).
+    fn fill(
+        &mut self,
+        out: &mut BytesMut,
+        protocol: Protocol,
+        now: Instant,
+    ) -> Result<Step, ConnError>;
+    /// Called before the frames of one read.
+    fn begin_batch(&mut self) {}
+    /// Handles one incoming packet; acknowledgements go to `out`.
+    fn on_packet(
+        &mut self,
+        packet: Packet<'_>,
+        out: &mut BytesMut,
+        protocol: Protocol,
+    ) -> Result<(), ConnError>;
+    /// Called after the frames of one read.
+    fn end_batch(&mut self) {}
+}
+
+/// Appends a normal DISCONNECT.
+pub fn put_disconnect(out: &mut BytesMut, protocol: Protocol) -> Result<(), ConnError> {
+    Packet::Disconnect(Disconnect {
+        reason: ReasonCode::Success,
+        properties: Properties::default(),
+    })
+    .encode(protocol, out)?;
+    Ok(())
+}
+
+/// Appends an acknowledgement packet built by `make`.
+pub fn put_response(
+    out: &mut BytesMut,
+    protocol: Protocol,
+    packet_id: PacketId,
+    make: fn(PubResponse<'static>) -> Packet<'static>,
+) -> Result<(), ConnError> {
+    make(PubResponse {
+        packet_id,
+        reason: ReasonCode::Success,
+        properties: Properties::default(),
+    })
+    .encode(protocol, out)?;
+    Ok(())
+}
+
+/// Appends a PUBLISH.
+pub fn put_publish(
+    out: &mut BytesMut,
+    protocol: Protocol,
+    topic: TopicName<'_>,
+    qos: QoS,
+    packet_id: Option<PacketId>,
+    payload: &[u8],
+) -> Result<(), ConnError> {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        packet_id,
+        properties: Properties::default(),
+        payload,
+    })
+    .encode(protocol, out)?;
+    Ok(())
+}
+
+/// A deadline `d` from now.
+pub fn after(d: Duration) -> Instant {
+    Instant::now() + d
+}

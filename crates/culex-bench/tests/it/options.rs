@@ -1,0 +1,79 @@
+//! Options, refusals and output formats.
+
+use std::process::ExitCode;
+
+use culex_testkit::{free_port, Mosquitto};
+
+use crate::support::bench;
+
+/// A target outside loopback is refused before anything is sent.
+#[test]
+fn non_loopback_target_is_refused() {
+    let (code, out) = bench(&["pairs", "-H", "192.0.2.1", "-d", "1s", "--quiet"]);
+    assert_eq!(code, ExitCode::from(2));
+    assert!(out.is_empty(), "no summary for a refused run: {out}");
+}
+
+/// Source addresses outside loopback are refused too.
+#[test]
+fn non_loopback_source_address_is_refused() {
+    let (code, _) = bench(&["conn", "--source-ips", "192.0.2.1", "-d", "1s", "--quiet"]);
+    assert_eq!(code, ExitCode::from(2));
+}
+
+/// Every run is bounded: a duration above the maximum is refused.
+#[test]
+fn duration_above_the_maximum_is_refused() {
+    let (code, _) = bench(&["pairs", "-d", "2h"]);
+    assert_eq!(code, ExitCode::from(2));
+}
+
+/// With no broker listening the run fails instead of reporting zeros as success.
+#[test]
+fn no_broker_is_a_failure() {
+    let port = free_port().to_string();
+    let (code, out) = bench(&["pairs", "-c", "1", "-d", "1s", "-p", &port, "--quiet"]);
+    assert_eq!(code, ExitCode::from(1));
+    assert!(out.is_empty());
+}
+
+/// Without --json the summary is a table naming each figure.
+#[test]
+fn summary_table_names_each_figure() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let (code, out) = bench(&[
+        "pairs", "-c", "1", "-q", "1", "-r", "50", "-d", "300ms", "-p", &port, "--quiet",
+    ]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    for label in [
+        "scenario",
+        "connections",
+        "sent",
+        "received",
+        "delivered",
+        "latency",
+        "errors",
+        "own cpu",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(label)),
+            "no {label} row in:\n{out}"
+        );
+    }
+}
+
+/// The help names every scenario; an unknown one is a usage error.
+#[test]
+fn help_lists_every_scenario() {
+    use clap::CommandFactory;
+    let help = culex_bench::Cli::command().render_help().to_string();
+    for scenario in ["conn", "pub", "sub", "fanin", "fanout", "pairs", "latency"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(scenario)),
+            "{scenario} missing:\n{help}"
+        );
+    }
+    let (code, _) = bench(&["nonsense"]);
+    assert_eq!(code, ExitCode::from(2));
+}
