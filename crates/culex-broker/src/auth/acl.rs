@@ -8,8 +8,9 @@
 //! - `pattern [read|write|readwrite|deny] TOPIC` is a rule for every client,
 //!   with `%c` replaced by the client id and `%u` by the user name.
 //!
-//! A check looks at deny rules first (any match refuses), then at the grants;
-//! a client with no matching grant is refused. `$` topics are only matched by
+//! A check looks at the client's own rules, deny rules first, then at the
+//! patterns, deny rules first, as mosquitto 2.0 does; a client that no rule
+//! grants access is refused. `$` topics are only matched by
 //! rules that begin with `$`, by the usual matching rules [MQTT-4.7.2-1].
 
 use std::collections::HashMap;
@@ -123,12 +124,17 @@ impl Acl {
                 }
                 "topic" | "pattern" => {
                     let (first, after) = split_word(rest);
-                    let (access, topic) = match first {
-                        "read" => (RuleAccess::Read, after),
-                        "write" => (RuleAccess::Write, after),
-                        "readwrite" => (RuleAccess::ReadWrite, after),
-                        "deny" => (RuleAccess::Deny, after),
-                        _ => (RuleAccess::ReadWrite, rest),
+                    // As in mosquitto: one word is a topic with `readwrite`;
+                    // with more, the first word must be the access type.
+                    let (access, topic) = match (first, after.is_empty()) {
+                        (_, true) => (RuleAccess::ReadWrite, first),
+                        ("read", false) => (RuleAccess::Read, after),
+                        ("write", false) => (RuleAccess::Write, after),
+                        ("readwrite", false) => (RuleAccess::ReadWrite, after),
+                        ("deny", false) => (RuleAccess::Deny, after),
+                        (other, false) => {
+                            return Err(invalid(&format!("invalid topic access type '{other}'")))
+                        }
                     };
                     if topic.is_empty() {
                         return Err(invalid(&format!("missing topic in {keyword} line")));
@@ -183,8 +189,10 @@ impl Acl {
         )
     }
 
-    /// Deny rules first, then grants; `applies(rule_topic)` says whether a
-    /// rule's (substituted) topic concerns the request.
+    /// mosquitto's order: the client's own rules (denials first), then the
+    /// patterns (denials first); the first rule that applies decides.
+    /// `applies(rule_topic)` says whether a rule's (substituted) topic
+    /// concerns the request.
     fn decide(
         &self,
         client_id: &str,
@@ -196,76 +204,83 @@ impl Acl {
             None => &self.anonymous,
             Some(name) => self.users.get(name).map(Vec::as_slice).unwrap_or(&[]),
         };
-
-        let mut patterns = Vec::with_capacity(self.patterns.len());
-        for rule in &self.patterns {
-            match substitute(&rule.topic, client_id, username) {
-                Substituted::Topic(topic) => patterns.push((rule.access, topic)),
-                Substituted::NotApplicable => {}
-                // A client id or user name with wildcards could widen a
-                // pattern to other clients' topics: refuse outright.
-                Substituted::Dangerous => return false,
-            }
+        if let Some(decision) = first_decision(
+            direct.iter().map(|r| (r.access, r.topic.as_str())),
+            &applies,
+            &grants,
+        ) {
+            return decision;
         }
-
-        let denied = direct
-            .iter()
-            .any(|rule| rule.access == RuleAccess::Deny && applies(&rule.topic))
-            || patterns
-                .iter()
-                .any(|(access, topic)| *access == RuleAccess::Deny && applies(topic));
-        if denied {
+        if self.patterns.is_empty() {
             return false;
         }
-        direct
-            .iter()
-            .any(|rule| grants(rule.access) && applies(&rule.topic))
-            || patterns
-                .iter()
-                .any(|(access, topic)| grants(*access) && applies(topic))
-    }
-}
-
-enum Substituted {
-    Topic(String),
-    /// `%u` in a pattern and the client has no user name.
-    NotApplicable,
-    /// The replacement contains `+`, `#` or `/`.
-    Dangerous,
-}
-
-fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> Substituted {
-    if !pattern.contains('%') {
-        return Substituted::Topic(pattern.to_string());
-    }
-    let dangerous = |value: &str| value.contains(['+', '#', '/']);
-    let mut out = String::with_capacity(pattern.len() + client_id.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+        // A client id or user name with wildcards would widen a pattern to
+        // other clients' topics: such clients get nothing from patterns.
+        if client_id.contains(['+', '#']) || username.is_some_and(|u| u.contains(['+', '#'])) {
+            return false;
         }
-        match chars.next() {
-            Some('c') => {
-                if dangerous(client_id) {
-                    return Substituted::Dangerous;
-                }
+        let substituted: Vec<(RuleAccess, String)> = self
+            .patterns
+            .iter()
+            .filter_map(|rule| {
+                substitute(&rule.topic, client_id, username).map(|topic| (rule.access, topic))
+            })
+            .collect();
+        first_decision(
+            substituted
+                .iter()
+                .map(|(access, topic)| (*access, topic.as_str())),
+            &applies,
+            &grants,
+        )
+        .unwrap_or(false)
+    }
+}
+
+/// Denials first, then grants: `Some(false)` when a deny rule applies,
+/// `Some(true)` when a granting rule applies, `None` when no rule decides.
+fn first_decision<'a>(
+    rules: impl Iterator<Item = (RuleAccess, &'a str)> + Clone,
+    applies: &impl Fn(&str) -> bool,
+    grants: &impl Fn(RuleAccess) -> bool,
+) -> Option<bool> {
+    if rules
+        .clone()
+        .any(|(access, topic)| access == RuleAccess::Deny && applies(topic))
+    {
+        return Some(false);
+    }
+    if rules
+        .into_iter()
+        .any(|(access, topic)| grants(access) && applies(topic))
+    {
+        return Some(true);
+    }
+    None
+}
+
+/// A pattern with `%c` and `%u` replaced; None when it has `%u` and the
+/// client no user name, so the pattern does not apply.
+fn substitute(pattern: &str, client_id: &str, username: Option<&str>) -> Option<String> {
+    if !pattern.contains('%') {
+        return Some(pattern.to_string());
+    }
+    let mut out = String::with_capacity(pattern.len() + client_id.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('%', Some('c')) => {
+                chars.next();
                 out.push_str(client_id);
             }
-            Some('u') => match username {
-                None => return Substituted::NotApplicable,
-                Some(name) if dangerous(name) => return Substituted::Dangerous,
-                Some(name) => out.push_str(name),
-            },
-            Some(other) => {
-                out.push('%');
-                out.push(other);
+            ('%', Some('u')) => {
+                chars.next();
+                out.push_str(username?);
             }
-            None => out.push('%'),
+            _ => out.push(c),
         }
     }
-    Substituted::Topic(out)
+    Some(out)
 }
 
 fn split_word(text: &str) -> (&str, &str) {
@@ -399,15 +414,35 @@ pattern readwrite users/%u/#
 
     #[test]
     fn wildcards_in_client_id_or_user_defeat_patterns() {
-        let acl = Acl::parse("pattern readwrite clients/%c/#\npattern read users/%u\n").unwrap();
+        let acl = Acl::parse(
+            "pattern readwrite clients/%c/#\npattern read users/%u\nuser w+\ntopic read own\n",
+        )
+        .unwrap();
         assert!(acl.check("a", None, "clients/a/x", Access::Read));
-        for id in ["+", "#", "a/b"] {
+        for id in ["+", "#", "a+"] {
             assert!(
                 !acl.check(id, None, &format!("clients/{id}/x"), Access::Read),
                 "{id}"
             );
         }
         assert!(!acl.check("a", Some("#"), "clients/a/x", Access::Read));
+        // As in mosquitto 2.0, `/` is allowed and stays a level separator.
+        assert!(acl.check("a/b", None, "clients/a/b/x", Access::Read));
+        // A user's own rules still apply whatever the name.
+        assert!(acl.check("a", Some("w+"), "own", Access::Read));
+    }
+
+    #[test]
+    fn own_rules_decide_before_patterns() {
+        // mosquitto checks the client's rules, then the patterns; denials
+        // come first within each.
+        let acl = Acl::parse("pattern deny secret/%c\npattern read #\nuser admin\ntopic readwrite #\ntopic deny admin/off\n")
+            .unwrap();
+        assert!(acl.check("c", Some("admin"), "secret/c", Access::Read));
+        assert!(!acl.check("c", Some("admin"), "admin/off", Access::Read));
+        assert!(!acl.check("c", Some("guest"), "secret/c", Access::Read));
+        assert!(acl.check("c", Some("guest"), "public", Access::Read));
+        assert!(!acl.check("c", Some("guest"), "public", Access::Write));
     }
 
     #[test]
@@ -492,7 +527,8 @@ pattern readwrite users/%u/#
         for (text, line) in [
             ("topic read a\nfoo bar\n", 2),
             ("\n\nuser\n", 3),
-            ("topic read\n", 1),
+            ("topic\n", 1),
+            ("topic reed a/b\n", 1),
             ("pattern deny a/#/b\n", 1),
             ("topic a+\n", 1),
         ] {

@@ -68,8 +68,16 @@ impl Policy {
         })
     }
 
-    /// Whether `client_id`/`username` may publish to `topic`.
+    /// Whether `client_id`/`username` may publish to `topic`. As in
+    /// mosquitto, clients never publish under `$SYS` (but for a bridge's
+    /// `$SYS/broker/connection/ID/state`) or `$share`, whatever the ACL says.
     pub fn can_write(&self, client_id: &str, username: Option<&str>, topic: &str) -> bool {
+        if topic.starts_with("$share") {
+            return false;
+        }
+        if topic.starts_with("$SYS") && !is_bridge_state_topic(topic) {
+            return false;
+        }
         match &self.acl {
             None => true,
             Some(acl) => acl.check(client_id, username, topic, acl::Access::Write),
@@ -92,6 +100,29 @@ impl Policy {
             Some(acl) => acl.check_subscribe(client_id, username, filter),
         }
     }
+}
+
+/// `$SYS/broker/connection/+/state`.
+fn is_bridge_state_topic(topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    matches!(
+        (
+            levels.next(),
+            levels.next(),
+            levels.next(),
+            levels.next(),
+            levels.next(),
+            levels.next()
+        ),
+        (
+            Some("$SYS"),
+            Some("broker"),
+            Some("connection"),
+            Some(_),
+            Some("state"),
+            None
+        )
+    )
 }
 
 /// Why a policy's files could not be loaded.
@@ -199,6 +230,21 @@ mod tests {
         assert!(!policy.can_subscribe("c", None, "#"));
         assert!(policy.can_subscribe("c", None, "a/+"));
         assert!(!policy.can_subscribe("c", Some("u"), "a/+"));
+    }
+
+    #[test]
+    fn sys_and_share_topics_are_never_written() {
+        let policy = Policy {
+            allow_anonymous: true,
+            passwords: None,
+            acl: None,
+        };
+        assert!(!policy.can_write("c", None, "$SYS/broker/uptime"));
+        assert!(!policy.can_write("c", None, "$share/g/t"));
+        assert!(policy.can_write("c", None, "$SYS/broker/connection/b1/state"));
+        assert!(!policy.can_write("c", None, "$SYS/broker/connection/b1/state/x"));
+        assert!(policy.can_write("c", None, "$other/t"));
+        assert!(policy.can_read("c", None, "$SYS/broker/uptime"));
     }
 
     #[test]
