@@ -1,0 +1,627 @@
+//! The broker runtime: shared state, routing, listeners and the lifecycle
+//! (`Broker::start` → [`RunningBroker`] → `shutdown`).
+//!
+//! There is no router task: the connection task that reads a PUBLISH routes
+//! it itself. It read-locks the subscription tree for one match, then pushes
+//! the shared message into each subscriber's session (a short per-session
+//! mutex) and wakes that subscriber's connection task, which writes every
+//! ready packet in one write. No lock is held across `.await`.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use culex_codec::{Protocol, QoS};
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::auth::{Policy, SharedPolicy};
+use crate::config::Config;
+use crate::message::Message;
+use crate::session::{Delivered, Delivery, Session, SessionLimits};
+use crate::store::{MemoryStore, Store};
+use crate::subscriptions::{Match, SubscriptionTree};
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A listen socket could not be opened.
+    #[error("unable to open listen socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No listener could be opened at all.
+    #[error("no listen socket could be opened")]
+    NoListener,
+    /// The password or ACL file could not be loaded.
+    #[error("{0}")]
+    Policy(String),
+}
+
+/// Entry point of the library API.
+///
+/// ```no_run
+/// # async fn run(config: culex_broker::config::Config) -> Result<(), culex_broker::BrokerError> {
+/// let broker = culex_broker::Broker::start(config).await?;
+/// println!("listening on {:?}", broker.local_addrs());
+/// broker.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Opens every listener of `config` (port 0 picks a free port), and
+    /// starts accepting connections on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
+        Broker::start_with_store(config, Arc::new(MemoryStore)).await
+    }
+
+    /// As [`Broker::start`], with a given [`Store`].
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<RunningBroker, BrokerError> {
+        let mut policies = Vec::new();
+        for listener in &config.listeners {
+            let security = match (&listener.security, config.per_listener_settings) {
+                (Some(sec), true) => sec,
+                _ => &config.security,
+            };
+            let policy = Policy::load(security).map_err(|e| BrokerError::Policy(e.to_string()))?;
+            policies.push(Arc::new(RwLock::new(Arc::new(policy))));
+        }
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            policies,
+            store,
+            shutdown_rx,
+            alive_tx,
+        ));
+
+        let mut local_addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for (index, listener) in config.listeners.iter().enumerate() {
+            for addr in &listener.addrs {
+                let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+                tracing::info!("Opening {family} listen socket on port {}.", listener.port);
+                match bind(*addr) {
+                    Ok(l) => {
+                        if let Ok(a) = l.local_addr() {
+                            local_addrs.push(a);
+                        }
+                        listeners.push((l, index, listener.port));
+                    }
+                    Err(source) => {
+                        tracing::error!("Error: {source}");
+                        // IPv6 may be missing; everything else is fatal.
+                        if addr.is_ipv4() || !config.local_only {
+                            return Err(BrokerError::Bind {
+                                addr: *addr,
+                                source,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(BrokerError::NoListener);
+        }
+        for (l, index, port) in listeners {
+            tokio::spawn(accept_loop(shared.clone(), l, index, port));
+        }
+        tokio::spawn(housekeeping(shared.clone()));
+        Ok(RunningBroker {
+            shared,
+            local_addrs,
+            shutdown_tx,
+            alive_rx,
+        })
+    }
+}
+
+/// A broker that is running; dropping it without [`RunningBroker::shutdown`]
+/// leaves it running until the runtime stops.
+#[derive(Debug)]
+pub struct RunningBroker {
+    shared: Arc<Shared>,
+    local_addrs: Vec<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    alive_rx: mpsc::Receiver<()>,
+}
+
+impl RunningBroker {
+    /// The addresses actually bound (with the ports chosen for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The first bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs.first().copied()
+    }
+
+    /// The port of the first bound address (0 if none).
+    pub fn port(&self) -> u16 {
+        self.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Re-reads the password and ACL files of every listener and swaps the
+    /// policies in; connections stay up (SIGHUP).
+    pub fn reload_policies(&self) -> Result<(), BrokerError> {
+        let config = &self.shared.config;
+        for (listener, slot) in config.listeners.iter().zip(&self.shared.policies) {
+            let security = match (&listener.security, config.per_listener_settings) {
+                (Some(sec), true) => sec,
+                _ => &config.security,
+            };
+            let policy = Policy::load(security).map_err(|e| BrokerError::Policy(e.to_string()))?;
+            *slot.write() = Arc::new(policy);
+        }
+        Ok(())
+    }
+
+    /// Number of connected clients.
+    pub fn connected_clients(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// The retained message of `topic`, if any.
+    pub fn retained(&self, topic: &str) -> Option<Arc<Message>> {
+        self.shared.retained.read().get(topic).cloned()
+    }
+
+    /// Graceful shutdown: stop accepting, tell every connection to close
+    /// (each flushes what it has written), and wait for them all.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        // Every connection and accept loop holds a sender; recv() returns
+        // None once the last of them is gone.
+        drop(self.shared.take_alive());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.alive_rx.recv()).await;
+    }
+}
+
+/// State shared by every task of one broker.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub limits: SessionLimits,
+    pub policies: Vec<SharedPolicy>,
+    pub store: Arc<dyn Store>,
+    pub sessions: Sessions,
+    pub subscriptions: RwLock<SubscriptionTree<SessionKey>>,
+    pub retained: RwLock<HashMap<Arc<str>, Arc<Message>>>,
+    pub connections: AtomicUsize,
+    pub stats: Stats,
+    pub shutdown: watch::Receiver<bool>,
+    alive: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// Counters for `$SYS`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Shared {
+    fn new(
+        config: Config,
+        policies: Vec<SharedPolicy>,
+        store: Arc<dyn Store>,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Shared {
+        let limits = SessionLimits {
+            max_inflight: config.limits.max_inflight_messages.unwrap_or(0),
+            max_queued: config.limits.max_queued_messages,
+        };
+        Shared {
+            config,
+            limits,
+            policies,
+            store,
+            sessions: Sessions::new(),
+            subscriptions: RwLock::new(SubscriptionTree::new()),
+            retained: RwLock::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+            stats: Stats::default(),
+            shutdown,
+            alive: Mutex::new(Some(alive)),
+        }
+    }
+
+    /// A token that keeps `shutdown()` waiting while it lives.
+    pub fn alive_token(&self) -> Option<mpsc::Sender<()>> {
+        self.alive.lock().clone()
+    }
+
+    fn take_alive(&self) -> Option<mpsc::Sender<()>> {
+        self.alive.lock().take()
+    }
+
+    /// The current policy of a listener.
+    pub fn policy(&self, listener: usize) -> Arc<Policy> {
+        match self
+            .policies
+            .get(listener)
+            .or_else(|| self.policies.first())
+        {
+            Some(p) => p.read().clone(),
+            None => Arc::new(Policy::default()),
+        }
+    }
+
+    /// Routes one message: retained store, then every matching subscriber.
+    /// `matches` is a scratch vector the caller reuses.
+    pub fn publish(&self, msg: Arc<Message>, matches: &mut Vec<Match<SessionKey>>, now: Instant) {
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        if msg.retain {
+            self.set_retained(&msg);
+        }
+        matches.clear();
+        self.subscriptions.read().matches(&msg.topic, matches);
+        for m in matches.drain(..) {
+            let handle = &m.key.0;
+            // 5.0 no-local: not back to the publisher [MQTT-3.8.3-3].
+            if m.options.no_local && msg.origin.as_deref() == Some(&*handle.client_id) {
+                continue;
+            }
+            let qos = if self.config.limits.upgrade_outgoing_qos {
+                m.qos
+            } else {
+                msg.qos.min(m.qos)
+            };
+            // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
+            let retain = msg.retain && m.options.retain_as_published;
+            let delivery = Delivery {
+                msg: msg.clone(),
+                qos,
+                retain,
+                subscription_ids: m.ids,
+            };
+            handle.deliver(self, delivery, now);
+        }
+    }
+
+    fn set_retained(&self, msg: &Arc<Message>) {
+        if msg.payload.is_empty() {
+            // An empty retained payload clears the topic [MQTT-3.3.1-10].
+            if self.retained.write().remove(&*msg.topic).is_some() {
+                self.store.retained_clear(&msg.topic);
+            }
+        } else {
+            // A new retained message replaces the old one [MQTT-3.3.1-5].
+            self.retained.write().insert(msg.topic.clone(), msg.clone());
+            self.store.retained_set(msg);
+        }
+    }
+
+    /// The retained messages matching `filter` (validated, no `$share/`).
+    pub fn retained_matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        let retained = self.retained.read();
+        if !filter.contains(['+', '#']) {
+            return retained
+                .get(filter)
+                .filter(|m| !m.is_expired(now))
+                .cloned()
+                .into_iter()
+                .collect();
+        }
+        retained
+            .values()
+            .filter(|m| !m.is_expired(now) && culex_codec::topic::matches(filter, &m.topic))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A session and the connection currently holding it.
+#[derive(Debug)]
+pub(crate) struct SessionHandle {
+    pub client_id: Arc<str>,
+    pub inner: Mutex<SessionInner>,
+}
+
+/// What a session's mutex protects.
+#[derive(Debug)]
+pub(crate) struct SessionInner {
+    pub session: Session,
+    /// The connection holding the session, to wake or kick.
+    pub conn: Option<Arc<ConnSignal>>,
+    /// Incremented at each takeover, so that an old connection leaving does
+    /// not detach its successor.
+    pub generation: u64,
+    pub username: Option<Arc<str>>,
+    pub listener: usize,
+    /// Seconds the session outlives its connection; `None`: forever.
+    pub expiry: Option<u32>,
+    pub disconnected_at: Option<Instant>,
+    /// Set once the session has been removed from the map.
+    pub ended: bool,
+}
+
+impl SessionHandle {
+    fn new(client_id: Arc<str>, limits: SessionLimits) -> SessionHandle {
+        SessionHandle {
+            client_id,
+            inner: Mutex::new(SessionInner {
+                session: Session::new(limits),
+                conn: None,
+                generation: 0,
+                username: None,
+                listener: 0,
+                expiry: Some(0),
+                disconnected_at: None,
+                ended: false,
+            }),
+        }
+    }
+
+    /// Hands a delivery to the session (after the ACL check) and wakes the
+    /// connection when something became ready.
+    pub fn deliver(&self, shared: &Shared, delivery: Delivery, now: Instant) {
+        let wake = {
+            let mut inner = self.inner.lock();
+            if inner.ended {
+                return;
+            }
+            let policy = shared.policy(inner.listener);
+            if policy.acl.is_some()
+                && !policy.can_read(
+                    &self.client_id,
+                    inner.username.as_deref(),
+                    &delivery.msg.topic,
+                )
+            {
+                return;
+            }
+            match inner.session.deliver(delivery, now) {
+                Delivered::Ready => inner.conn.clone(),
+                Delivered::Queued => None,
+                Delivered::Dropped => {
+                    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        };
+        if let Some(conn) = wake {
+            conn.wake.notify_one();
+        }
+    }
+}
+
+/// The signals a connection task listens to besides its socket.
+#[derive(Debug, Default)]
+pub(crate) struct ConnSignal {
+    /// Packets are ready in the session.
+    pub wake: Notify,
+    /// Another connection took the session over.
+    pub kicked: AtomicBool,
+}
+
+/// A session as a subscription-tree key: compared by identity.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionKey(pub Arc<SessionHandle>);
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SessionKey {}
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+const SHARDS: usize = 32;
+
+/// Sessions by client id, sharded so that connects do not contend on one lock.
+pub(crate) struct Sessions {
+    shards: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
+    /// Never used: `shard` indexes within bounds, but avoids a panic path.
+    fallback: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
+}
+
+impl Sessions {
+    fn new() -> Sessions {
+        Sessions {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            fallback: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn shard(&self, client_id: &str) -> &Mutex<HashMap<Arc<str>, Arc<SessionHandle>>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        client_id.hash(&mut h);
+        let i = (h.finish() as usize) % SHARDS;
+        self.shards.get(i).unwrap_or(&self.fallback)
+    }
+
+    /// The session of `client_id` and whether it already existed.
+    pub fn get_or_create(
+        &self,
+        client_id: &Arc<str>,
+        limits: SessionLimits,
+    ) -> (Arc<SessionHandle>, bool) {
+        let mut shard = self.shard(client_id).lock();
+        if let Some(h) = shard.get(client_id) {
+            return (h.clone(), true);
+        }
+        let h = Arc::new(SessionHandle::new(client_id.clone(), limits));
+        shard.insert(client_id.clone(), h.clone());
+        (h, false)
+    }
+
+    /// Every session (for housekeeping).
+    pub fn all(&self) -> Vec<Arc<SessionHandle>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+/// Removes a session for good: from the map, its subscriptions from the tree.
+/// Called with neither the shard nor the session lock held.
+pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generation: Option<u64>) {
+    let filters: Vec<String> = {
+        let mut shard = shared.sessions.shard(&handle.client_id).lock();
+        let mut inner = handle.inner.lock();
+        if inner.ended
+            || generation.is_some_and(|g| g != inner.generation)
+            || (generation.is_none() && inner.conn.is_some())
+        {
+            return;
+        }
+        inner.ended = true;
+        if shard
+            .get(&handle.client_id)
+            .is_some_and(|h| Arc::ptr_eq(h, handle))
+        {
+            shard.remove(&handle.client_id);
+        }
+        inner
+            .session
+            .subscriptions
+            .drain()
+            .map(|(f, _)| f)
+            .collect()
+    };
+    remove_subscriptions(shared, handle, &filters);
+    shared.store.session_delete(&handle.client_id);
+}
+
+/// Removes `handle`'s subscriptions to `filters` from the tree.
+pub(crate) fn remove_subscriptions(
+    shared: &Shared,
+    handle: &Arc<SessionHandle>,
+    filters: &[String],
+) {
+    if filters.is_empty() {
+        return;
+    }
+    let key = SessionKey(handle.clone());
+    let mut tree = shared.subscriptions.write();
+    for f in filters {
+        let filter = culex_codec::topic::TopicFilter::new(f)
+            .map(|t| t.match_filter())
+            .unwrap_or(f);
+        tree.unsubscribe(filter, &key);
+    }
+}
+
+/// Opens a listen socket with a large backlog; IPv6 sockets are v6-only so
+/// that `0.0.0.0` and `::` can both be bound on one port.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, port: u16) {
+    let _alive = shared.alive_token();
+    let mut shutdown = shared.shutdown.clone();
+    let max_connections = shared
+        .config
+        .listeners
+        .get(index)
+        .and_then(|l| l.max_connections)
+        .or(shared.config.limits.max_connections);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let current = shared.connections.load(Ordering::Relaxed);
+                if max_connections.is_some_and(|max| current >= max) {
+                    tracing::info!(
+                        "Client connection from {} denied: max_connections exceeded.",
+                        peer.ip()
+                    );
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let conn_shared = shared.clone();
+                tokio::spawn(async move {
+                    crate::connection::run(conn_shared, stream, peer, index, port).await;
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: log, pause briefly.
+                tracing::error!("Error accepting connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Expires disconnected sessions whose expiry interval has passed.
+async fn housekeeping(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        for handle in shared.sessions.all() {
+            let expired = {
+                let inner = handle.inner.lock();
+                match (inner.conn.is_some(), inner.disconnected_at, inner.expiry) {
+                    (false, Some(at), Some(secs)) => {
+                        now.saturating_duration_since(at) >= Duration::from_secs(u64::from(secs))
+                    }
+                    _ => false,
+                }
+            };
+            if expired {
+                end_session(&shared, &handle, None);
+            }
+        }
+    }
+}
+
+/// The highest QoS the broker grants.
+pub(crate) fn max_qos(shared: &Shared) -> QoS {
+    shared.config.limits.max_qos
+}
+
+/// `p1`/`p2`/`p5` for log lines.
+pub(crate) fn protocol_tag(p: Protocol) -> &'static str {
+    match p {
+        Protocol::V3_1 => "p1",
+        Protocol::V3_1_1 => "p2",
+        Protocol::V5 => "p5",
+    }
+}

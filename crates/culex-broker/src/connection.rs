@@ -1,0 +1,1143 @@
+//! The tokio driver of one client connection: reads frames, runs the
+//! protocol against the session core, routes publishes, and writes every
+//! ready packet in one write per wake-up. It is also the only place that
+//! logs per-connection events (mosquitto's notice and debug lines).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use culex_codec::packet::{
+    ConnAck, Connect, Disconnect, PubResponse, Publish, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use culex_codec::topic::TopicName;
+use culex_codec::{
+    check_frame, decode_packet, DecodeError, Packet, PacketId, Properties, Protocol, QoS,
+    ReasonCode, RetainHandling, Seq,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::broker::{
+    end_session, max_qos, protocol_tag, remove_subscriptions, ConnSignal, SessionHandle,
+    SessionKey, Shared,
+};
+use crate::message::{slice_or_copy, Message, MessageProps};
+use crate::session::{Delivery, Outgoing, SubscriptionEntry};
+use crate::subscriptions::Match;
+
+/// Above this many buffered output bytes the connection stops reading and
+/// taking deliveries until the socket drains (back-pressure).
+const HIGH_WATER: usize = 256 * 1024;
+/// How long a new connection may take to send its CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Topic aliases a 5.0 client may use towards us.
+const TOPIC_ALIAS_MAXIMUM: u16 = 10;
+/// Inbound QoS 2 messages a 5.0 client may have unreleased (our Receive Maximum).
+const RECEIVE_MAXIMUM: u16 = 65535;
+/// MQTT's own maximum packet size.
+const MQTT_MAX_PACKET: u32 = 268_435_460;
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Exit {
+    /// The client sent DISCONNECT; `will` for 5.0's 0x04.
+    Disconnect { will: bool },
+    /// The client closed the socket.
+    Closed,
+    /// A socket error.
+    Io(std::io::Error),
+    /// No packet within 1.5 × keep alive [MQTT-3.1.2-24].
+    Timeout,
+    /// A malformed packet or protocol error; the reason is sent in 5.0.
+    Violation(ReasonCode, String),
+    /// Another connection took the session over [MQTT-3.1.4-2].
+    Kicked,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+enum Event {
+    Shutdown,
+    Wake,
+    Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
+    Timeout,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    protocol: Protocol,
+    client_id: Arc<str>,
+    username: Option<Arc<str>>,
+    keepalive: Option<Duration>,
+    last_seen: Instant,
+    will: Option<Message>,
+    max_packet_size: u32,
+    client_max_packet_size: Option<u32>,
+    aliases: HashMap<u16, Arc<str>>,
+    handle: Option<Arc<SessionHandle>>,
+    signal: Arc<ConnSignal>,
+    generation: u64,
+    connect_expiry: u32,
+    matches: Vec<Match<SessionKey>>,
+    outgoing: Vec<Outgoing>,
+}
+
+/// Serves one accepted connection until it ends.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    port: u16,
+) {
+    let _alive = shared.alive_token();
+    let connection_messages = shared.config.log.connection_messages;
+    if connection_messages {
+        tracing::info!(
+            "New connection from {}:{} on port {}.",
+            peer.ip(),
+            peer.port(),
+            port
+        );
+    }
+    let max_packet_size = shared
+        .config
+        .limits
+        .max_packet_size
+        .unwrap_or(MQTT_MAX_PACKET);
+    let mut conn = Conn {
+        shared,
+        stream,
+        peer,
+        listener,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        protocol: Protocol::V3_1_1,
+        client_id: Arc::from("<unknown>"),
+        username: None,
+        keepalive: None,
+        last_seen: Instant::now(),
+        will: None,
+        max_packet_size,
+        client_max_packet_size: None,
+        aliases: HashMap::new(),
+        handle: None,
+        signal: Arc::new(ConnSignal::default()),
+        generation: 0,
+        connect_expiry: 0,
+        matches: Vec::new(),
+        outgoing: Vec::new(),
+    };
+    let accepted = match tokio::time::timeout(CONNECT_TIMEOUT, conn.handshake()).await {
+        Ok(Ok(accepted)) => accepted,
+        Ok(Err(exit)) => {
+            conn.log_early_exit(&exit);
+            false
+        }
+        Err(_) => false,
+    };
+    if !accepted {
+        conn.final_flush().await;
+        return;
+    }
+    conn.shared.connections.fetch_add(1, Ordering::Relaxed);
+    let exit = conn.serve().await;
+    conn.finish(exit).await;
+    conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Conn {
+    /// Reads the CONNECT and answers it. `Ok(true)`: the client is connected.
+    async fn handshake(&mut self) -> Result<bool, Exit> {
+        loop {
+            match check_frame(&self.rbuf, self.max_packet_size) {
+                Ok(Some(len)) => {
+                    let frame = self.rbuf.split_to(len).freeze();
+                    return match decode_packet(&frame, Protocol::V3_1_1) {
+                        Ok(Packet::Connect(c)) => self.on_connect(&c, &frame),
+                        // The first packet must be CONNECT [MQTT-3.1.0-1].
+                        Ok(_) => Err(Exit::Violation(
+                            ReasonCode::ProtocolError,
+                            "first packet not CONNECT".into(),
+                        )),
+                        Err(DecodeError::UnsupportedProtocol { .. }) => {
+                            // CONNACK 1 then close [MQTT-3.1.2-2].
+                            self.send_connack(
+                                false,
+                                ReasonCode::UnsupportedProtocolVersion,
+                                Properties::default(),
+                            );
+                            Ok(false)
+                        }
+                        Err(e) => Err(Exit::Violation(e.reason_code(), e.to_string())),
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
+            }
+            self.stream.readable().await.map_err(Exit::Io)?;
+            self.read_some()?;
+        }
+    }
+
+    fn on_connect(&mut self, c: &Connect<'_>, frame: &Bytes) -> Result<bool, Exit> {
+        let now = Instant::now();
+        self.protocol = c.protocol;
+        let v5 = c.protocol.is_v5();
+        let security = self.security();
+        let mut props = Properties::default();
+        if v5 && c.properties.authentication_method.is_some() {
+            // No enhanced authentication methods are supported [MQTT-4.12.0-1].
+            self.send_connack(false, ReasonCode::BadAuthenticationMethod, props);
+            return Ok(false);
+        }
+        let mut assigned = None;
+        let client_id: Arc<str> = if c.client_id.is_empty() {
+            // A zero-length id needs clean session in 3.1.1 [MQTT-3.1.3-8];
+            // 5.0 allows either and returns the id [MQTT-3.1.3-7].
+            if !security.allow_zero_length_clientid
+                || (!v5 && !c.clean_start)
+                || c.protocol == Protocol::V3_1
+            {
+                self.send_connack(false, ReasonCode::ClientIdentifierNotValid, props);
+                return Ok(false);
+            }
+            let id = format!(
+                "{}{}",
+                security.auto_id_prefix,
+                uuid::Uuid::new_v4().hyphenated()
+            )
+            .to_uppercase()
+            .replacen(
+                &security.auto_id_prefix.to_uppercase(),
+                &security.auto_id_prefix,
+                1,
+            );
+            let id: Arc<str> = Arc::from(id);
+            assigned = Some(id.clone());
+            id
+        } else {
+            Arc::from(c.client_id)
+        };
+        self.client_id = client_id.clone();
+        self.username = c.username.map(Arc::from);
+
+        let max_keepalive = self.shared.config.limits.max_keepalive;
+        let mut keep_alive = c.keep_alive;
+        if keep_alive > max_keepalive {
+            if v5 {
+                keep_alive = max_keepalive;
+                props.server_keep_alive = Some(max_keepalive);
+            } else {
+                self.send_connack(
+                    false,
+                    ReasonCode::ClientIdentifierNotValid,
+                    Properties::default(),
+                );
+                return Ok(false);
+            }
+        }
+        if keep_alive > 0 {
+            self.keepalive = Some(Duration::from_millis(u64::from(keep_alive) * 1500));
+        }
+
+        let policy = self.shared.policy(self.listener);
+        if policy.login(c.username, c.password) != crate::auth::Login::Accepted {
+            // Bad credentials: 5 in 3.x, 0x87 in 5.0, as mosquitto does.
+            self.send_connack(false, ReasonCode::NotAuthorized, Properties::default());
+            if self.shared.config.log.connection_messages {
+                tracing::info!("Client {} disconnected, not authorised.", self.client_id);
+            }
+            return Ok(false);
+        }
+
+        if let Some(w) = &c.will {
+            let limits = &self.shared.config.limits;
+            if v5 && w.qos > limits.max_qos {
+                self.send_connack(false, ReasonCode::QoSNotSupported, Properties::default());
+                return Ok(false);
+            }
+            if v5 && w.retain && !limits.retain_available {
+                self.send_connack(false, ReasonCode::RetainNotSupported, Properties::default());
+                return Ok(false);
+            }
+            if policy.acl.is_some() && !policy.can_write(&client_id, c.username, w.topic.as_str()) {
+                self.send_connack(false, ReasonCode::NotAuthorized, Properties::default());
+                return Ok(false);
+            }
+            self.will = Some(Message {
+                topic: Arc::from(w.topic.as_str()),
+                payload: slice_or_copy(frame, w.payload),
+                qos: w.qos.min(limits.max_qos),
+                retain: w.retain && limits.retain_available,
+                props: MessageProps::from_properties(&w.properties, frame),
+                received: now,
+                origin: Some(client_id.clone()),
+            });
+        }
+
+        // Session lifetime after disconnect: `None` is forever.
+        let expiry = if v5 {
+            let secs = c.properties.session_expiry_interval.unwrap_or(0);
+            self.connect_expiry = secs;
+            (secs != u32::MAX).then_some(secs)
+        } else if c.clean_start {
+            Some(0)
+        } else {
+            self.shared
+                .config
+                .persistent_client_expiration
+                .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        };
+        let receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        self.client_max_packet_size = c.properties.maximum_packet_size;
+
+        // Take the session, kicking any connection that holds it [MQTT-3.1.4-2].
+        let (handle, existed) = self
+            .shared
+            .sessions
+            .get_or_create(&client_id, self.shared.limits);
+        let (session_present, old_filters) = {
+            let mut inner = handle.inner.lock();
+            if let Some(old) = inner.conn.take() {
+                tracing::info!(
+                    "Client {} already connected, closing old connection.",
+                    client_id
+                );
+                old.kicked.store(true, Ordering::Release);
+                old.wake.notify_one();
+            }
+            let mut old_filters = Vec::new();
+            let present = existed && !c.clean_start && !inner.ended;
+            if !present {
+                // Clean start discards any previous session [MQTT-3.1.2-6].
+                old_filters = inner.session.subscriptions.keys().cloned().collect();
+                inner.session.clear();
+            }
+            inner.generation = inner.generation.wrapping_add(1);
+            self.generation = inner.generation;
+            inner.conn = Some(self.signal.clone());
+            inner.username = self.username.clone();
+            inner.listener = self.listener;
+            inner.expiry = expiry;
+            inner.disconnected_at = None;
+            inner.session.detach();
+            inner.session.attach(receive_maximum, now);
+            (present, old_filters)
+        };
+        remove_subscriptions(&self.shared, &handle, &old_filters);
+        if expiry != Some(0) {
+            self.shared.store.session_put(&client_id, expiry);
+        }
+        self.handle = Some(handle);
+
+        if self.shared.config.log.connection_messages {
+            let user = match c.username {
+                Some(u) => format!(", u'{u}'"),
+                None => String::new(),
+            };
+            tracing::info!(
+                "New client connected from {}:{} as {} ({}, c{}, k{}{}).",
+                self.peer.ip(),
+                self.peer.port(),
+                client_id,
+                protocol_tag(c.protocol),
+                u8::from(c.clean_start),
+                c.keep_alive,
+                user
+            );
+        }
+        match &self.will {
+            Some(w) => {
+                tracing::debug!(
+                    "Will message specified ({} bytes) (r{}, q{}).",
+                    w.payload.len(),
+                    u8::from(w.retain),
+                    w.qos as u8
+                );
+                tracing::debug!("\t{}", w.topic);
+            }
+            None => tracing::debug!("No will message specified."),
+        }
+        if v5 {
+            let limits = &self.shared.config.limits;
+            props.assigned_client_identifier = assigned.as_deref();
+            props.topic_alias_maximum = Some(TOPIC_ALIAS_MAXIMUM);
+            props.receive_maximum = Some(RECEIVE_MAXIMUM);
+            if limits.max_qos != QoS::ExactlyOnce {
+                props.maximum_qos = Some(limits.max_qos as u8);
+            }
+            if !limits.retain_available {
+                props.retain_available = Some(0);
+            }
+            if self.max_packet_size < MQTT_MAX_PACKET {
+                props.maximum_packet_size = Some(self.max_packet_size);
+            }
+            props.shared_subscription_available = Some(0);
+        }
+        self.send_connack(session_present, ReasonCode::Success, props);
+        Ok(true)
+    }
+
+    async fn serve(&mut self) -> Exit {
+        let mut shutdown = self.shared.shutdown.clone();
+        let signal = self.signal.clone();
+        self.last_seen = Instant::now();
+        // Frames that arrived together with the CONNECT.
+        if let Err(exit) = self.process_frames() {
+            return exit;
+        }
+        loop {
+            let now = Instant::now();
+            self.drain_session(now);
+            if let Err(exit) = self.try_flush() {
+                return exit;
+            }
+            let deadline = self.keepalive.map(|k| self.last_seen + k);
+            let want_read = self.wbuf.len() < HIGH_WATER;
+            let want_write = !self.wbuf.is_empty();
+            let event = {
+                let stream = &self.stream;
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
+                    _ = signal.wake.notified() => Event::Wake,
+                    r = stream.readable(), if want_read => Event::Readable(r),
+                    r = stream.writable(), if want_write => Event::Writable(r),
+                    _ = sleep_until(deadline) => Event::Timeout,
+                }
+            };
+            match event {
+                Event::Shutdown => return Exit::Shutdown,
+                Event::Timeout => return Exit::Timeout,
+                Event::Wake => {
+                    if signal.kicked.load(Ordering::Acquire) {
+                        return Exit::Kicked;
+                    }
+                }
+                Event::Writable(r) => {
+                    if let Err(e) = r {
+                        return Exit::Io(e);
+                    }
+                }
+                Event::Readable(r) => {
+                    if let Err(e) = r {
+                        return Exit::Io(e);
+                    }
+                    let read = match self.read_some() {
+                        Ok(n) => n,
+                        Err(exit) => return exit,
+                    };
+                    if read > 0 {
+                        if let Err(exit) = self.process_frames() {
+                            return exit;
+                        }
+                        // An idle connection keeps no read buffer.
+                        if self.rbuf.is_empty() && read < 2048 {
+                            self.rbuf = BytesMut::new();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One non-blocking read into the read buffer; `Ok(0)` when nothing was ready.
+    fn read_some(&mut self) -> Result<usize, Exit> {
+        self.rbuf.reserve(4096);
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => Err(Exit::Closed),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(Exit::Io(e)),
+        }
+    }
+
+    fn process_frames(&mut self) -> Result<(), Exit> {
+        loop {
+            let len = match check_frame(&self.rbuf, self.max_packet_size) {
+                Ok(Some(len)) => len,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
+            };
+            let frame = self.rbuf.split_to(len).freeze();
+            self.last_seen = Instant::now();
+            let packet = decode_packet(&frame, self.protocol)
+                .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
+            self.on_packet(packet, &frame)?;
+        }
+    }
+
+    fn on_packet(&mut self, packet: Packet<'_>, frame: &Bytes) -> Result<(), Exit> {
+        let now = self.last_seen;
+        let id = &self.client_id;
+        match packet {
+            Packet::Publish(p) => self.on_publish(&p, frame, now),
+            Packet::PubAck(r) => {
+                tracing::debug!(
+                    "Received PUBACK from {} (Mid: {}, RC:{})",
+                    id,
+                    r.packet_id.get(),
+                    r.reason as u8
+                );
+                let _ = self.session(|s| s.puback(r.packet_id, now));
+                Ok(())
+            }
+            Packet::PubRec(r) => {
+                tracing::debug!("Received PUBREC from {} (Mid: {})", id, r.packet_id.get());
+                let known = self
+                    .session(|s| s.pubrec(r.packet_id))
+                    .is_some_and(|r| r.is_ok());
+                if !known || r.reason.is_error() {
+                    // Unknown id, or the client refused the message: complete
+                    // the flow so the id is freed.
+                    let reason = if known {
+                        ReasonCode::Success
+                    } else {
+                        ReasonCode::PacketIdentifierNotFound
+                    };
+                    if r.reason.is_error() {
+                        self.session(|s| s.abandon(r.packet_id, now));
+                    } else {
+                        self.send_ack(Packet::PubRel, r.packet_id, reason);
+                    }
+                }
+                Ok(())
+            }
+            Packet::PubRel(r) => {
+                tracing::debug!("Received PUBREL from {} (Mid: {})", id, r.packet_id.get());
+                let known = self
+                    .session(|s| s.release_qos2(r.packet_id))
+                    .unwrap_or(false);
+                let reason = if known {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                self.send_ack(Packet::PubComp, r.packet_id, reason);
+                Ok(())
+            }
+            Packet::PubComp(r) => {
+                tracing::debug!(
+                    "Received PUBCOMP from {} (Mid: {}, RC:{})",
+                    id,
+                    r.packet_id.get(),
+                    r.reason as u8
+                );
+                let _ = self.session(|s| s.pubcomp(r.packet_id, now));
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(&s, now),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(&u),
+            Packet::PingReq => {
+                tracing::debug!("Received PINGREQ from {}", id);
+                tracing::debug!("Sending PINGRESP to {}", id);
+                self.encode(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(&d),
+            Packet::Connect(_) => {
+                // A second CONNECT is a protocol violation [MQTT-3.1.0-2].
+                Err(Exit::Violation(
+                    ReasonCode::ProtocolError,
+                    "second CONNECT".into(),
+                ))
+            }
+            Packet::Auth(_) => Err(Exit::Violation(
+                ReasonCode::ProtocolError,
+                "AUTH without a method".into(),
+            )),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(Exit::Violation(
+                    ReasonCode::ProtocolError,
+                    "server-to-client packet from a client".into(),
+                ))
+            }
+        }
+    }
+
+    fn on_publish(&mut self, p: &Publish<'_>, frame: &Bytes, now: Instant) -> Result<(), Exit> {
+        let v5 = self.protocol.is_v5();
+        let limits = &self.shared.config.limits;
+        // Topic aliases (5.0) [MQTT-3.3.2-8..12].
+        let topic: Arc<str> = match p.properties.topic_alias {
+            Some(alias) if alias == 0 || alias > TOPIC_ALIAS_MAXIMUM || !v5 => {
+                return Err(Exit::Violation(
+                    ReasonCode::TopicAliasInvalid,
+                    "invalid topic alias".into(),
+                ));
+            }
+            Some(alias) if p.topic.as_str().is_empty() => match self.aliases.get(&alias) {
+                Some(t) => t.clone(),
+                None => {
+                    return Err(Exit::Violation(
+                        ReasonCode::ProtocolError,
+                        "unknown topic alias".into(),
+                    ))
+                }
+            },
+            Some(alias) => {
+                let t: Arc<str> = Arc::from(p.topic.as_str());
+                self.aliases.insert(alias, t.clone());
+                t
+            }
+            None if p.topic.as_str().is_empty() => {
+                return Err(Exit::Violation(
+                    ReasonCode::ProtocolError,
+                    "empty topic without alias".into(),
+                ));
+            }
+            None => Arc::from(p.topic.as_str()),
+        };
+        tracing::debug!(
+            "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            self.client_id,
+            u8::from(p.dup),
+            p.qos as u8,
+            u8::from(p.retain),
+            p.packet_id.map_or(0, PacketId::get),
+            topic,
+            p.payload.len()
+        );
+        if p.qos > limits.max_qos {
+            return Err(Exit::Violation(
+                ReasonCode::QoSNotSupported,
+                "QoS above maximum".into(),
+            ));
+        }
+        if p.retain && !limits.retain_available {
+            return Err(Exit::Violation(
+                ReasonCode::RetainNotSupported,
+                "retain not available".into(),
+            ));
+        }
+        let mut reason = ReasonCode::Success;
+        if limits
+            .message_size_limit
+            .is_some_and(|max| p.payload.len() > max as usize)
+        {
+            reason = ReasonCode::PacketTooLarge;
+        } else if v5
+            && p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(p.payload).is_err()
+        {
+            reason = ReasonCode::PayloadFormatInvalid;
+        } else {
+            let policy = self.shared.policy(self.listener);
+            if !policy.can_write(&self.client_id, self.username.as_deref(), &topic) {
+                reason = ReasonCode::NotAuthorized;
+            }
+        }
+        let route = match (p.qos, p.packet_id) {
+            (QoS::ExactlyOnce, Some(pid)) => {
+                let pending = self.session(|s| s.incoming_qos2_len()).unwrap_or(0);
+                if v5 && pending >= usize::from(RECEIVE_MAXIMUM) {
+                    return Err(Exit::Violation(
+                        ReasonCode::ReceiveMaximumExceeded,
+                        "receive maximum exceeded".into(),
+                    ));
+                }
+                if reason.is_error() {
+                    false
+                } else {
+                    // Exactly once: a re-send before PUBREL is not routed again.
+                    self.session(|s| s.receive_qos2(pid)).unwrap_or(false)
+                }
+            }
+            _ => !reason.is_error(),
+        };
+        if route {
+            let msg = Message::from_publish(p, topic, frame, Some(self.client_id.clone()), now);
+            let mut matches = std::mem::take(&mut self.matches);
+            self.shared.publish(Arc::new(msg), &mut matches, now);
+            self.matches = matches;
+        }
+        // 3.x has no negative acknowledgements: a refused message is acked and dropped.
+        let ack_reason = if v5 { reason } else { ReasonCode::Success };
+        match (p.qos, p.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => {
+                tracing::debug!(
+                    "Sending PUBACK to {} (m{}, rc{})",
+                    self.client_id,
+                    pid.get(),
+                    ack_reason as u8
+                );
+                self.send_ack(Packet::PubAck, pid, ack_reason);
+            }
+            (QoS::ExactlyOnce, Some(pid)) => {
+                tracing::debug!(
+                    "Sending PUBREC to {} (m{}, rc{})",
+                    self.client_id,
+                    pid.get(),
+                    ack_reason as u8
+                );
+                self.send_ack(Packet::PubRec, pid, ack_reason);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(&mut self, s: &Subscribe<'_>, now: Instant) -> Result<(), Exit> {
+        let v5 = self.protocol.is_v5();
+        tracing::debug!("Received SUBSCRIBE from {}", self.client_id);
+        let Some(handle) = self.handle.clone() else {
+            return Ok(());
+        };
+        let sub_id = s.properties.subscription_identifiers.iter().next();
+        let policy = self.shared.policy(self.listener);
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in s.filters.iter() {
+            tracing::debug!("\t{} (QoS {})", filter.as_str(), options.qos as u8);
+            let refused = if filter.share_group().is_some() {
+                // Shared subscriptions arrive with issue 5.
+                Some(if v5 {
+                    ReasonCode::SharedSubscriptionsNotSupported
+                } else {
+                    ReasonCode::UnspecifiedError
+                })
+            } else if !policy.can_subscribe(
+                &self.client_id,
+                self.username.as_deref(),
+                filter.as_str(),
+            ) {
+                Some(if v5 {
+                    ReasonCode::NotAuthorized
+                } else {
+                    ReasonCode::UnspecifiedError
+                })
+            } else {
+                None
+            };
+            if let Some(code) = refused {
+                tracing::debug!("{} {} {}", self.client_id, code as u8, filter.as_str());
+                codes.push(code);
+                continue;
+            }
+            let mut granted = options;
+            granted.qos = options.qos.min(max_qos(&self.shared));
+            let is_new = self.shared.subscriptions.write().subscribe(
+                filter.match_filter(),
+                SessionKey(handle.clone()),
+                granted,
+                sub_id,
+            );
+            handle.inner.lock().session.subscriptions.insert(
+                filter.as_str().to_owned(),
+                SubscriptionEntry {
+                    options: granted,
+                    id: sub_id,
+                },
+            );
+            self.shared
+                .store
+                .subscription_put(&self.client_id, filter.as_str(), granted, sub_id);
+            tracing::debug!(
+                "{} {} {}",
+                self.client_id,
+                granted.qos as u8,
+                filter.as_str()
+            );
+            codes.push(match granted.qos {
+                QoS::AtMostOnce => ReasonCode::Success,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            // Retained messages go out on subscribe with RETAIN set [MQTT-3.3.1-6],
+            // [MQTT-3.3.1-8], as retain handling says [MQTT-3.3.1-9..11].
+            let send = match granted.retain_handling {
+                RetainHandling::SendAtSubscribe => true,
+                RetainHandling::SendIfNew => is_new,
+                RetainHandling::DoNotSend => false,
+            };
+            if send {
+                for m in self.shared.retained_matching(filter.match_filter(), now) {
+                    retained.push((m, granted.qos));
+                }
+            }
+        }
+        let reasons = Seq::Items(&codes);
+        self.encode(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: Properties::default(),
+            reasons,
+        }));
+        tracing::debug!("Sending SUBACK to {}", self.client_id);
+        for (msg, qos) in retained {
+            let qos = msg.qos.min(qos);
+            let delivery = Delivery {
+                msg,
+                qos,
+                retain: true,
+                subscription_ids: sub_id.into_iter().collect(),
+            };
+            handle.deliver(&self.shared, delivery, now);
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: &Unsubscribe<'_>) -> Result<(), Exit> {
+        tracing::debug!("Received UNSUBSCRIBE from {}", self.client_id);
+        let Some(handle) = self.handle.clone() else {
+            return Ok(());
+        };
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for filter in u.filters.iter() {
+            tracing::debug!("\t{}", filter.as_str());
+            let existed = handle
+                .inner
+                .lock()
+                .session
+                .subscriptions
+                .remove(filter.as_str())
+                .is_some();
+            if existed {
+                self.shared
+                    .subscriptions
+                    .write()
+                    .unsubscribe(filter.match_filter(), &SessionKey(handle.clone()));
+                self.shared
+                    .store
+                    .subscription_delete(&self.client_id, filter.as_str());
+            }
+            tracing::debug!("{} {}", self.client_id, filter.as_str());
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        let reasons = if self.protocol.is_v5() {
+            Seq::Items(&codes[..])
+        } else {
+            Seq::Items(&[][..])
+        };
+        self.encode(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            reasons,
+        }));
+        tracing::debug!("Sending UNSUBACK to {}", self.client_id);
+        Ok(())
+    }
+
+    fn on_disconnect(&mut self, d: &Disconnect<'_>) -> Result<(), Exit> {
+        tracing::debug!("Received DISCONNECT from {}", self.client_id);
+        if let Some(secs) = d.properties.session_expiry_interval {
+            // A session that was to end at disconnect cannot be revived [MQTT-3.14.2-2].
+            if self.connect_expiry == 0 && secs != 0 {
+                return Err(Exit::Violation(
+                    ReasonCode::ProtocolError,
+                    "session expiry set on DISCONNECT".into(),
+                ));
+            }
+            if let Some(handle) = &self.handle {
+                handle.inner.lock().expiry = (secs != u32::MAX).then_some(secs);
+            }
+        }
+        Err(Exit::Disconnect {
+            will: d.reason == ReasonCode::DisconnectWithWillMessage,
+        })
+    }
+
+    /// Moves ready deliveries from the session into the output buffer.
+    fn drain_session(&mut self, now: Instant) {
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        let mut items = std::mem::take(&mut self.outgoing);
+        while self.wbuf.len() < HIGH_WATER {
+            {
+                let mut inner = handle.inner.lock();
+                if inner.generation != self.generation {
+                    break;
+                }
+                inner.session.take_ready(&mut items, 256, now);
+            }
+            if items.is_empty() {
+                break;
+            }
+            for item in items.drain(..) {
+                self.encode_outgoing(item, &handle, now);
+            }
+        }
+        self.outgoing = items;
+    }
+
+    fn encode_outgoing(&mut self, item: Outgoing, handle: &Arc<SessionHandle>, now: Instant) {
+        match item {
+            Outgoing::PubRel(id) => {
+                tracing::debug!("Sending PUBREL to {} (m{})", self.client_id, id.get());
+                self.send_ack(Packet::PubRel, id, ReasonCode::Success);
+            }
+            Outgoing::Publish {
+                packet_id,
+                dup,
+                delivery,
+            } => {
+                let msg = &delivery.msg;
+                let Ok(topic) = TopicName::new(&msg.topic) else {
+                    return;
+                };
+                let mut user: Vec<(&str, &str)> = Vec::new();
+                let mut properties = Properties::default();
+                if self.protocol.is_v5() {
+                    if let Some(mp) = &msg.props {
+                        properties.payload_format_indicator = mp.payload_format_indicator;
+                        properties.content_type = mp.content_type.as_deref();
+                        properties.response_topic = mp.response_topic.as_deref();
+                        properties.correlation_data = mp.correlation_data.as_deref();
+                        user.extend(mp.user_properties.iter().map(|(k, v)| (&**k, &**v)));
+                    }
+                    properties.message_expiry_interval = msg.remaining_expiry(now);
+                    properties.subscription_identifiers = Seq::Items(&delivery.subscription_ids);
+                }
+                properties.user_properties = Seq::Items(&user);
+                let packet = Packet::Publish(Publish {
+                    dup,
+                    qos: delivery.qos,
+                    retain: delivery.retain,
+                    topic,
+                    packet_id,
+                    properties,
+                    payload: &msg.payload,
+                });
+                if let Some(max) = self.client_max_packet_size {
+                    // Never send a client more than its Maximum Packet Size [MQTT-3.1.2-24].
+                    if packet
+                        .encoded_len(self.protocol)
+                        .map_or(true, |len| len > max as usize)
+                    {
+                        if let Some(id) = packet_id {
+                            handle.inner.lock().session.abandon(id, now);
+                        }
+                        return;
+                    }
+                }
+                tracing::debug!(
+                    "Sending PUBLISH to {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                    self.client_id,
+                    u8::from(dup),
+                    delivery.qos as u8,
+                    u8::from(delivery.retain),
+                    packet_id.map_or(0, PacketId::get),
+                    msg.topic,
+                    msg.payload.len()
+                );
+                self.encode(&packet);
+                self.shared
+                    .stats
+                    .messages_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn send_ack(
+        &mut self,
+        kind: fn(PubResponse<'static>) -> Packet<'static>,
+        id: PacketId,
+        reason: ReasonCode,
+    ) {
+        let packet = kind(PubResponse {
+            packet_id: id,
+            reason,
+            properties: Properties::default(),
+        });
+        self.encode(&packet);
+    }
+
+    fn send_connack(
+        &mut self,
+        session_present: bool,
+        reason: ReasonCode,
+        properties: Properties<'_>,
+    ) {
+        // Session present is 0 on refusal [MQTT-3.2.2-4].
+        let session_present = session_present && reason == ReasonCode::Success;
+        let properties = if self.protocol.is_v5() {
+            properties
+        } else {
+            Properties::default()
+        };
+        self.encode(&Packet::ConnAck(ConnAck {
+            session_present,
+            reason,
+            properties,
+        }));
+        let code = if self.protocol.is_v5() {
+            reason as u8
+        } else {
+            reason.to_v3_connack()
+        };
+        tracing::debug!(
+            "Sending CONNACK to {} ({}, {})",
+            self.client_id,
+            u8::from(session_present),
+            code
+        );
+    }
+
+    fn encode(&mut self, packet: &Packet<'_>) {
+        if let Err(e) = packet.encode(self.protocol, &mut self.wbuf) {
+            tracing::warn!(
+                "Warning: unable to encode {:?} for {}: {e}",
+                packet.packet_type(),
+                self.client_id
+            );
+        }
+    }
+
+    /// Writes as much of the output buffer as the socket takes now.
+    fn try_flush(&mut self) -> Result<(), Exit> {
+        while !self.wbuf.is_empty() {
+            match self.stream.try_write(&self.wbuf) {
+                Ok(0) => return Err(Exit::Closed),
+                Ok(n) => self.wbuf.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Exit::Io(e)),
+            }
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+            // Shrink back: an idle connection holds no output buffer.
+            self.wbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, with a time limit, before the socket closes.
+    async fn final_flush(&mut self) {
+        if self.wbuf.is_empty() {
+            return;
+        }
+        let data = std::mem::take(&mut self.wbuf);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(&data)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
+    }
+
+    fn security(&self) -> crate::config::Security {
+        let config = &self.shared.config;
+        match config
+            .listeners
+            .get(self.listener)
+            .and_then(|l| l.security.clone())
+        {
+            Some(sec) if config.per_listener_settings => sec,
+            _ => config.security.clone(),
+        }
+    }
+
+    fn session<R>(&self, f: impl FnOnce(&mut crate::session::Session) -> R) -> Option<R> {
+        let handle = self.handle.as_ref()?;
+        let mut inner = handle.inner.lock();
+        Some(f(&mut inner.session))
+    }
+
+    fn log_early_exit(&self, exit: &Exit) {
+        if let Exit::Violation(_, why) = exit {
+            tracing::debug!(
+                "Connection from {} closed before CONNECT completed: {why}",
+                self.peer
+            );
+        }
+    }
+
+    async fn finish(&mut self, exit: Exit) {
+        let now = Instant::now();
+        let id = self.client_id.clone();
+        let messages = self.shared.config.log.connection_messages;
+        let (send_will, disconnect_reason) = match &exit {
+            Exit::Disconnect { will } => {
+                if messages {
+                    tracing::info!("Client {id} disconnected.");
+                }
+                (*will, None)
+            }
+            Exit::Closed => {
+                if messages {
+                    tracing::info!("Client {id} closed its connection.");
+                }
+                (true, None)
+            }
+            Exit::Io(e) => {
+                if messages {
+                    tracing::info!("Socket error on client {id}, disconnecting.");
+                }
+                tracing::debug!("socket error on {id}: {e}");
+                (true, None)
+            }
+            Exit::Timeout => {
+                if messages {
+                    tracing::info!("Client {id} has exceeded timeout, disconnecting.");
+                }
+                (true, Some(ReasonCode::KeepAliveTimeout))
+            }
+            Exit::Violation(reason, why) => {
+                if messages {
+                    let what = if *reason == ReasonCode::MalformedPacket {
+                        "malformed packet"
+                    } else {
+                        "protocol error"
+                    };
+                    tracing::info!("Client {id} disconnected due to {what}.");
+                }
+                tracing::debug!("{id}: {why}");
+                (true, Some(*reason))
+            }
+            Exit::Kicked => (true, Some(ReasonCode::SessionTakenOver)),
+            Exit::Shutdown => (false, Some(ReasonCode::ServerShuttingDown)),
+        };
+        if self.protocol.is_v5() {
+            if let Some(reason) = disconnect_reason {
+                // The server tells a 5.0 client why before closing [MQTT-4.13.1-1].
+                self.encode(&Packet::Disconnect(Disconnect {
+                    reason,
+                    properties: Properties::default(),
+                }));
+            }
+        }
+        self.final_flush().await;
+
+        // Leave the session, unless a newer connection already holds it.
+        let mut end = false;
+        if let Some(handle) = &self.handle {
+            let mut inner = handle.inner.lock();
+            if inner.generation == self.generation {
+                inner.conn = None;
+                inner.session.detach();
+                inner.disconnected_at = Some(now);
+                end = inner.expiry == Some(0);
+            }
+        }
+        if send_will {
+            if let Some(will) = self.will.take() {
+                // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
+                // normal DISCONNECT [MQTT-3.1.2-10].
+                let mut matches = std::mem::take(&mut self.matches);
+                self.shared.publish(Arc::new(will), &mut matches, now);
+            }
+        }
+        if end {
+            if let Some(handle) = self.handle.clone() {
+                end_session(&self.shared, &handle, Some(self.generation));
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,605 @@
+//! The sans-IO session core: what one client's session holds between and
+//! during its connections, and the QoS flows in both directions.
+//!
+//! It never touches a socket or a clock: time comes in as `now`. The runtime
+//! calls, in any order:
+//! - [`Session::attach`] when a connection takes the session (re-queues every
+//!   unacknowledged message with DUP set, then fills the window) and
+//!   [`Session::detach`] when it goes;
+//! - [`Session::deliver`] for each message routed to the client;
+//! - [`Session::puback`], [`Session::pubrec`], [`Session::pubcomp`] for the
+//!   client's acknowledgements, and [`Session::receive_qos2`] /
+//!   [`Session::release_qos2`] for its own QoS 2 publishes;
+//! - [`Session::take_ready`] to collect the packets to write now.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use culex_codec::{PacketId, QoS, SubscriptionOptions};
+
+use crate::message::Message;
+use crate::store::OutboundState;
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The shared message.
+    pub msg: Arc<Message>,
+    /// QoS of this delivery: the lower of the publish and subscription QoS.
+    pub qos: QoS,
+    /// The RETAIN flag to send.
+    pub retain: bool,
+    /// 5.0 subscription identifiers of every matching subscription.
+    pub subscription_ids: Vec<u32>,
+}
+
+/// A packet the session wants written to its client.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A PUBLISH; `packet_id` is set for QoS 1 and 2.
+    Publish {
+        /// The id, for QoS 1 and 2.
+        packet_id: Option<PacketId>,
+        /// Whether this is a re-delivery [MQTT-3.3.1-1].
+        dup: bool,
+        /// The message and how to send it.
+        delivery: Delivery,
+    },
+    /// A PUBREL for an outbound QoS 2 message whose PUBREC arrived.
+    PubRel(PacketId),
+}
+
+/// What happened to a delivery handed to [`Session::deliver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Ready to be written: wake the connection.
+    Ready,
+    /// Kept in the session's queue (offline, or the in-flight window is full).
+    Queued,
+    /// Dropped: the queue is full (counted), QoS 0 while offline, or expired.
+    Dropped,
+}
+
+/// Limits a session runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Most unacknowledged outbound QoS 1/2 messages (`max_inflight_messages`).
+    pub max_inflight: u16,
+    /// Most messages waiting in the queue (`max_queued_messages`), `None`: no limit.
+    pub max_queued: Option<usize>,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_inflight: 20,
+            max_queued: Some(1000),
+        }
+    }
+}
+
+/// A subscription as the session remembers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionEntry {
+    /// The options granted.
+    pub options: SubscriptionOptions,
+    /// The 5.0 subscription identifier.
+    pub id: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    packet_id: PacketId,
+    delivery: Delivery,
+    state: OutboundState,
+}
+
+/// Why an acknowledgement was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// No message with that packet id is waiting for this acknowledgement.
+    #[error("packet identifier not found")]
+    NotFound,
+}
+
+/// One client's session. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Session {
+    limits: SessionLimits,
+    /// The client's Receive Maximum (5.0), capping the window further.
+    client_receive_maximum: u16,
+    connected: bool,
+    next_id: u16,
+    inflight: VecDeque<InFlight>,
+    queue: VecDeque<Delivery>,
+    ready: VecDeque<Outgoing>,
+    ready_qos0: usize,
+    incoming_qos2: HashSet<PacketId>,
+    dropped: u64,
+    /// Subscriptions by filter (as written, `$share/…` included).
+    pub subscriptions: HashMap<String, SubscriptionEntry>,
+}
+
+impl Session {
+    /// A new, empty, detached session.
+    pub fn new(limits: SessionLimits) -> Session {
+        Session {
+            limits,
+            client_receive_maximum: u16::MAX,
+            connected: false,
+            next_id: 1,
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            ready: VecDeque::new(),
+            ready_qos0: 0,
+            incoming_qos2: HashSet::new(),
+            dropped: 0,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    /// Whether a connection holds the session.
+    pub fn is_attached(&self) -> bool {
+        self.connected
+    }
+
+    /// A connection takes the session: unacknowledged messages are queued for
+    /// re-sending first, in their original order, PUBLISH with DUP set or
+    /// PUBREL [MQTT-4.4.0-1], then queued messages fill the window.
+    pub fn attach(&mut self, client_receive_maximum: u16, now: Instant) {
+        self.connected = true;
+        self.client_receive_maximum = client_receive_maximum.max(1);
+        self.ready.clear();
+        self.ready_qos0 = 0;
+        for f in &self.inflight {
+            self.ready.push_back(match f.state {
+                OutboundState::AwaitingAck => Outgoing::Publish {
+                    packet_id: Some(f.packet_id),
+                    dup: true,
+                    delivery: f.delivery.clone(),
+                },
+                OutboundState::AwaitingComp => Outgoing::PubRel(f.packet_id),
+            });
+        }
+        self.fill(now);
+    }
+
+    /// The connection went away; in-flight and queued messages stay, QoS 0
+    /// messages not yet written are lost.
+    pub fn detach(&mut self) {
+        self.connected = false;
+        self.ready.clear();
+        self.ready_qos0 = 0;
+    }
+
+    /// Resets everything but the limits (a clean start on an old session).
+    pub fn clear(&mut self) {
+        let limits = self.limits;
+        *self = Session::new(limits);
+    }
+
+    /// Hands one message to the session.
+    pub fn deliver(&mut self, delivery: Delivery, now: Instant) -> Delivered {
+        if delivery.msg.is_expired(now) {
+            return Delivered::Dropped;
+        }
+        if delivery.qos == QoS::AtMostOnce {
+            // QoS 0 is never queued for an offline client, and dropped when
+            // the connection cannot keep up (mosquitto's overflow rule).
+            if !self.connected
+                || self
+                    .limits
+                    .max_queued
+                    .is_some_and(|max| self.ready_qos0 >= max)
+            {
+                self.dropped = self.dropped.saturating_add(1);
+                return Delivered::Dropped;
+            }
+            self.ready_qos0 = self.ready_qos0.saturating_add(1);
+            self.ready.push_back(Outgoing::Publish {
+                packet_id: None,
+                dup: false,
+                delivery,
+            });
+            return Delivered::Ready;
+        }
+        if self.connected && self.queue.is_empty() && self.inflight.len() < self.window() {
+            if let Some(id) = self.alloc_id() {
+                self.start_flight(id, delivery);
+                return Delivered::Ready;
+            }
+        }
+        if self
+            .limits
+            .max_queued
+            .is_some_and(|max| self.queue.len() >= max)
+        {
+            self.dropped = self.dropped.saturating_add(1);
+            return Delivered::Dropped;
+        }
+        self.queue.push_back(delivery);
+        Delivered::Queued
+    }
+
+    /// PUBACK for an outbound QoS 1 message; frees its slot in the window.
+    pub fn puback(&mut self, id: PacketId, now: Instant) -> Result<(), AckError> {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|f| {
+                f.packet_id == id
+                    && f.state == OutboundState::AwaitingAck
+                    && f.delivery.qos == QoS::AtLeastOnce
+            })
+            .ok_or(AckError::NotFound)?;
+        self.inflight.remove(pos);
+        self.fill(now);
+        Ok(())
+    }
+
+    /// PUBREC for an outbound QoS 2 message: queues the PUBREL [MQTT-4.3.3-5].
+    /// A repeated PUBREC gets the PUBREL again.
+    pub fn pubrec(&mut self, id: PacketId) -> Result<(), AckError> {
+        let flight = self
+            .inflight
+            .iter_mut()
+            .find(|f| f.packet_id == id && f.delivery.qos == QoS::ExactlyOnce)
+            .ok_or(AckError::NotFound)?;
+        flight.state = OutboundState::AwaitingComp;
+        if self.connected {
+            self.ready.push_back(Outgoing::PubRel(id));
+        }
+        Ok(())
+    }
+
+    /// PUBCOMP for an outbound QoS 2 message: the flow is complete.
+    pub fn pubcomp(&mut self, id: PacketId, now: Instant) -> Result<(), AckError> {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == id && f.state == OutboundState::AwaitingComp)
+            .ok_or(AckError::NotFound)?;
+        self.inflight.remove(pos);
+        self.fill(now);
+        Ok(())
+    }
+
+    /// An inbound QoS 2 PUBLISH: `true` when it is new and must be routed,
+    /// `false` for a re-send of one not yet released, which must not be
+    /// delivered again [MQTT-4.3.3-2].
+    pub fn receive_qos2(&mut self, id: PacketId) -> bool {
+        self.incoming_qos2.insert(id)
+    }
+
+    /// An inbound PUBREL: forgets the packet id; `false` when it was unknown.
+    pub fn release_qos2(&mut self, id: PacketId) -> bool {
+        self.incoming_qos2.remove(&id)
+    }
+
+    /// Inbound QoS 2 messages waiting for PUBREL.
+    pub fn incoming_qos2_len(&self) -> usize {
+        self.incoming_qos2.len()
+    }
+
+    /// Moves up to `max` ready packets into `out`; expired QoS 0 messages are
+    /// dropped here.
+    pub fn take_ready(&mut self, out: &mut Vec<Outgoing>, max: usize, now: Instant) {
+        let mut taken = 0;
+        while taken < max {
+            let Some(item) = self.ready.pop_front() else {
+                break;
+            };
+            if let Outgoing::Publish {
+                packet_id: None,
+                delivery,
+                ..
+            } = &item
+            {
+                self.ready_qos0 = self.ready_qos0.saturating_sub(1);
+                if delivery.msg.is_expired(now) {
+                    continue;
+                }
+            }
+            out.push(item);
+            taken += 1;
+        }
+    }
+
+    /// Whether packets are waiting to be written.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Unacknowledged outbound QoS 1/2 messages.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Messages waiting in the queue.
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages dropped because a limit was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Forgets an outbound message that could not be sent at all (e.g. larger
+    /// than the client's Maximum Packet Size).
+    pub fn abandon(&mut self, id: PacketId, now: Instant) {
+        if let Some(pos) = self.inflight.iter().position(|f| f.packet_id == id) {
+            self.inflight.remove(pos);
+            self.dropped = self.dropped.saturating_add(1);
+            self.fill(now);
+        }
+    }
+
+    fn window(&self) -> usize {
+        let ours = if self.limits.max_inflight == 0 {
+            u16::MAX
+        } else {
+            self.limits.max_inflight
+        };
+        usize::from(ours.min(self.client_receive_maximum))
+    }
+
+    fn fill(&mut self, now: Instant) {
+        while self.connected && self.inflight.len() < self.window() {
+            let Some(delivery) = self.queue.pop_front() else {
+                break;
+            };
+            if delivery.msg.is_expired(now) {
+                continue;
+            }
+            match self.alloc_id() {
+                Some(id) => self.start_flight(id, delivery),
+                None => {
+                    self.queue.push_front(delivery);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn start_flight(&mut self, id: PacketId, delivery: Delivery) {
+        self.ready.push_back(Outgoing::Publish {
+            packet_id: Some(id),
+            dup: false,
+            delivery: delivery.clone(),
+        });
+        self.inflight.push_back(InFlight {
+            packet_id: id,
+            delivery,
+            state: OutboundState::AwaitingAck,
+        });
+    }
+
+    /// The next packet id not in flight [MQTT-2.3.1-4], or `None` when all
+    /// 65535 are in use.
+    fn alloc_id(&mut self) -> Option<PacketId> {
+        for _ in 0..=u16::MAX {
+            let raw = self.next_id;
+            self.next_id = raw.wrapping_add(1);
+            let Some(id) = PacketId::new(raw) else {
+                continue;
+            };
+            if !self.inflight.iter().any(|f| f.packet_id == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn msg(topic: &str, qos: QoS, t: Instant) -> Arc<Message> {
+        Arc::new(Message::new(topic, topic.to_owned(), qos, false, t))
+    }
+
+    fn d(m: &Arc<Message>, qos: QoS) -> Delivery {
+        Delivery {
+            msg: m.clone(),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    fn pid(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    fn take(s: &mut Session, now: Instant) -> Vec<Outgoing> {
+        let mut v = Vec::new();
+        s.take_ready(&mut v, usize::MAX, now);
+        v
+    }
+
+    fn ids(v: &[Outgoing]) -> Vec<(u16, bool)> {
+        v.iter()
+            .filter_map(|o| match o {
+                Outgoing::Publish {
+                    packet_id: Some(id),
+                    dup,
+                    ..
+                } => Some((id.get(), *dup)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn qos0_is_not_queued_offline() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits::default());
+        assert_eq!(
+            s.deliver(d(&msg("a", QoS::AtMostOnce, t), QoS::AtMostOnce), t),
+            Delivered::Dropped
+        );
+        s.attach(u16::MAX, t);
+        assert_eq!(
+            s.deliver(d(&msg("a", QoS::AtMostOnce, t), QoS::AtMostOnce), t),
+            Delivered::Ready
+        );
+        assert_eq!(take(&mut s, t).len(), 1);
+    }
+
+    /// Offline QoS 1/2 messages are queued up to max_queued_messages and
+    /// delivered in order on reconnect; the rest are dropped and counted.
+    #[test]
+    fn offline_queue_limit_and_order() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 2,
+            max_queued: Some(3),
+        });
+        for i in 0..5 {
+            let m = msg(&format!("t{i}"), QoS::AtLeastOnce, t);
+            let r = s.deliver(d(&m, QoS::AtLeastOnce), t);
+            assert_eq!(
+                r,
+                if i < 3 {
+                    Delivered::Queued
+                } else {
+                    Delivered::Dropped
+                }
+            );
+        }
+        assert_eq!(s.dropped(), 2);
+        s.attach(u16::MAX, t);
+        let out = take(&mut s, t);
+        assert_eq!(ids(&out), vec![(1, false), (2, false)], "window of 2");
+        s.puback(pid(1), t).unwrap();
+        let out = take(&mut s, t);
+        match &out[..] {
+            [Outgoing::Publish {
+                packet_id: Some(id),
+                delivery,
+                ..
+            }] => {
+                assert_eq!(id.get(), 3);
+                assert_eq!(&*delivery.msg.topic, "t2");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Unacknowledged messages are re-sent with DUP on resume [MQTT-4.4.0-1],
+    /// [MQTT-3.3.1-1]; a PUBLISH acknowledged by PUBREC is resumed with PUBREL.
+    #[test]
+    fn resume_resends_with_dup_and_pubrel() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits::default());
+        s.attach(u16::MAX, t);
+        let m1 = msg("a", QoS::AtLeastOnce, t);
+        let m2 = msg("b", QoS::ExactlyOnce, t);
+        s.deliver(d(&m1, QoS::AtLeastOnce), t);
+        s.deliver(d(&m2, QoS::ExactlyOnce), t);
+        assert_eq!(ids(&take(&mut s, t)), vec![(1, false), (2, false)]);
+        s.pubrec(pid(2)).unwrap();
+        assert!(matches!(take(&mut s, t)[..], [Outgoing::PubRel(id)] if id.get() == 2));
+        s.detach();
+        s.attach(u16::MAX, t);
+        let out = take(&mut s, t);
+        assert_eq!(ids(&out), vec![(1, true)]);
+        assert!(matches!(out[1], Outgoing::PubRel(id) if id.get() == 2));
+        s.puback(pid(1), t).unwrap();
+        s.pubcomp(pid(2), t).unwrap();
+        assert_eq!(s.inflight_len(), 0);
+        assert_eq!(s.puback(pid(1), t), Err(AckError::NotFound));
+    }
+
+    /// A re-sent QoS 2 PUBLISH before PUBREL is not delivered twice [MQTT-4.3.3-2].
+    #[test]
+    fn inbound_qos2_exactly_once() {
+        let mut s = Session::new(SessionLimits::default());
+        assert!(s.receive_qos2(pid(7)));
+        assert!(!s.receive_qos2(pid(7)), "DUP before PUBREL");
+        assert!(s.release_qos2(pid(7)));
+        assert!(!s.release_qos2(pid(7)));
+        assert!(s.receive_qos2(pid(7)), "the id may be reused after PUBREL");
+    }
+
+    /// Packet ids wrap from 65535 to 1 and skip ids still in flight [MQTT-2.3.1-4].
+    #[test]
+    fn packet_ids_wrap_and_skip_inflight() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 0,
+            max_queued: None,
+        });
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtLeastOnce, t);
+        s.deliver(d(&m, QoS::AtLeastOnce), t); // id 1 stays in flight
+        for i in 2..=u16::MAX {
+            s.deliver(d(&m, QoS::AtLeastOnce), t);
+            s.puback(pid(i), t).unwrap();
+        }
+        take(&mut s, t);
+        s.deliver(d(&m, QoS::AtLeastOnce), t);
+        assert_eq!(
+            ids(&take(&mut s, t)),
+            vec![(2, false)],
+            "1 is in flight, so 2 after the wrap"
+        );
+    }
+
+    /// The client's Receive Maximum caps the window [MQTT-3.3.4-9].
+    #[test]
+    fn receive_maximum_caps_window() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 20,
+            max_queued: None,
+        });
+        s.attach(3, t);
+        let m = msg("a", QoS::ExactlyOnce, t);
+        for _ in 0..10 {
+            s.deliver(d(&m, QoS::ExactlyOnce), t);
+        }
+        assert_eq!(take(&mut s, t).len(), 3);
+        assert_eq!(s.queued_len(), 7);
+    }
+
+    /// Expired messages are never delivered [MQTT-3.3.2-5].
+    #[test]
+    fn expired_messages_are_dropped_from_queue() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits::default());
+        let mut m = Message::new("a", "x", QoS::AtLeastOnce, false, t);
+        m.props = Some(Box::new(crate::message::MessageProps {
+            message_expiry_interval: Some(5),
+            ..Default::default()
+        }));
+        s.deliver(d(&Arc::new(m), QoS::AtLeastOnce), t);
+        s.attach(u16::MAX, t + Duration::from_secs(6));
+        assert!(take(&mut s, t + Duration::from_secs(6)).is_empty());
+    }
+
+    /// QoS 0 overflow: dropped when the connection's queue is full.
+    #[test]
+    fn qos0_overflow_is_dropped() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 20,
+            max_queued: Some(2),
+        });
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtMostOnce, t);
+        let r: Vec<_> = (0..3)
+            .map(|_| s.deliver(d(&m, QoS::AtMostOnce), t))
+            .collect();
+        assert_eq!(
+            r,
+            vec![Delivered::Ready, Delivered::Ready, Delivered::Dropped]
+        );
+        assert_eq!(take(&mut s, t).len(), 2);
+        assert_eq!(s.deliver(d(&m, QoS::AtMostOnce), t), Delivered::Ready);
+    }
+}

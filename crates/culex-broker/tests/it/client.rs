@@ -1,0 +1,271 @@
+//! A raw, blocking test client built on the codec: it sends exactly the
+//! packets a test asks for and hands back every packet it receives.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use culex_codec::packet::{Connect, PubResponse, Publish, Subscribe, Will};
+use culex_codec::topic::{TopicFilter, TopicName};
+use culex_codec::{
+    check_frame, decode_packet, Packet, PacketId, Properties, Protocol, QoS, Seq,
+    SubscriptionOptions,
+};
+
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    pub protocol: Protocol,
+}
+
+/// A received packet, kept as its frame and decoded on demand.
+pub struct Frame(pub Vec<u8>, pub Protocol);
+
+impl Frame {
+    pub fn packet(&self) -> Packet<'_> {
+        decode_packet(&self.0, self.1).expect("broker sent a valid packet")
+    }
+}
+
+pub fn pid(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+pub struct ConnectOpts<'a> {
+    pub client_id: &'a str,
+    pub clean: bool,
+    pub keep_alive: u16,
+    pub will: Option<(&'a str, &'a [u8], QoS, bool)>,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+    pub protocol: Protocol,
+    pub properties: Properties<'a>,
+}
+
+impl Default for ConnectOpts<'_> {
+    fn default() -> Self {
+        ConnectOpts {
+            client_id: "",
+            clean: true,
+            keep_alive: 60,
+            will: None,
+            username: None,
+            password: None,
+            protocol: Protocol::V3_1_1,
+            properties: Properties::default(),
+        }
+    }
+}
+
+impl Raw {
+    pub fn open(port: u16, protocol: Protocol) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            protocol,
+        }
+    }
+
+    /// Connects and returns the CONNACK's (session present, reason byte as on the wire).
+    pub fn connect_with(port: u16, opts: ConnectOpts<'_>) -> (Raw, bool, culex_codec::ReasonCode) {
+        let mut c = Raw::open(port, opts.protocol);
+        let will = opts.will.map(|(t, p, qos, retain)| Will {
+            topic: TopicName::new(t).unwrap(),
+            payload: p,
+            qos,
+            retain,
+            properties: Properties::default(),
+        });
+        c.send(&Packet::Connect(Connect {
+            protocol: opts.protocol,
+            clean_start: opts.clean,
+            keep_alive: opts.keep_alive,
+            client_id: opts.client_id,
+            will,
+            username: opts.username,
+            password: opts.password,
+            properties: opts.properties,
+        }));
+        let f = c.recv();
+        match f.packet() {
+            Packet::ConnAck(a) => (c, a.session_present, a.reason),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Connects a 3.1.1 client that must be accepted.
+    pub fn connect(port: u16, client_id: &str, clean: bool) -> (Raw, bool) {
+        let (c, present, reason) = Raw::connect_with(
+            port,
+            ConnectOpts {
+                client_id,
+                clean,
+                ..ConnectOpts::default()
+            },
+        );
+        assert_eq!(reason, culex_codec::ReasonCode::Success);
+        (c, present)
+    }
+
+    pub fn send(&mut self, p: &Packet<'_>) {
+        let mut out = Vec::new();
+        p.encode(self.protocol, &mut out).expect("encode");
+        self.stream.write_all(&out).expect("write");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// The next packet; panics after 5 s.
+    pub fn recv(&mut self) -> Frame {
+        self.try_recv(Duration::from_secs(5))
+            .expect("a packet within 5 s")
+    }
+
+    /// The next packet within `wait`, or None (timeout or closed).
+    pub fn try_recv(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(len) = check_frame(&self.buf, u32::MAX).expect("valid frame") {
+                let frame: Vec<u8> = self.buf.drain(..len).collect();
+                return Some(Frame(frame, self.protocol));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut tmp = [0u8; 4096];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Whether the broker closed the connection within `wait`.
+    pub fn is_closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            self.stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let mut tmp = [0u8; 4096];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    pub fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Vec<u8> {
+        let list: Vec<(TopicFilter<'_>, SubscriptionOptions)> = filters
+            .iter()
+            .map(|(f, q)| {
+                (
+                    TopicFilter::new(f).unwrap(),
+                    SubscriptionOptions {
+                        qos: *q,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: pid(1),
+            properties: Properties::default(),
+            filters: Seq::Items(&list),
+        }));
+        let f = self.recv();
+        match f.packet() {
+            Packet::SubAck(a) => a.reasons.iter().map(|r| r as u8).collect(),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool, id: u16) {
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: TopicName::new(topic).unwrap(),
+            packet_id: (qos != QoS::AtMostOnce).then(|| pid(id)),
+            properties: Properties::default(),
+            payload,
+        }));
+    }
+
+    /// Publishes and waits for the whole acknowledgement flow.
+    pub fn publish_acked(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool, id: u16) {
+        self.publish(topic, payload, qos, retain, id);
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => assert!(
+                matches!(self.recv().packet(), Packet::PubAck(a) if a.packet_id.get() == id)
+            ),
+            QoS::ExactlyOnce => {
+                assert!(
+                    matches!(self.recv().packet(), Packet::PubRec(a) if a.packet_id.get() == id)
+                );
+                self.ack(Packet::PubRel, id);
+                assert!(
+                    matches!(self.recv().packet(), Packet::PubComp(a) if a.packet_id.get() == id)
+                );
+            }
+        }
+    }
+
+    pub fn ack(&mut self, kind: fn(PubResponse<'static>) -> Packet<'static>, id: u16) {
+        self.send(&kind(PubResponse {
+            packet_id: pid(id),
+            reason: culex_codec::ReasonCode::Success,
+            properties: Properties::default(),
+        }));
+    }
+
+    pub fn disconnect(mut self) {
+        self.send(&Packet::Disconnect(culex_codec::packet::Disconnect {
+            reason: culex_codec::ReasonCode::Success,
+            properties: Properties::default(),
+        }));
+    }
+}
+
+/// A received PUBLISH, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+    pub id: Option<u16>,
+}
+
+impl Frame {
+    pub fn publish(&self) -> Got {
+        match self.packet() {
+            Packet::Publish(p) => Got {
+                topic: p.topic.as_str().to_owned(),
+                payload: p.payload.to_vec(),
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                id: p.packet_id.map(|i| i.get()),
+            },
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the broker over real TCP on 127.0.0.1: each test
+//! starts its own in-process broker on port 0 and talks to it with a raw
+//! codec-based client, mosquitto's clients or paho-mqtt.
+
+mod client;
+mod protocol;
+mod third_party;

@@ -1,0 +1,175 @@
+//! Real third-party clients against culex: Debian's mosquitto_sub and
+//! mosquitto_pub, and paho-mqtt.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use culex_broker::testing::BrokerThread;
+use culex_testkit::{run_with_timeout, tool, ChildGuard};
+
+/// The tutorial: `mosquitto_sub -v -t hello` sees `mosquitto_pub -t hello -m 'my name is blah'`.
+#[test]
+fn tutorial_mosquitto_sub_sees_mosquitto_pub() {
+    let broker = BrokerThread::start();
+    let port = broker.port().to_string();
+    let sub = Command::new(tool("mosquitto_sub"))
+        .args(["-p", &port, "-v", "-t", "hello", "-C", "1", "-W", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let sub = ChildGuard(sub);
+    // Publish until the subscriber has its subscription in place.
+    let mut output = None;
+    let mut guard = sub;
+    for _ in 0..50 {
+        let out = run_with_timeout(
+            Command::new(tool("mosquitto_pub")).args([
+                "-p",
+                &port,
+                "-t",
+                "hello",
+                "-m",
+                "my name is blah",
+            ]),
+            Duration::from_secs(5),
+        );
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Ok(Some(_)) = guard.0.try_wait() {
+            output = guard.0.stdout.take();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut output.expect("mosquitto_sub finished"), &mut text).unwrap();
+    assert_eq!(text, "hello my name is blah\n");
+}
+
+/// mosquitto_pub -r then mosquitto_sub gets the retained message, at QoS 2.
+#[test]
+fn mosquitto_clients_retained_qos2() {
+    let broker = BrokerThread::start();
+    let port = broker.port().to_string();
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_pub"))
+            .args(["-p", &port, "-t", "r/x", "-m", "kept", "-r", "-q", "2"]),
+        Duration::from_secs(5),
+    );
+    assert!(out.status.success());
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_sub")).args([
+            "-p", &port, "-v", "-t", "r/#", "-q", "2", "-C", "1", "-W", "5",
+        ]),
+        Duration::from_secs(8),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "r/x kept\n");
+}
+
+/// The tutorial's boards as paho-mqtt clients: blue and green publish
+/// NAME/btn/0 every 0.5 s and each sees the other's messages.
+#[test]
+fn paho_blue_and_green_see_each_other() {
+    let broker = BrokerThread::start();
+    let script = r#"
+import sys, time, threading
+import paho.mqtt.client as mqtt
+port = int(sys.argv[1])
+seen = {"blue": [], "green": []}
+clients = {}
+for name, peer in (("blue", "green"), ("green", "blue")):
+    try:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, clean_session=True)
+    except AttributeError:
+        c = mqtt.Client(client_id=name, clean_session=True)
+    def on_message(client, userdata, msg, name=name):
+        seen[name].append((msg.topic, msg.payload.decode()))
+    c.on_message = on_message
+    c.connect("127.0.0.1", port, 60)
+    c.subscribe(peer + "/btn/0")
+    c.loop_start()
+    clients[name] = c
+time.sleep(0.3)
+for i in range(5):
+    for name, c in clients.items():
+        c.publish(name + "/btn/0", "1" if i % 2 else "0")
+    time.sleep(0.5)
+time.sleep(0.3)
+for c in clients.values():
+    c.loop_stop(); c.disconnect()
+ok = all(len(seen[n]) >= 4 for n in seen) \
+    and all(t == "green/btn/0" for t, _ in seen["blue"]) \
+    and all(t == "blue/btn/0" for t, _ in seen["green"])
+print(seen)
+sys.exit(0 if ok else 1)
+"#;
+    let out = run_with_timeout(
+        culex_testkit::python_with_paho().args(["-c", script, &broker.port().to_string()]),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A password file written by Debian's mosquitto_passwd works unchanged:
+/// the right password connects, a wrong one is refused with code 5.
+#[test]
+fn mosquitto_passwd_file_works() {
+    let dir = tempfile_dir();
+    let file = dir.join("passwd");
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_passwd"))
+            .arg("-c")
+            .arg("-b")
+            .arg(&file)
+            .args(["alice", "s3cret"]),
+        Duration::from_secs(5),
+    );
+    assert!(out.status.success());
+    let mut config = culex_broker::testing::local_config();
+    config.security.allow_anonymous = false;
+    config.security.password_file = Some(file);
+    let broker = BrokerThread::start_with(config);
+    let port = broker.port().to_string();
+    let good = run_with_timeout(
+        Command::new(tool("mosquitto_pub")).args([
+            "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "s3cret",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = run_with_timeout(
+        Command::new(tool("mosquitto_pub")).args([
+            "-p", &port, "-t", "t", "-m", "x", "-u", "alice", "-P", "wrong",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not authorised"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "culex-broker-it-{}-{}",
+        std::process::id(),
+        culex_testkit::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
