@@ -57,6 +57,8 @@ impl Prompt for TerminalPrompt {
         out.flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
+        // mosquitto_passwd ends the prompt line itself when input is piped.
+        out.write_all(b"\n")?;
         let trimmed = line.strip_suffix('\n').unwrap_or(&line);
         let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
         Ok(trimmed.to_string())
