@@ -11,7 +11,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,6 +28,9 @@ const BACKLOG_LINES: usize = 40;
 
 /// How often an idle event stream sends a comment, so a closed page is noticed.
 const STREAM_PING: Duration = Duration::from_secs(15);
+
+/// At most this many event streams at once, each holding a thread.
+const MAX_STREAMS: usize = 64;
 
 /// One board as the page sees it.
 #[derive(Debug, Clone)]
@@ -92,9 +95,19 @@ impl WebServer {
         self.addr
     }
 
-    /// The page's URL.
+    /// The page's URL (on the loopback address when the server listens on
+    /// every address).
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            let loopback: std::net::IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            addr.set_ip(loopback);
+        }
+        format!("http://{addr}/")
     }
 }
 
@@ -140,23 +153,61 @@ pub fn state_json(scene: &Scene) -> String {
 }
 
 fn serve(server: &tiny_http::Server, scene: Arc<Scene>, stopping: &Arc<AtomicBool>) {
+    let streams = Arc::new(AtomicUsize::new(0));
     for request in server.incoming_requests() {
         if stopping.load(Ordering::SeqCst) {
             break;
         }
+        if is_cross_site(&request) {
+            let _ = request.respond(status(403));
+            continue;
+        }
         if request.url() == "/events" {
+            if streams.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+                streams.fetch_sub(1, Ordering::SeqCst);
+                let _ = request.respond(status(503));
+                continue;
+            }
             let scene = Arc::clone(&scene);
             let stopping = Arc::clone(stopping);
+            let count = Arc::clone(&streams);
             // Each event stream holds its connection open; give it a thread.
             let spawned = std::thread::Builder::new()
                 .name("web-events".into())
-                .spawn(move || stream_events(request, &scene, &stopping));
+                .spawn(move || {
+                    stream_events(request, &scene, &stopping);
+                    count.fetch_sub(1, Ordering::SeqCst);
+                });
             if let Err(err) = spawned {
+                streams.fetch_sub(1, Ordering::SeqCst);
                 eprintln!("culex demo: cannot start an event stream: {err}");
             }
             continue;
         }
         let _ = handle(request, &scene);
+    }
+}
+
+/// Whether a browser sent this request from another site's page (its
+/// `Origin` names a host other than the one it asked): such a page may not
+/// press the boards' buttons.
+fn is_cross_site(request: &tiny_http::Request) -> bool {
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_owned())
+    };
+    match (header("Origin"), header("Host")) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin
+                .split_once("://")
+                .map_or(origin.as_str(), |(_, rest)| rest);
+            origin_host != host
+        }
+        (Some(_), None) => true,
+        _ => false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use culex_demo::demo::{Demo, DemoOptions};
 use culex_testkit::{run_with_timeout, tool};
 
-use crate::support::{wait_online, TestBroker};
+use crate::support::wait_online;
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -39,11 +39,12 @@ fn ensure_playwright() {
 fn holding_blue_in_the_page_lights_green() {
     let chromium = tool("chromium");
     ensure_playwright();
-    let broker = TestBroker::start();
+    // As `culex demo` runs by default: with its own embedded broker.
     let options = DemoOptions {
-        broker: Some(("127.0.0.1".into(), broker.port)),
         http: "127.0.0.1:0".parse().unwrap(),
         http_given: true,
+        mqtt: "127.0.0.1:0".parse().unwrap(),
+        mqtt_given: true,
         ..DemoOptions::default()
     };
     let demo = Demo::start(&options).expect("demo starts");

@@ -35,13 +35,18 @@ fn web_addr(demo: &Demo) -> SocketAddr {
 
 /// One HTTP/1.0 request; returns the status code and the body.
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_with(addr, method, path, "")
+}
+
+/// As [`http`], with extra header lines (each ending in CRLF).
+fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -60,8 +65,17 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
 
 #[test]
 fn the_page_and_its_api_drive_the_boards() {
-    let broker = TestBroker::start();
-    let demo = Demo::start(&options(broker.port, &["blue", "green"])).expect("demo starts");
+    // The embedded broker, as `culex demo` runs without --broker.
+    let options = DemoOptions {
+        http: "127.0.0.1:0".parse().unwrap(),
+        http_given: true,
+        mqtt: "127.0.0.1:0".parse().unwrap(),
+        mqtt_given: true,
+        ..DemoOptions::default()
+    };
+    let demo = Demo::start(&options).expect("demo starts");
+    assert_eq!(demo.broker_addr().0, "127.0.0.1");
+    assert_ne!(demo.broker_addr().1, 0);
     let addr = web_addr(&demo);
     let (blue, green) = (demo.board("blue").unwrap(), demo.board("green").unwrap());
     wait_online(&[blue, green]);
@@ -91,7 +105,18 @@ fn the_page_and_its_api_drive_the_boards() {
     assert_eq!(state["boards"][0]["button"], 1);
     assert_eq!(state["boards"][0]["link"], "online");
 
-    assert_eq!(http(addr, "POST", "/api/boards/blue/press").0, 204);
+    // Another site's page may not press the buttons; the demo's own may.
+    let evil = "Origin: http://evil.example\r\n";
+    assert_eq!(
+        http_with(addr, "POST", "/api/boards/blue/press", evil).0,
+        403
+    );
+    assert!(!blue.pins().pressed());
+    let own = format!("Origin: http://{addr}\r\n");
+    assert_eq!(
+        http_with(addr, "POST", "/api/boards/blue/press", &own).0,
+        204
+    );
     assert!(blue.pins().pressed());
     assert!(wait_until(Duration::from_millis(1500), || green.pins().led_on()).is_some());
     let (_, state) = http(addr, "GET", "/api/state");

@@ -54,7 +54,13 @@ fn blue_and_green_light_each_other(port: u16) {
 }
 
 #[test]
-fn blue_and_green_light_each_other_through_mosquitto() {
+fn blue_and_green_light_each_other_through_culex() {
     let broker = TestBroker::start();
+    blue_and_green_light_each_other(broker.port);
+}
+
+#[test]
+fn blue_and_green_light_each_other_through_mosquitto() {
+    let broker = TestBroker::mosquitto();
     blue_and_green_light_each_other(broker.port);
 }

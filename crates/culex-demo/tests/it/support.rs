@@ -4,19 +4,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use culex_demo::board::{Board, BoardConfig, Signal};
+use culex_demo::EmbeddedBroker;
 
-/// A broker for one test: Debian's mosquitto on a free port.
+/// A broker for one test, on a free port of 127.0.0.1.
 pub struct TestBroker {
     pub port: u16,
-    _mosquitto: culex_testkit::Mosquitto,
+    _running: Running,
+}
+
+/// Held only to keep the broker alive until the test ends.
+enum Running {
+    Culex(#[allow(dead_code)] EmbeddedBroker),
+    Mosquitto(#[allow(dead_code)] culex_testkit::Mosquitto),
 }
 
 impl TestBroker {
+    /// culex's own broker, in-process.
     pub fn start() -> TestBroker {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let broker = EmbeddedBroker::start(addr).expect("start the culex broker");
+        TestBroker {
+            port: broker.addr().port(),
+            _running: Running::Culex(broker),
+        }
+    }
+
+    /// Debian's mosquitto, to show the boards work with any broker.
+    pub fn mosquitto() -> TestBroker {
         let mosquitto = culex_testkit::Mosquitto::start("");
         TestBroker {
             port: mosquitto.port,
-            _mosquitto: mosquitto,
+            _running: Running::Mosquitto(mosquitto),
         }
     }
 }
