@@ -523,6 +523,31 @@ pattern readwrite users/%u/#
     }
 
     #[test]
+    fn mosquittos_example_acl_file() {
+        let path = Path::new("/usr/share/doc/mosquitto/examples/aclfile.example");
+        let acl = Acl::load(path)
+            .unwrap_or_else(|e| panic!("{e}; install Debian's mosquitto (scripts/test does)"));
+        assert!(acl.check("c", None, "$SYS/broker/uptime", Access::Read));
+        assert!(!acl.check("c", None, "$SYS/broker/uptime", Access::Write));
+        assert!(!acl.check("c", None, "foo/bar", Access::Read));
+        assert!(acl.check("c", Some("roger"), "foo/bar", Access::Write));
+        assert!(acl.check("c", Some("roger"), "foo/bar", Access::Read));
+        assert!(!acl.check("c", Some("roger"), "$SYS/broker/uptime", Access::Read));
+        assert!(acl.check(
+            "b1",
+            Some("roger"),
+            "$SYS/broker/connection/b1/state",
+            Access::Write
+        ));
+        assert!(!acl.check(
+            "b1",
+            Some("roger"),
+            "$SYS/broker/connection/b2/state",
+            Access::Write
+        ));
+    }
+
+    #[test]
     fn errors_name_the_line() {
         for (text, line) in [
             ("topic read a\nfoo bar\n", 2),

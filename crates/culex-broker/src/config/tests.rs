@@ -454,3 +454,42 @@ fn local_only_listeners_bind_loopback_of_both_families() {
     );
     assert_eq!(LOCAL_ONLY_MESSAGES[0], "Starting in local only mode. Connections will only be possible from clients running on this machine.");
 }
+
+/// Debian's annotated example config, installed with mosquitto.
+const MOSQUITTO_EXAMPLE: &str = "/usr/share/doc/mosquitto/examples/mosquitto.conf";
+
+#[test]
+fn every_option_of_mosquittos_example_config_is_known() {
+    let text = std::fs::read_to_string(MOSQUITTO_EXAMPLE).unwrap_or_else(|e| {
+        panic!("{MOSQUITTO_EXAMPLE}: {e}; install Debian's mosquitto (scripts/test does)")
+    });
+    // Options appear commented out: `#option value`.
+    let mut options: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|word| {
+            word.len() > 2
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit() || c == '.')
+        })
+        .collect();
+    options.sort_unstable();
+    options.dedup();
+    assert!(options.len() > 80, "{options:?}");
+    for option in options {
+        // Some words in comments are not options; an option is whatever
+        // mosquitto's example sets on a line of its own.
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("#{option} ")) || l == format!("#{option}"))
+        {
+            continue;
+        }
+        match parse(&format!("{option} 1\n")) {
+            Err(ConfigError::UnknownOption { .. }) => panic!("'{option}' is unknown"),
+            Ok(_) | Err(_) => {}
+        }
+    }
+}
