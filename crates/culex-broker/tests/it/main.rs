@@ -2,6 +2,9 @@
 //! starts its own in-process broker on port 0 and talks to it with a raw
 //! codec-based client, mosquitto's clients or paho-mqtt.
 
+mod acl;
 mod client;
+mod logs;
 mod protocol;
 mod third_party;
+mod v5;

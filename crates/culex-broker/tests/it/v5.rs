@@ -1,0 +1,330 @@
+//! MQTT 5.0 behaviour implemented so far, with the raw client and with
+//! mosquitto's clients in `-V mqttv5`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use culex_broker::testing::BrokerThread;
+use culex_codec::packet::{Publish, Subscribe};
+use culex_codec::topic::{TopicFilter, TopicName};
+use culex_codec::{Packet, Properties, Protocol, QoS, ReasonCode, Seq, SubscriptionOptions};
+use culex_testkit::{run_with_timeout, tool};
+
+use crate::client::{pid, ConnectOpts, Raw};
+
+fn v5(
+    port: u16,
+    client_id: &str,
+    clean: bool,
+    expiry: Option<u32>,
+) -> (Raw, bool, Properties<'static>) {
+    let properties = Properties {
+        session_expiry_interval: expiry,
+        ..Properties::default()
+    };
+    let (c, present, reason) = Raw::connect_with(
+        port,
+        ConnectOpts {
+            client_id,
+            clean,
+            protocol: Protocol::V5,
+            properties,
+            ..ConnectOpts::default()
+        },
+    );
+    assert_eq!(reason, ReasonCode::Success);
+    (c, present, Properties::default())
+}
+
+fn subscribe(c: &mut Raw, filter: &str, options: SubscriptionOptions, id: Option<u32>) {
+    let ids = id.map(|i| vec![i]).unwrap_or_default();
+    let list = [(TopicFilter::new(filter).unwrap(), options)];
+    c.send(&Packet::Subscribe(Subscribe {
+        packet_id: pid(1),
+        properties: Properties {
+            subscription_identifiers: Seq::Items(&ids),
+            ..Properties::default()
+        },
+        filters: Seq::Items(&list),
+    }));
+    assert!(matches!(c.recv().packet(), Packet::SubAck(_)));
+}
+
+fn publish(c: &mut Raw, topic: &str, payload: &[u8], properties: Properties<'_>) {
+    c.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: TopicName::new(topic).unwrap_or(TopicName::new("x").unwrap()),
+        packet_id: None,
+        properties,
+        payload,
+    }));
+}
+
+/// CONNACK carries the assigned client identifier for an empty id
+/// [MQTT-3.2.2-16] and our topic alias maximum.
+#[test]
+fn connack_assigns_client_id() {
+    let broker = BrokerThread::start();
+    let mut c = Raw::open(broker.port(), Protocol::V5);
+    c.send(&Packet::Connect(culex_codec::packet::Connect {
+        protocol: Protocol::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "",
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }));
+    let f = c.recv();
+    match f.packet() {
+        Packet::ConnAck(a) => {
+            assert_eq!(a.reason, ReasonCode::Success);
+            assert!(a
+                .properties
+                .assigned_client_identifier
+                .unwrap()
+                .starts_with("auto-"));
+            assert!(a.properties.topic_alias_maximum.unwrap() > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Topic aliases from the client are resolved [MQTT-3.3.2-12]; an alias above
+/// the maximum is a protocol error answered with DISCONNECT 0x94.
+#[test]
+fn inbound_topic_aliases() {
+    let broker = BrokerThread::start();
+    let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
+    subscribe(&mut sub, "alias/#", SubscriptionOptions::default(), None);
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    publish(
+        &mut publ,
+        "alias/long/topic",
+        b"first",
+        Properties {
+            topic_alias: Some(3),
+            ..Properties::default()
+        },
+    );
+    // An empty topic with a known alias.
+    publ.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: empty_topic(),
+        packet_id: None,
+        properties: Properties {
+            topic_alias: Some(3),
+            ..Properties::default()
+        },
+        payload: b"second",
+    }));
+    let a = sub.recv().publish();
+    let b = sub.recv().publish();
+    assert_eq!(
+        (a.topic.as_str(), b.topic.as_str()),
+        ("alias/long/topic", "alias/long/topic")
+    );
+    assert_eq!(b.payload, b"second");
+    publish(
+        &mut publ,
+        "alias/x",
+        b"bad",
+        Properties {
+            topic_alias: Some(1000),
+            ..Properties::default()
+        },
+    );
+    match publ.recv().packet() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, ReasonCode::TopicAliasInvalid),
+        other => panic!("{other:?}"),
+    }
+    assert!(publ.is_closed_within(Duration::from_secs(2)));
+}
+
+/// An empty topic name: decoded from a 5.0 PUBLISH that carries only an alias.
+fn empty_topic() -> TopicName<'static> {
+    let frame: &'static [u8] = &[0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x03];
+    match culex_codec::decode_packet(frame, Protocol::V5).unwrap() {
+        Packet::Publish(p) => p.topic,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// No-local: a client's own messages are not sent back [MQTT-3.8.3-3];
+/// retain-as-published keeps RETAIN [MQTT-3.3.1-12]; subscription identifiers
+/// of every matching subscription are sent [MQTT-3.3.4-3].
+#[test]
+fn subscription_options_and_identifiers() {
+    let broker = BrokerThread::start();
+    let (mut me, _, _) = v5(broker.port(), "me", true, None);
+    subscribe(
+        &mut me,
+        "o/#",
+        SubscriptionOptions {
+            no_local: true,
+            ..Default::default()
+        },
+        Some(5),
+    );
+    let (mut other, _, _) = v5(broker.port(), "other", true, None);
+    subscribe(
+        &mut other,
+        "o/#",
+        SubscriptionOptions {
+            retain_as_published: true,
+            ..Default::default()
+        },
+        Some(7),
+    );
+    subscribe(
+        &mut other,
+        "o/+",
+        SubscriptionOptions {
+            retain_as_published: true,
+            ..Default::default()
+        },
+        Some(9),
+    );
+    me.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: TopicName::new("o/1").unwrap(),
+        packet_id: None,
+        properties: Properties::default(),
+        payload: b"mine",
+    }));
+    let f = other.recv();
+    match f.packet() {
+        Packet::Publish(p) => {
+            assert!(p.retain, "retain as published");
+            let mut ids: Vec<u32> = p.properties.subscription_identifiers.iter().collect();
+            ids.sort();
+            assert_eq!(ids, vec![7, 9]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        me.try_recv(Duration::from_millis(300)).is_none(),
+        "no-local"
+    );
+}
+
+/// User properties pass through in order, with content type, response topic
+/// and correlation data [MQTT-3.3.2-17], [MQTT-3.3.2-18].
+#[test]
+fn properties_pass_through() {
+    let broker = BrokerThread::start();
+    let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
+    subscribe(&mut sub, "p", SubscriptionOptions::default(), None);
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    let user = [("b", "2"), ("a", "1"), ("b", "3")];
+    publish(
+        &mut publ,
+        "p",
+        b"x",
+        Properties {
+            user_properties: Seq::Items(&user),
+            content_type: Some("text/plain"),
+            response_topic: Some("reply/here"),
+            correlation_data: Some(b"corr"),
+            ..Properties::default()
+        },
+    );
+    let f = sub.recv();
+    match f.packet() {
+        Packet::Publish(p) => {
+            let got: Vec<(&str, &str)> = p.properties.user_properties.iter().collect();
+            assert_eq!(got, user.to_vec());
+            assert_eq!(p.properties.content_type, Some("text/plain"));
+            assert_eq!(p.properties.response_topic, Some("reply/here"));
+            assert_eq!(p.properties.correlation_data, Some(&b"corr"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Session Expiry Interval 0 ends the session at disconnect; a non-zero one
+/// keeps it [MQTT-3.1.2-23].
+#[test]
+fn session_expiry_interval() {
+    let broker = BrokerThread::start();
+    let (c, _, _) = v5(broker.port(), "short", false, None);
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(100));
+    let (_c, present, _) = v5(broker.port(), "short", false, None);
+    assert!(!present);
+    let (c, _, _) = v5(broker.port(), "long", false, Some(60));
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(100));
+    let (_c, present, _) = v5(broker.port(), "long", false, Some(60));
+    assert!(present);
+}
+
+/// Retained messages whose Message Expiry Interval has passed are not sent [MQTT-3.3.2-5].
+#[test]
+fn expired_retained_message_not_sent() {
+    let broker = BrokerThread::start();
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    publ.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: TopicName::new("e/short").unwrap(),
+        packet_id: None,
+        properties: Properties {
+            message_expiry_interval: Some(1),
+            ..Properties::default()
+        },
+        payload: b"soon gone",
+    }));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
+    subscribe(&mut sub, "e/#", SubscriptionOptions::default(), None);
+    assert!(sub.try_recv(Duration::from_millis(300)).is_none());
+}
+
+/// mosquitto_sub and mosquitto_pub speaking 5.0 through culex, user property included.
+#[test]
+fn mosquitto_clients_v5() {
+    let broker = BrokerThread::start();
+    let port = broker.port().to_string();
+    let mut sub = std::process::Command::new(tool("mosquitto_sub"));
+    sub.args([
+        "-p", &port, "-V", "mqttv5", "-t", "v5/#", "-C", "1", "-W", "5", "-F", "%t %p",
+    ]);
+    let sub = std::thread::spawn(move || run_with_timeout(&mut sub, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_pub")).args([
+            "-p",
+            &port,
+            "-V",
+            "mqttv5",
+            "-t",
+            "v5/a",
+            "-m",
+            "five",
+            "-q",
+            "1",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sub.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v5/a five\n");
+}
