@@ -211,7 +211,7 @@ impl Parser {
         match option {
             // Listeners.
             "listener" => {
-                let (port, address) = split_word(rest);
+                let (port, address) = split_word(without_comment(rest));
                 let port = parse_num::<u16>(option, port, loc)?;
                 let mut ips = Vec::new();
                 if !address.is_empty() {
@@ -749,13 +749,24 @@ fn split_word(text: &str) -> (&str, &str) {
 
 /// The single value of an option.
 fn one<'a>(option: &str, rest: &'a str, loc: &Loc) -> Result<&'a str, ConfigError> {
-    if rest.is_empty() {
+    let value = without_comment(rest);
+    if value.is_empty() {
         return Err(loc.invalid(option, "missing value"));
     }
-    if rest.contains(char::is_whitespace) {
+    if value.contains(char::is_whitespace) {
         return Err(loc.invalid(option, format!("too many values in '{rest}'")));
     }
-    Ok(rest)
+    Ok(value)
+}
+
+/// The values before a trailing ` # comment`. mosquitto ignores words after
+/// the ones it expects, so such comments work there; anything else extra is
+/// still an error here.
+fn without_comment(rest: &str) -> &str {
+    match rest.find(" #").or_else(|| rest.find("\t#")) {
+        Some(at) => rest.get(..at).unwrap_or(rest).trim_end(),
+        None => rest,
+    }
 }
 
 /// A path: the rest of the line, which may contain spaces.

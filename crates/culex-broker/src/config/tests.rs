@@ -261,6 +261,22 @@ fn per_listener_settings_give_each_listener_its_security() {
 }
 
 #[test]
+fn trailing_comments_and_odd_spacing_are_tolerated() {
+    let config =
+        parse("  listener 1883 # plain MQTT\n\tallow_anonymous\ttrue # for now\nmax_qos 1   \n")
+            .unwrap();
+    assert_eq!(addrs(&config.listeners[0]), ["0.0.0.0:1883", "[::]:1883"]);
+    assert!(config.security.allow_anonymous);
+    assert_eq!(config.limits.max_qos, culex_codec::QoS::AtLeastOnce);
+    // A '#' inside a value is not a comment.
+    let path = parse("password_file /etc/mosquitto/pw#1\n").unwrap();
+    assert_eq!(
+        path.security.password_file,
+        Some(PathBuf::from("/etc/mosquitto/pw#1"))
+    );
+}
+
+#[test]
 fn persistent_client_expiration_units() {
     let table = [
         ("1h", 3600),
