@@ -228,7 +228,8 @@ fn three_boards_pair_in_a_ring() {
 #[test]
 fn a_board_outside_the_demo_takes_part() {
     // Only blue is simulated; green is whoever publishes on green/btn/0,
-    // here mosquitto_pub, as a real board running the tutorial would.
+    // here mosquitto_pub and culex pub, as a real board running the
+    // tutorial would.
     let broker = TestBroker::start();
     let demo = Demo::start(&options(broker.port, &["blue:green"])).expect("demo starts");
     let blue = demo.board("blue").unwrap();
@@ -254,7 +255,20 @@ fn a_board_outside_the_demo_takes_part() {
         wait_until(within, || blue.pins().led_on()).is_some(),
         "green's 0 did not light blue"
     );
-    publish("1");
+    // culex pub is another outsider: the release comes from it.
+    let port = broker.port.to_string();
+    let args = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        "green/btn/0",
+        "-m",
+        "1",
+    ];
+    let code = culex_tools::pub_main(args.iter().map(Into::into).collect());
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "culex pub failed");
     assert!(
         wait_until(within, || !blue.pins().led_on()).is_some(),
         "green's 1 did not put blue out"

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use culex_demo::board::{Board, Signal};
+use culex_demo::board::{Board, Link, Signal};
 
 use crate::support::{board, wait_online, wait_until, TestBroker};
 
@@ -63,4 +63,36 @@ fn blue_and_green_light_each_other_through_culex() {
 fn blue_and_green_light_each_other_through_mosquitto() {
     let broker = TestBroker::mosquitto();
     blue_and_green_light_each_other(broker.port);
+}
+
+#[test]
+fn boards_reconnect_when_the_broker_restarts() {
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let broker = culex_demo::EmbeddedBroker::start(addr).expect("start broker");
+    let port = broker.addr().port();
+    let signal = Signal::new();
+    let blue = board("blue", "green", port, &signal);
+    let green = board("green", "blue", port, &signal);
+    wait_online(&[&blue, &green]);
+
+    drop(broker);
+    let lost = wait_until(Duration::from_secs(3), || {
+        [&blue, &green]
+            .iter()
+            .all(|b| b.pins().link() == Link::Connecting)
+    });
+    assert!(
+        lost.is_some(),
+        "the boards did not notice the broker going away"
+    );
+
+    // Same port again, as after `systemctl restart`: the boards come back by
+    // themselves and work as before.
+    let broker =
+        culex_demo::EmbeddedBroker::start(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .expect("restart broker on the same port");
+    wait_online(&[&blue, &green]);
+    std::thread::sleep(Duration::from_millis(600));
+    press_and_release(&blue, &green);
+    drop(broker);
 }
