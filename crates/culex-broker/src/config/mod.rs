@@ -151,6 +151,12 @@ impl Config {
     pub fn local_only(ports: &[u16]) -> Config {
         parse::defaults(ports)
     }
+
+    /// The security settings that apply to clients of `listener`: its own
+    /// with `per_listener_settings true`, else the global ones.
+    pub fn security_for<'a>(&'a self, listener: &'a Listener) -> &'a Security {
+        listener.security.as_ref().unwrap_or(&self.security)
+    }
 }
 
 impl Default for Config {

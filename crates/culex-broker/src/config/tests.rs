@@ -252,12 +252,17 @@ fn per_listener_settings_give_each_listener_its_security() {
     assert!(!second.allow_anonymous);
     assert_eq!(second.password_file, Some(PathBuf::from("pw")));
     assert_eq!(config.listeners[1].mount_point.as_deref(), Some("tenant/"));
+    assert_eq!(
+        config.security_for(&config.listeners[1]).password_file,
+        Some(PathBuf::from("pw"))
+    );
     assert_eq!(config.listeners[0].mount_point, None);
 
     // Without per_listener_settings, a later allow_anonymous is global.
     let global = parse("listener 1883\nlistener 1884\nallow_anonymous true\n").unwrap();
     assert!(global.security.allow_anonymous);
     assert!(global.listeners.iter().all(|l| l.security.is_none()));
+    assert!(global.security_for(&global.listeners[0]).allow_anonymous);
 }
 
 #[test]
