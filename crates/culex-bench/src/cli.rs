@@ -75,7 +75,7 @@ pub struct Opts {
     /// QoS of publications and subscriptions.
     #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
-    /// Payload size in bytes (12 or more carries a timestamp for latency).
+    /// Payload size in bytes (16 or more carries a timestamp for latency).
     #[arg(short, long, default_value_t = 64, value_parser = parse_size)]
     pub size: usize,
     /// Messages per second per publisher; 0 is flat out (default, except latency: 1000).

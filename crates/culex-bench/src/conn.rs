@@ -231,6 +231,10 @@ impl Conn {
     pub async fn drive<R: Role>(&mut self, role: &mut R) -> Result<(), ConnError> {
         let hard_deadline = role.hard_deadline();
         let mut busy: u32 = 0;
+        // The handshake's last read may have brought more than its answer.
+        if !self.rbuf.is_empty() {
+            self.process(role)?;
+        }
         loop {
             let now = Instant::now();
             let mut progress = false;

@@ -70,8 +70,11 @@ pub struct Messages {
     pub sent: u64,
     /// QoS 1/2 publications acknowledged.
     pub acked: u64,
-    /// PUBLISH packets received by the subscribers.
+    /// PUBLISH packets received by the subscribers (in runs with their own
+    /// publishers, only messages this run sent).
     pub received: u64,
+    /// Messages received that another run sent: left over in the broker.
+    pub stray: u64,
     /// Deliveries expected (sent × subscribers per message), when the run has both sides.
     pub expected: Option<u64>,
     /// `received / expected`.
@@ -201,6 +204,12 @@ impl Report {
             );
             if let (Some(expected), Some(fraction)) = (m.expected, m.delivered_fraction) {
                 row("delivered", format!("{fraction:.4} of {expected} expected"));
+            }
+            if m.stray > 0 {
+                row(
+                    "stray",
+                    format!("{} from an earlier run, not counted", m.stray),
+                );
             }
         }
         match &self.latency_us {

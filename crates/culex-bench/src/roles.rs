@@ -46,6 +46,7 @@ pub struct Publisher {
     topic: String,
     qos: QoS,
     payload: Vec<u8>,
+    run_id: u32,
     rate: Option<f64>,
     window: u32,
     in_flight: InFlight,
@@ -126,6 +127,7 @@ impl Publisher {
         topic: String,
         qos: QoS,
         size: usize,
+        run_id: u32,
         rate: Option<f64>,
         window: u16,
     ) -> Publisher {
@@ -136,6 +138,7 @@ impl Publisher {
             topic,
             qos,
             payload: vec![b'x'; size],
+            run_id,
             rate,
             window: u32::from(window.clamp(1, u16::MAX - 1)),
             in_flight: InFlight::new(qos),
@@ -184,7 +187,7 @@ impl Role for Publisher {
             .map_err(|_| ConnError::Encode(culex_codec::EncodeError::NotAllowed("topic name")))?;
         if budget > 0 && self.payload.len() >= STAMP_LEN {
             // One stamp per batch: the batch leaves in one write.
-            stamp(&mut self.payload, wall_ns());
+            stamp(&mut self.payload, wall_ns(), self.run_id);
         }
         let mut produced = 0;
         while produced < budget && out.len() < HIGH_WATER {
@@ -268,26 +271,33 @@ pub struct Subscriber {
     control: Arc<Control>,
     index: usize,
     end: Instant,
+    /// When set, only messages stamped by this run count as received.
+    own_run: Option<u32>,
     received_batch: u64,
+    stray_batch: u64,
     latencies: Vec<u64>,
     batch_now: Option<u64>,
     disconnect_sent: bool,
 }
 
 impl Subscriber {
-    /// Subscriber `index`, which stops at `end` at the latest.
+    /// Subscriber `index`, which stops at `end` at the latest. With
+    /// `own_run`, messages not stamped by that run are counted as strays.
     pub fn new(
         shared: Arc<Shared>,
         control: Arc<Control>,
         index: usize,
         end: Instant,
+        own_run: Option<u32>,
     ) -> Subscriber {
         Subscriber {
             shared,
             control,
             index,
             end,
+            own_run,
             received_batch: 0,
+            stray_batch: 0,
             latencies: Vec::with_capacity(1024),
             batch_now: None,
             disconnect_sent: false,
@@ -328,10 +338,14 @@ impl Role for Subscriber {
     ) -> Result<(), ConnError> {
         match packet {
             Packet::Publish(publish) => {
-                self.received_batch += 1;
-                if let Some(sent_ns) = read_stamp(publish.payload) {
-                    let now_ns = *self.batch_now.get_or_insert_with(wall_ns);
-                    self.latencies.push(now_ns.saturating_sub(sent_ns));
+                match (read_stamp(publish.payload), self.own_run) {
+                    (Some((sent_ns, run)), own) if own.unwrap_or(run) == run => {
+                        self.received_batch += 1;
+                        let now_ns = *self.batch_now.get_or_insert_with(wall_ns);
+                        self.latencies.push(now_ns.saturating_sub(sent_ns));
+                    }
+                    (None, None) => self.received_batch += 1,
+                    _ => self.stray_batch += 1,
                 }
                 match (publish.qos, publish.packet_id) {
                     (QoS::AtMostOnce, _) => {}
@@ -358,6 +372,10 @@ impl Role for Subscriber {
         if self.received_batch > 0 {
             self.shared.received.fetch_add(self.received_batch, Relaxed);
             self.received_batch = 0;
+        }
+        if self.stray_batch > 0 {
+            self.shared.stray.fetch_add(self.stray_batch, Relaxed);
+            self.stray_batch = 0;
         }
         self.shared.record_latencies(self.index, &self.latencies);
         self.latencies.clear();

@@ -15,7 +15,7 @@ use crate::cli::Plan;
 use crate::conn::{Conn, ConnError, ConnectParams};
 use crate::report::{micros, si, Connections, Cpu, Errors, Latency, Messages, Report, Throughput};
 use crate::roles::{Control, Idle, Publisher, Subscriber, Times};
-use crate::stats::{new_histogram, peak_rss_kib, CpuTime, Shared};
+use crate::stats::{new_histogram, new_run_id, peak_rss_kib, CpuTime, Shared, STAMP_LEN};
 use crate::BenchError;
 
 /// Longest time allowed for setting up every connection.
@@ -53,6 +53,7 @@ struct Ctx {
     alive: AtomicU64,
     connect_slots: Semaphore,
     setup_deadline: Instant,
+    run_id: u32,
 }
 
 /// Runs `plan` against `addr` (already checked against the loopback rule).
@@ -67,6 +68,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
         alive: AtomicU64::new(0),
         connect_slots: Semaphore::new(plan.connect_concurrency as usize),
         setup_deadline: setup_begin + SETUP_TIMEOUT,
+        run_id: new_run_id(),
         plan,
     });
     let plan = &ctx.plan;
@@ -261,6 +263,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
             sent,
             acked: shared.acked.load(Relaxed),
             received,
+            stray: shared.stray.load(Relaxed),
             expected,
             delivered_fraction: expected.map(|e| {
                 if e == 0 {
@@ -355,6 +358,7 @@ async fn client(
                 plan.publish_topic(index),
                 plan.qos,
                 plan.size,
+                ctx.run_id,
                 plan.rate,
                 window,
             );
@@ -363,13 +367,12 @@ async fn client(
             result
         }
         Kind::Subscriber => {
-            // Without publishers in this run, drain_until is stop_at.
-            let mut role = Subscriber::new(
-                shared.clone(),
-                ctx.control.clone(),
-                global,
-                times.drain_until,
-            );
+            // Without publishers in this run, drain_until is stop_at, and
+            // whatever arrives counts: it comes from another process.
+            let own_run = (plan.publishers > 0 && plan.size >= STAMP_LEN).then_some(ctx.run_id);
+            let end = times.drain_until;
+            let mut role =
+                Subscriber::new(shared.clone(), ctx.control.clone(), global, end, own_run);
             conn.drive(&mut role).await
         }
         Kind::Idle => {

@@ -16,10 +16,11 @@ const MAX_LATENCY_NS: u64 = 60_000_000_000;
 /// Latency histograms are sharded so connections on different threads rarely
 /// meet on a lock.
 const SHARDS: usize = 16;
-/// Marks a payload that carries our timestamp in its first 8 bytes.
+/// Marks a payload that carries our stamp: send time (8 bytes), this magic,
+/// then the id of the run that sent it (4 bytes).
 pub const STAMP_MAGIC: [u8; 4] = *b"CXB1";
-/// Payload bytes needed for a timestamp.
-pub const STAMP_LEN: usize = 12;
+/// Payload bytes needed for a stamp.
+pub const STAMP_LEN: usize = 16;
 
 /// Everything the connections of a run report.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct Shared {
     pub acked: AtomicU64,
     /// PUBLISH packets received by subscribers.
     pub received: AtomicU64,
+    /// PUBLISH packets received that another run sent (left over in the broker).
+    pub stray: AtomicU64,
     /// Publishers still running.
     pub publishers_active: AtomicU64,
     /// Errors of every kind.
@@ -51,6 +54,7 @@ impl Shared {
             sent: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            stray: AtomicU64::new(0),
             publishers_active: AtomicU64::new(0),
             error_count: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
@@ -122,23 +126,34 @@ pub fn wall_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Writes the send time into a payload of at least [`STAMP_LEN`] bytes.
-pub fn stamp(payload: &mut [u8], now_ns: u64) {
+/// An id for this run, to tell its messages from those another run left in
+/// the broker.
+pub fn new_run_id() -> u32 {
+    let mixed = wall_ns() ^ (u64::from(std::process::id()) << 32);
+    (mixed ^ (mixed >> 29)) as u32
+}
+
+/// Writes the send time and run id into a payload of at least [`STAMP_LEN`]
+/// bytes; shorter payloads are left as they are.
+pub fn stamp(payload: &mut [u8], now_ns: u64, run_id: u32) {
     if let Some(head) = payload.get_mut(..STAMP_LEN) {
         head[..8].copy_from_slice(&now_ns.to_le_bytes());
-        head[8..].copy_from_slice(&STAMP_MAGIC);
+        head[8..12].copy_from_slice(&STAMP_MAGIC);
+        head[12..].copy_from_slice(&run_id.to_le_bytes());
     }
 }
 
-/// The send time in a stamped payload.
-pub fn read_stamp(payload: &[u8]) -> Option<u64> {
+/// The send time and run id of a stamped payload.
+pub fn read_stamp(payload: &[u8]) -> Option<(u64, u32)> {
     let head = payload.get(..STAMP_LEN)?;
-    if head[8..] != STAMP_MAGIC {
+    if head[8..12] != STAMP_MAGIC {
         return None;
     }
     let mut ts = [0u8; 8];
     ts.copy_from_slice(&head[..8]);
-    Some(u64::from_le_bytes(ts))
+    let mut run = [0u8; 4];
+    run.copy_from_slice(&head[12..]);
+    Some((u64::from_le_bytes(ts), u32::from_le_bytes(run)))
 }
 
 /// CPU time this process has used, from `/proc/self/stat`.
@@ -198,11 +213,11 @@ mod tests {
     #[test]
     fn stamps_round_trip() {
         let mut payload = vec![0u8; 64];
-        stamp(&mut payload, 123_456_789);
-        assert_eq!(read_stamp(&payload), Some(123_456_789));
+        stamp(&mut payload, 123_456_789, 77);
+        assert_eq!(read_stamp(&payload), Some((123_456_789, 77)));
         assert_eq!(read_stamp(&[0u8; 64]), None, "no magic, no stamp");
-        let mut short = vec![0u8; 8];
-        stamp(&mut short, 5);
+        let mut short = vec![0u8; STAMP_LEN - 1];
+        stamp(&mut short, 5, 1);
         assert_eq!(read_stamp(&short), None);
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use culex_testkit::Mosquitto;
+use culex_testkit::{run_with_timeout, tool, Mosquitto};
 
 use crate::support::{bench_json, count, num};
 
@@ -179,4 +179,32 @@ fn separate_pub_and_sub_runs_see_the_same_messages() {
         sent,
         "stamps are read across processes"
     );
+}
+
+/// A message this run did not send (here a retained one, as an earlier run
+/// can leave behind) is reported as a stray, not counted as delivered.
+#[test]
+fn messages_from_elsewhere_are_strays_not_deliveries() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let published = run_with_timeout(
+        std::process::Command::new(tool("mosquitto_pub")).args([
+            "-p",
+            &port,
+            "-t",
+            "bench/0",
+            "-r",
+            "-m",
+            "left over",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(published.status.success());
+    let s = bench_json(
+        broker.port,
+        &["pairs", "-c", "1", "-q", "1", "-r", "100", "-d", "500ms"],
+    );
+    let sent = count(&s, "/messages/sent");
+    assert_eq!(count(&s, "/messages/stray"), 1, "{s:#}");
+    assert_eq!(count(&s, "/messages/received"), sent);
 }
