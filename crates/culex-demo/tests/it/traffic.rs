@@ -77,7 +77,7 @@ fn assert_cadence(lines: &[(Instant, String)], expected: &str) {
     for pair in lines.windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(
-            gap >= Duration::from_millis(300) && gap <= Duration::from_millis(800),
+            gap >= Duration::from_millis(250) && gap <= Duration::from_millis(850),
             "lines {gap:?} apart, expected about 500 ms"
         );
     }
@@ -107,21 +107,24 @@ fn mosquitto_sub_sees_the_tutorial_traffic() {
     blue.pins().press();
     let pressed_at = Instant::now();
     let mut held = Vec::new();
+    let mut late_ones = 0;
     loop {
         let (at, line) = sub.next(Duration::from_secs(2));
         if line == "blue/btn/0 0" {
             assert!(
-                at - pressed_at <= Duration::from_millis(700),
+                at - pressed_at <= Duration::from_millis(800),
                 "first 0 after {:?}",
                 at - pressed_at
             );
             held.push((at, line));
             break;
         }
-        // At most the publish that was already on its way says 1.
+        // Only the publish that was already on its way may still say 1.
         assert_eq!(line, "blue/btn/0 1");
+        late_ones += 1;
+        assert!(late_ones <= 1, "two 1s after the press");
         assert!(
-            at - pressed_at <= Duration::from_millis(200),
+            at - pressed_at <= Duration::from_millis(450),
             "still 1 {:?} after the press",
             at - pressed_at
         );
