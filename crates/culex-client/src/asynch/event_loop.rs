@@ -24,6 +24,11 @@ const IN: usize = 64;
 /// Events held back while the application is busy; the socket is not read
 /// beyond this.
 const EVENT_BACKLOG: usize = 16;
+/// Hard cap on held-back events. Beyond [`EVENT_BACKLOG`] the socket is
+/// still read while the application's own requests wait for
+/// acknowledgements (otherwise an application publishing from its handler
+/// and the loop would wait on each other), up to this many events.
+const EVENT_HARD_CAP: usize = 4096;
 /// Filters per SUBSCRIBE when restoring subscriptions.
 const RESTORE_CHUNK: usize = 16;
 
@@ -70,6 +75,16 @@ struct EventLoop {
     rbuf: BytesMut,
     connected_once: bool,
     stop: Option<Done<()>>,
+    closing: Option<Closing>,
+}
+
+/// A disconnect in progress: in-flight work is finished first (until
+/// `deadline`), then DISCONNECT is sent.
+struct Closing {
+    reason: ReasonCode,
+    session_expiry_interval: Option<u32>,
+    done: Option<Done<()>>,
+    deadline: Instant,
 }
 
 pub(crate) async fn run(
@@ -92,6 +107,7 @@ pub(crate) async fn run(
         rbuf: BytesMut::new(),
         connected_once: false,
         stop: None,
+        closing: None,
     };
     lp.run().await;
 }
@@ -123,6 +139,10 @@ impl EventLoop {
             match end {
                 End::Stop => break,
                 End::Lost(event) => self.backlog.push_back(*event),
+            }
+            if let Some(closing) = self.closing.take() {
+                self.stop = closing.done;
+                break;
             }
             let Some(policy) = self.options.reconnect else {
                 break;
@@ -384,10 +404,25 @@ impl EventLoop {
                 }
                 self.wbuf.clear();
             }
-            if let Some(done) = self.stop.take() {
-                let _ = writer.shutdown().await;
-                self.stop = Some(done);
-                return End::Stop;
+            if let Some(closing) = &self.closing {
+                let drained =
+                    self.pending.is_empty() && self.held.is_empty() && self.acks.is_empty();
+                if drained || Instant::now() >= closing.deadline {
+                    let (reason, expiry) = (closing.reason, closing.session_expiry_interval);
+                    self.encode_disconnect(reason, expiry);
+                    let _ = writer.write_all(&self.wbuf).await;
+                    self.wbuf.clear();
+                    let _ = writer.shutdown().await;
+                    // Read until the server closes, so that our close does not
+                    // reset the connection while it still reads our last packets.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                        let mut sink = [0u8; 1024];
+                        while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+                    })
+                    .await;
+                    self.stop = self.closing.take().and_then(|c| c.done);
+                    return End::Stop;
+                }
             }
             // Process whatever complete packets are already buffered.
             match self.process_buffered() {
@@ -404,6 +439,7 @@ impl EventLoop {
                 .map(|Millis(ms)| self.origin + std::time::Duration::from_millis(ms));
             self.rbuf.reserve(8192);
             let events = self.events.clone();
+            let closing_deadline = self.closing.as_ref().map(|c| c.deadline);
             tokio::select! {
                 read = reader.read_buf(&mut self.rbuf), if can_read => {
                     match read {
@@ -412,17 +448,14 @@ impl EventLoop {
                         Err(e) => return End::Lost(gone(None, None, Some(e.to_string()))),
                     }
                 }
-                request = self.requests.recv(), if can_take => {
+                                request = self.requests.recv(), if can_take && self.closing.is_none() => {
                     match request {
-                        None => {
-                            self.encode_disconnect(ReasonCode::Success, None);
-                            let _ = writer.write_all(&self.wbuf).await;
-                            let _ = writer.shutdown().await;
-                            return End::Stop;
-                        }
+                        // Every handle is gone: finish in-flight work, then disconnect.
+                        None => self.begin_closing(ReasonCode::Success, None, None),
                         Some(request) => self.accept(request),
                     }
                 }
+                _ = sleep_until_opt(closing_deadline), if closing_deadline.is_some() => {}
                 permit = events.reserve(), if !self.backlog.is_empty() => {
                     match (permit, self.backlog.pop_front()) {
                         (Ok(permit), Some(event)) => permit.send(event),
@@ -444,7 +477,7 @@ impl EventLoop {
     /// anything was handled.
     fn process_buffered(&mut self) -> Result<bool, End> {
         let mut any = false;
-        while self.backlog.len() < EVENT_BACKLOG * 4 {
+        while self.backlog.len() < EVENT_HARD_CAP {
             let frame = match self.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -452,6 +485,8 @@ impl EventLoop {
             };
             any = true;
             self.handle_frame(frame)?;
+            // The core holds only a few acknowledgements: hand them over now.
+            self.drain_transmit();
         }
         Ok(any)
     }
@@ -574,10 +609,18 @@ impl EventLoop {
                 session_expiry_interval,
                 done,
             } => {
-                self.encode_disconnect(reason, session_expiry_interval);
-                self.stop = Some(done);
+                self.begin_closing(reason, session_expiry_interval, Some(done));
             }
         }
+    }
+
+    fn begin_closing(&mut self, reason: ReasonCode, expiry: Option<u32>, done: Option<Done<()>>) {
+        self.closing = Some(Closing {
+            reason,
+            session_expiry_interval: expiry,
+            done,
+            deadline: Instant::now() + self.options.connect_timeout,
+        });
     }
 
     /// Sends queued publishes and held requests while the window allows.

@@ -22,7 +22,10 @@
 //! Guarantees:
 //! - **No deadlock.** The event loop never waits on the application: while an
 //!   event waits for room in the events channel it keeps serving requests
-//!   (and stops reading the socket, so TCP pushes back on the broker).
+//!   and stops reading the socket, so TCP pushes back on the broker — unless
+//!   the application's own requests wait for acknowledgements, in which case
+//!   it keeps reading (up to 4096 held-back events) so that a handler that
+//!   publishes cannot stall the loop.
 //! - **Bounded memory, visible back-pressure.** Requests go through a bounded
 //!   channel: [`Client::publish`] waits for room, [`Client::try_publish`]
 //!   fails with [`ClientError::Full`]. QoS 1/2 messages in flight are limited
@@ -197,8 +200,11 @@ impl Client {
         Ok(token)
     }
 
-    /// Sends DISCONNECT (normal disconnection), closes the connection and
-    /// ends the event loop; returns once that is done.
+    /// Finishes the requests already queued and the QoS 1/2 messages in
+    /// flight (waiting at most [`Options::connect_timeout`] for their
+    /// acknowledgements), then sends DISCONNECT (normal disconnection),
+    /// closes the connection and ends the event loop; returns once that is
+    /// done. Dropping every handle does the same.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         self.disconnect_with(ReasonCode::Success, None).await
     }

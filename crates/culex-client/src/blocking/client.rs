@@ -340,6 +340,14 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         }
     }
 
+    /// Closes the link without DISCONNECT, as a network failure would (the
+    /// broker then publishes the will). The session state is kept.
+    pub fn abort(&mut self) {
+        self.conn.connection_lost();
+        self.transport.close();
+        self.rx_len = 0;
+    }
+
     /// Sends DISCONNECT and closes the transport.
     pub fn disconnect(&mut self) -> Result<(), Error<T::Error>> {
         let now = self.clock.now();
@@ -516,7 +524,14 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
             return Err(Error::BufferTooSmall);
         }
         let free = self.rx.bytes().get_mut(rx_len..).unwrap_or_default();
-        match self.transport.read(free, wait).map_err(Error::Io)? {
+        let read = match self.transport.read(free, wait) {
+            Ok(read) => read,
+            Err(e) => {
+                self.abort();
+                return Err(Error::Io(e));
+            }
+        };
+        match read {
             None => Ok(None),
             Some(0) => {
                 self.conn.connection_lost();

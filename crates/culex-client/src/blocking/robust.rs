@@ -159,7 +159,7 @@ impl<'a> RobustClient<'a> {
             match op(&mut self.inner) {
                 Ok(v) => return Ok(v),
                 Err(e) if is_connection_failure(&e) => {
-                    self.inner.transport().kill();
+                    self.inner.abort();
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
