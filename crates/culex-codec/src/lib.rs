@@ -8,12 +8,25 @@
 //!
 //! Start with [`decode`] (or [`check_frame`] followed by [`decode_packet`] when
 //! the caller wants to split the frame off its buffer first) and
-//! [`Packet::encode`]. Topic names and filters are validated by
-//! [`topic::TopicName`] and [`topic::TopicFilter`], and matched by
-//! [`topic::TopicFilter::matches`].
+//! [`Packet::encode`]. [`check_frame`] enforces the maximum packet size as
+//! soon as the fixed header is readable, before the body is buffered. Topic
+//! names and filters are validated by [`topic::TopicName`] and
+//! [`topic::TopicFilter`], and matched by [`topic::TopicFilter::matches`]
+//! (or [`topic::matches`] on plain strings), which never allocates.
+//!
+//! One vocabulary serves every version: 5.0's [`ReasonCode`]s and
+//! [`Properties`]. 3.x return codes map onto reason codes (see
+//! [`ReasonCode::to_v3_connack`]); a 3.x packet decodes with empty properties,
+//! and encoding refuses what a version cannot express ([`EncodeError`]).
+//! Lists inside decoded packets (filters, reason codes, user properties,
+//! subscription identifiers) stay as validated wire bytes in a [`Seq`] and are
+//! read again on iteration.
 //!
 //! Every malformed input yields a [`DecodeError`] whose message names the
 //! rule of the specification it breaks; nothing a peer sends can panic.
+//!
+//! Features: `std` (default) implements `std::error::Error`; `alloc` lets a
+//! `Vec<u8>` be an [`Output`]; `bytes` does the same for `bytes::BytesMut`.
 #![no_std]
 #![cfg_attr(
     not(test),
