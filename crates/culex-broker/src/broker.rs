@@ -203,6 +203,8 @@ pub(crate) struct Shared {
     pub retained: RwLock<HashMap<Arc<str>, Arc<Message>>>,
     pub connections: AtomicUsize,
     pub stats: Stats,
+    /// 5.0 wills waiting for their Will Delay Interval, by client id.
+    pub delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub shutdown: watch::Receiver<bool>,
     alive: Mutex<Option<mpsc::Sender<()>>>,
 }
@@ -243,6 +245,7 @@ impl Shared {
             retained: RwLock::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             stats: Stats::default(),
+            delayed_wills: Mutex::new(HashMap::new()),
             shutdown,
             alive: Mutex::new(Some(alive)),
         }
@@ -277,7 +280,10 @@ impl Shared {
             self.set_retained(&msg);
         }
         matches.clear();
-        self.subscriptions.read().matches(&msg.topic, matches);
+        let available = |k: &SessionKey| k.0.inner.lock().session.has_window();
+        self.subscriptions
+            .read()
+            .matches_with(&msg.topic, matches, &available);
         for m in matches.drain(..) {
             let handle = &m.key.0;
             // 5.0 no-local: not back to the publisher [MQTT-3.8.3-3].
@@ -296,6 +302,7 @@ impl Shared {
                 qos,
                 retain,
                 subscription_ids: m.ids,
+                share: m.share,
             };
             handle.deliver(self, delivery, now);
         }
@@ -509,6 +516,29 @@ pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generati
     };
     remove_subscriptions(shared, handle, &filters);
     shared.store.session_delete(&handle.client_id);
+    // A delayed will goes out when the session ends, if that comes first.
+    let will = shared.delayed_wills.lock().remove(&handle.client_id);
+    if let Some((_, will)) = will {
+        shared.store.delayed_will(&handle.client_id, None);
+        shared.publish(Arc::new(will), &mut Vec::new(), Instant::now());
+    }
+    // What the session still held for shared groups goes to other members.
+    let orphans = handle.inner.lock().session.take_shared();
+    let now = Instant::now();
+    for delivery in orphans {
+        let Some(filter) = delivery.share.clone() else {
+            continue;
+        };
+        let members = shared.subscriptions.read().group_members(&filter);
+        let chosen = members
+            .iter()
+            .find(|k| k.0.inner.lock().session.has_window())
+            .or_else(|| members.first())
+            .cloned();
+        if let Some(member) = chosen {
+            member.0.deliver(shared, delivery, now);
+        }
+    }
 }
 
 /// Removes `handle`'s subscriptions to `filters` from the tree.
@@ -595,6 +625,21 @@ async fn housekeeping(shared: Arc<Shared>) {
             _ = tick.tick() => {}
         }
         let now = Instant::now();
+        let due: Vec<(Arc<str>, Message)> = {
+            let mut wills = shared.delayed_wills.lock();
+            let ids: Vec<Arc<str>> = wills
+                .iter()
+                .filter(|(_, (at, _))| *at <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| wills.remove(&id).map(|(_, m)| (id, m)))
+                .collect()
+        };
+        for (id, will) in due {
+            shared.store.delayed_will(&id, None);
+            shared.publish(Arc::new(will), &mut Vec::new(), now);
+        }
         for handle in shared.sessions.all() {
             let expired = {
                 let inner = handle.inner.lock();

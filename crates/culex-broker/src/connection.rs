@@ -81,6 +81,9 @@ struct Conn {
     keepalive: Option<Duration>,
     last_seen: Instant,
     will: Option<Message>,
+    will_delay: u32,
+    out_alias_max: u16,
+    out_aliases: HashMap<Arc<str>, u16>,
     max_packet_size: u32,
     client_max_packet_size: Option<u32>,
     aliases: HashMap<u16, Arc<str>>,
@@ -128,6 +131,9 @@ pub(crate) async fn run(
         keepalive: None,
         last_seen: Instant::now(),
         will: None,
+        will_delay: 0,
+        out_alias_max: 0,
+        out_aliases: HashMap::new(),
         max_packet_size,
         client_max_packet_size: None,
         aliases: HashMap::new(),
@@ -275,6 +281,7 @@ impl Conn {
                 self.send_connack(false, ReasonCode::NotAuthorized, Properties::default());
                 return Ok(false);
             }
+            self.will_delay = w.properties.will_delay_interval.unwrap_or(0);
             self.will = Some(Message {
                 topic: Arc::from(w.topic.as_str()),
                 payload: slice_or_copy(frame, w.payload),
@@ -300,6 +307,17 @@ impl Conn {
                 .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
         };
         let receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        self.out_alias_max = c.properties.topic_alias_maximum.unwrap_or(0);
+        // A reconnect within the will delay cancels the delayed will [MQTT-3.1.3-9].
+        if self
+            .shared
+            .delayed_wills
+            .lock()
+            .remove(&client_id)
+            .is_some()
+        {
+            self.shared.store.delayed_will(&client_id, None);
+        }
         self.client_max_packet_size = c.properties.maximum_packet_size;
 
         // Take the session, kicking any connection that holds it [MQTT-3.1.4-2].
@@ -383,7 +401,6 @@ impl Conn {
             if self.max_packet_size < MQTT_MAX_PACKET {
                 props.maximum_packet_size = Some(self.max_packet_size);
             }
-            props.shared_subscription_available = Some(0);
         }
         self.send_connack(session_present, ReasonCode::Success, props);
         Ok(true)
@@ -523,6 +540,7 @@ impl Conn {
                 } else {
                     ReasonCode::PacketIdentifierNotFound
                 };
+                tracing::debug!("Sending PUBCOMP to {} (m{})", id, r.packet_id.get());
                 self.send_ack(Packet::PubComp, r.packet_id, reason);
                 Ok(())
             }
@@ -699,17 +717,18 @@ impl Conn {
         let mut retained = Vec::new();
         for (filter, options) in s.filters.iter() {
             tracing::debug!("\t{} (QoS {})", filter.as_str(), options.qos as u8);
-            let refused = if filter.share_group().is_some() {
-                // Shared subscriptions arrive with issue 5.
-                Some(if v5 {
-                    ReasonCode::SharedSubscriptionsNotSupported
-                } else {
-                    ReasonCode::UnspecifiedError
-                })
-            } else if !policy.can_subscribe(
+            let shared_sub = filter.share_group().is_some();
+            if shared_sub && v5 && options.no_local {
+                // No-local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+                return Err(Exit::Violation(
+                    ReasonCode::ProtocolError,
+                    "no-local on a shared subscription".into(),
+                ));
+            }
+            let refused = if !policy.can_subscribe(
                 &self.client_id,
                 self.username.as_deref(),
-                filter.as_str(),
+                filter.match_filter(),
             ) {
                 Some(if v5 {
                     ReasonCode::NotAuthorized
@@ -727,7 +746,7 @@ impl Conn {
             let mut granted = options;
             granted.qos = options.qos.min(max_qos(&self.shared));
             let is_new = self.shared.subscriptions.write().subscribe(
-                filter.match_filter(),
+                filter.as_str(),
                 SessionKey(handle.clone()),
                 granted,
                 sub_id,
@@ -755,11 +774,13 @@ impl Conn {
             });
             // Retained messages go out on subscribe with RETAIN set [MQTT-3.3.1-6],
             // [MQTT-3.3.1-8], as retain handling says [MQTT-3.3.1-9..11].
-            let send = match granted.retain_handling {
-                RetainHandling::SendAtSubscribe => true,
-                RetainHandling::SendIfNew => is_new,
-                RetainHandling::DoNotSend => false,
-            };
+            // No retained messages on a shared subscribe [MQTT 5.0, 4.8.2].
+            let send = !shared_sub
+                && match granted.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => is_new,
+                    RetainHandling::DoNotSend => false,
+                };
             if send {
                 for m in self.shared.retained_matching(filter.match_filter(), now) {
                     retained.push((m, granted.qos));
@@ -780,6 +801,7 @@ impl Conn {
                 qos,
                 retain: true,
                 subscription_ids: sub_id.into_iter().collect(),
+                share: None,
             };
             handle.deliver(&self.shared, delivery, now);
         }
@@ -886,7 +908,7 @@ impl Conn {
                 delivery,
             } => {
                 let msg = &delivery.msg;
-                let Ok(topic) = TopicName::new(&msg.topic) else {
+                let Ok(mut topic) = TopicName::new(&msg.topic) else {
                     return;
                 };
                 let mut user: Vec<(&str, &str)> = Vec::new();
@@ -900,6 +922,20 @@ impl Conn {
                         user.extend(mp.user_properties.iter().map(|(k, v)| (&**k, &**v)));
                     }
                     properties.message_expiry_interval = msg.remaining_expiry(now);
+                    // Topic aliases towards the client, within its maximum
+                    // [MQTT-3.3.2-8]: the first message on a topic carries the
+                    // topic and a new alias, later ones only the alias.
+                    if self.out_alias_max > 0 {
+                        if let Some(&alias) = self.out_aliases.get(&msg.topic) {
+                            properties.topic_alias = Some(alias);
+                            topic = TopicName::EMPTY;
+                        } else if self.out_aliases.len() < usize::from(self.out_alias_max) {
+                            let alias =
+                                u16::try_from(self.out_aliases.len() + 1).unwrap_or(u16::MAX);
+                            self.out_aliases.insert(msg.topic.clone(), alias);
+                            properties.topic_alias = Some(alias);
+                        }
+                    }
                     properties.subscription_identifiers = Seq::Items(&delivery.subscription_ids);
                 }
                 properties.user_properties = Seq::Items(&user);
@@ -1110,9 +1146,11 @@ impl Conn {
 
         // Leave the session, unless a newer connection already holds it.
         let mut end = false;
+        let mut current = false;
         if let Some(handle) = &self.handle {
             let mut inner = handle.inner.lock();
             if inner.generation == self.generation {
+                current = true;
                 inner.conn = None;
                 inner.session.detach();
                 inner.disconnected_at = Some(now);
@@ -1122,9 +1160,22 @@ impl Conn {
         if send_will {
             if let Some(will) = self.will.take() {
                 // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
-                // normal DISCONNECT [MQTT-3.1.2-10].
-                let mut matches = std::mem::take(&mut self.matches);
-                self.shared.publish(Arc::new(will), &mut matches, now);
+                // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
+                // it back until the delay passes or the session ends, whichever is
+                // first; a new connection cancels it [MQTT-3.1.3-9].
+                if self.will_delay > 0 && !end {
+                    if current {
+                        let due = now + Duration::from_secs(u64::from(self.will_delay));
+                        self.shared.store.delayed_will(&self.client_id, Some(&will));
+                        self.shared
+                            .delayed_wills
+                            .lock()
+                            .insert(self.client_id.clone(), (due, will));
+                    }
+                } else {
+                    let mut matches = std::mem::take(&mut self.matches);
+                    self.shared.publish(Arc::new(will), &mut matches, now);
+                }
             }
         }
         if end {

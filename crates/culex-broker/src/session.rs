@@ -32,6 +32,8 @@ pub struct Delivery {
     pub retain: bool,
     /// 5.0 subscription identifiers of every matching subscription.
     pub subscription_ids: Vec<u32>,
+    /// The `$share/GROUP/FILTER` it was delivered through, if shared.
+    pub share: Option<Arc<str>>,
 }
 
 /// A packet the session wants written to its client.
@@ -306,6 +308,33 @@ impl Session {
         }
     }
 
+    /// Whether a new QoS 1/2 message would be sent at once (attached, window
+    /// not full, nothing queued): shared subscriptions prefer such members.
+    pub fn has_window(&self) -> bool {
+        self.connected && self.queue.is_empty() && self.inflight.len() < self.window()
+    }
+
+    /// Takes every unacknowledged or queued message that came through a
+    /// shared subscription, for the group's other members [MQTT-4.8.2-5].
+    pub fn take_shared(&mut self) -> Vec<Delivery> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::new();
+        for f in self.inflight.drain(..) {
+            // A message already acknowledged by PUBREC stays with its session.
+            if f.delivery.share.is_some() && f.state == OutboundState::AwaitingAck {
+                taken.push(f.delivery);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        self.inflight = kept;
+        let (shared, rest): (Vec<Delivery>, Vec<Delivery>) =
+            self.queue.drain(..).partition(|d| d.share.is_some());
+        self.queue = rest.into();
+        taken.extend(shared);
+        taken
+    }
+
     /// Whether packets are waiting to be written.
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
@@ -408,6 +437,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Vec::new(),
+            share: None,
         }
     }
 

@@ -4,9 +4,15 @@
 //! Generic over the subscriber key so that it is tested on its own; the
 //! runtime keys it by session. It is read-locked for the length of one match
 //! per publish and write-locked by SUBSCRIBE/UNSUBSCRIBE.
+//!
+//! Shared subscriptions (`$share/GROUP/FILTER`, [MQTT 5.0, 4.8.2]) live at
+//! their filter's node as groups: each message goes to one member, chosen
+//! round-robin among the members the caller says are available.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use culex_codec::{QoS, SubscriptionOptions};
 
@@ -26,6 +32,18 @@ struct Node<K> {
     /// Subscriptions of `…/#` one level above: they match this node's level
     /// and everything below it [MQTT-4.7.1-2].
     multi: Vec<Entry<K>>,
+    /// Shared-subscription groups whose filter ends here.
+    exact_groups: Vec<Group<K>>,
+    /// Shared-subscription groups of `…/#` one level above.
+    multi_groups: Vec<Group<K>>,
+}
+
+/// The members of one `$share/GROUP/FILTER`.
+#[derive(Debug)]
+struct Group<K> {
+    name: Arc<str>,
+    members: Vec<Entry<K>>,
+    next: AtomicUsize,
 }
 
 impl<K> Default for Node<K> {
@@ -34,13 +52,30 @@ impl<K> Default for Node<K> {
             children: HashMap::new(),
             exact: Vec::new(),
             multi: Vec::new(),
+            exact_groups: Vec::new(),
+            multi_groups: Vec::new(),
         }
     }
 }
 
 impl<K> Node<K> {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.exact.is_empty() && self.multi.is_empty()
+        self.children.is_empty()
+            && self.exact.is_empty()
+            && self.multi.is_empty()
+            && self.exact_groups.is_empty()
+            && self.multi_groups.is_empty()
+    }
+}
+
+/// Splits `$share/GROUP/FILTER` into the group and the filter.
+pub fn split_shared(filter: &str) -> (Option<&str>, &str) {
+    match filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((group, f)) => (Some(group), f),
+        None => (None, filter),
     }
 }
 
@@ -56,6 +91,9 @@ pub struct Match<K> {
     pub options: SubscriptionOptions,
     /// Subscription identifiers of all matching subscriptions.
     pub ids: Vec<u32>,
+    /// For a shared subscription, its whole `$share/GROUP/FILTER` (never
+    /// merged with other matches).
+    pub share: Option<Arc<str>>,
 }
 
 /// Topic filters and their subscribers.
@@ -90,9 +128,9 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         self.count == 0
     }
 
-    /// Adds or replaces `key`'s subscription to `filter` (a validated filter
-    /// without any `$share/` prefix). Returns `true` when it is new; an
-    /// existing one is replaced [MQTT-3.8.4-3].
+    /// Adds or replaces `key`'s subscription to `filter` (validated; may be
+    /// `$share/GROUP/FILTER`). Returns `true` when it is new; an existing one
+    /// is replaced [MQTT-3.8.4-3].
     pub fn subscribe(
         &mut self,
         filter: &str,
@@ -100,21 +138,47 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         options: SubscriptionOptions,
         id: Option<u32>,
     ) -> bool {
+        let full = filter;
+        let (group, filter) = split_shared(full);
         let mut node = &mut self.root;
         let mut levels = filter.split('/').peekable();
-        let mut list = None;
+        let mut multi = false;
         while let Some(level) = levels.next() {
             if level == "#" && levels.peek().is_none() {
-                list = Some(&mut node.multi);
+                multi = true;
                 break;
             }
             node = node.children.entry(Box::from(level)).or_default();
         }
-        let list = match list {
-            Some(l) => l,
-            None => &mut node.exact,
-        };
         let entry = Entry { key, options, id };
+        let list = match group {
+            None if multi => &mut node.multi,
+            None => &mut node.exact,
+            Some(_) => {
+                // Groups are keyed by the whole `$share/GROUP/FILTER`.
+                let name = full;
+                let groups = if multi {
+                    &mut node.multi_groups
+                } else {
+                    &mut node.exact_groups
+                };
+                let pos = match groups.iter().position(|g| &*g.name == name) {
+                    Some(pos) => pos,
+                    None => {
+                        groups.push(Group {
+                            name: Arc::from(name),
+                            members: Vec::new(),
+                            next: AtomicUsize::new(0),
+                        });
+                        groups.len() - 1
+                    }
+                };
+                match groups.get_mut(pos) {
+                    Some(g) => &mut g.members,
+                    None => return false,
+                }
+            }
+        };
         if let Some(existing) = list.iter_mut().find(|e| e.key == entry.key) {
             *existing = entry;
             false
@@ -127,39 +191,104 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
 
     /// Removes `key`'s subscription to `filter`; `true` when it existed.
     pub fn unsubscribe(&mut self, filter: &str, key: &K) -> bool {
-        let levels: Vec<&str> = filter.split('/').collect();
-        let removed = remove(&mut self.root, &levels, key);
+        let (group, plain) = split_shared(filter);
+        let levels: Vec<&str> = plain.split('/').collect();
+        let removed = remove(&mut self.root, &levels, key, group.map(|_| filter));
         if removed {
             self.count = self.count.saturating_sub(1);
         }
         removed
     }
 
+    /// The members of a shared group (for re-routing a leaving member's messages).
+    pub fn group_members(&self, shared_filter: &str) -> Vec<K> {
+        let (Some(_), filter) = split_shared(shared_filter) else {
+            return Vec::new();
+        };
+        let group = shared_filter;
+        let mut node = &self.root;
+        let mut levels = filter.split('/').peekable();
+        let mut multi = false;
+        while let Some(level) = levels.next() {
+            if level == "#" && levels.peek().is_none() {
+                multi = true;
+                break;
+            }
+            match node.children.get(level) {
+                Some(child) => node = child,
+                None => return Vec::new(),
+            }
+        }
+        let groups = if multi {
+            &node.multi_groups
+        } else {
+            &node.exact_groups
+        };
+        groups
+            .iter()
+            .find(|g| &*g.name == group)
+            .map(|g| g.members.iter().map(|e| e.key.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Every subscriber of `topic`, one entry per key, appended to `out`.
     pub fn matches(&self, topic: &str, out: &mut Vec<Match<K>>) {
+        self.matches_with(topic, out, &|_| true);
+    }
+
+    /// As [`SubscriptionTree::matches`]; each shared group contributes one
+    /// member, the next in turn for which `available` holds (or the next in
+    /// turn when none does).
+    pub fn matches_with(
+        &self,
+        topic: &str,
+        out: &mut Vec<Match<K>>,
+        available: &dyn Fn(&K) -> bool,
+    ) {
         let levels: Vec<&str> = topic.split('/').collect();
         // A filter starting with a wildcard never matches a `$` topic [MQTT-4.7.2-1].
         let dollar = topic.starts_with('$');
         let start = out.len();
-        collect(&self.root, &levels, 0, dollar, out, start);
+        let mut cx = Collect {
+            out,
+            start,
+            available,
+        };
+        collect(&self.root, &levels, 0, dollar, &mut cx);
     }
 }
 
-fn remove<K: Eq>(node: &mut Node<K>, levels: &[&str], key: &K) -> bool {
-    match levels {
-        [] => take_entry(&mut node.exact, key),
-        ["#"] => take_entry(&mut node.multi, key),
-        [first, rest @ ..] => {
+fn remove<K: Eq>(node: &mut Node<K>, levels: &[&str], key: &K, group: Option<&str>) -> bool {
+    match (levels, group) {
+        ([], None) => take_entry(&mut node.exact, key),
+        (["#"], None) => take_entry(&mut node.multi, key),
+        ([], Some(g)) => take_member(&mut node.exact_groups, g, key),
+        (["#"], Some(g)) => take_member(&mut node.multi_groups, g, key),
+        ([first, rest @ ..], _) => {
             let Some(child) = node.children.get_mut(*first) else {
                 return false;
             };
-            let removed = remove(child, rest, key);
+            let removed = remove(child, rest, key, group);
             if child.is_empty() {
                 node.children.remove(*first);
             }
             removed
         }
     }
+}
+
+fn take_member<K: Eq>(groups: &mut Vec<Group<K>>, name: &str, key: &K) -> bool {
+    let Some(pos) = groups.iter().position(|g| &*g.name == name) else {
+        return false;
+    };
+    let Some(group) = groups.get_mut(pos) else {
+        return false;
+    };
+    let removed = take_entry(&mut group.members, key);
+    if group.members.is_empty() {
+        groups.swap_remove(pos);
+    }
+    removed
 }
 
 fn take_entry<K: Eq>(list: &mut Vec<Entry<K>>, key: &K) -> bool {
@@ -172,51 +301,88 @@ fn take_entry<K: Eq>(list: &mut Vec<Entry<K>>, key: &K) -> bool {
     }
 }
 
+struct Collect<'a, K> {
+    out: &'a mut Vec<Match<K>>,
+    start: usize,
+    available: &'a dyn Fn(&K) -> bool,
+}
+
 fn collect<K: Clone + Eq + Hash>(
     node: &Node<K>,
     levels: &[&str],
     depth: usize,
     dollar: bool,
-    out: &mut Vec<Match<K>>,
-    start: usize,
+    cx: &mut Collect<'_, K>,
 ) {
     let wildcards_allowed = !(dollar && depth == 0);
     if wildcards_allowed {
         for e in &node.multi {
-            add(out, start, e);
+            add(cx, e);
+        }
+        for g in &node.multi_groups {
+            pick(cx, g);
         }
     }
     let Some((level, rest)) = levels.split_first() else {
         for e in &node.exact {
-            add(out, start, e);
+            add(cx, e);
+        }
+        for g in &node.exact_groups {
+            pick(cx, g);
         }
         return;
     };
     if let Some(child) = node.children.get(*level) {
-        collect(child, rest, depth + 1, dollar, out, start);
+        collect(child, rest, depth + 1, dollar, cx);
     }
     if wildcards_allowed && *level != "+" {
         if let Some(child) = node.children.get("+") {
-            collect(child, rest, depth + 1, dollar, out, start);
+            collect(child, rest, depth + 1, dollar, cx);
         }
     }
 }
 
-fn add<K: Clone + Eq>(out: &mut Vec<Match<K>>, start: usize, e: &Entry<K>) {
-    let existing = out
-        .get_mut(start..)
-        .and_then(|tail| tail.iter_mut().find(|m| m.key == e.key));
+fn add<K: Clone + Eq>(cx: &mut Collect<'_, K>, e: &Entry<K>) {
+    let existing = cx.out.get_mut(cx.start..).and_then(|tail| {
+        tail.iter_mut()
+            .find(|m| m.share.is_none() && m.key == e.key)
+    });
     match existing {
         Some(m) => {
             m.qos = m.qos.max(e.options.qos);
             m.ids.extend(e.id);
         }
-        None => out.push(Match {
+        None => cx.out.push(Match {
             key: e.key.clone(),
             qos: e.options.qos,
             options: e.options,
             ids: e.id.into_iter().collect(),
+            share: None,
         }),
+    }
+}
+
+/// One member of a shared group, round-robin, preferring available ones.
+fn pick<K: Clone>(cx: &mut Collect<'_, K>, g: &Group<K>) {
+    let n = g.members.len();
+    if n == 0 {
+        return;
+    }
+    let start = g.next.fetch_add(1, Ordering::Relaxed) % n;
+    let order = (0..n).map(|i| (start + i) % n);
+    let chosen = order
+        .clone()
+        .filter_map(|i| g.members.get(i))
+        .find(|e| (cx.available)(&e.key))
+        .or_else(|| g.members.get(start));
+    if let Some(e) = chosen {
+        cx.out.push(Match {
+            key: e.key.clone(),
+            qos: e.options.qos,
+            options: e.options,
+            ids: e.id.into_iter().collect(),
+            share: Some(g.name.clone()),
+        });
     }
 }
 
@@ -298,6 +464,41 @@ mod tests {
         let mut ids = out[0].ids.clone();
         ids.sort();
         assert_eq!(ids, vec![7, 9]);
+    }
+
+    /// Shared subscriptions: one member per message, round-robin, skipping
+    /// unavailable members [MQTT-4.8.2-2]; separate from ordinary subscriptions.
+    #[test]
+    fn shared_groups_round_robin() {
+        let mut t = SubscriptionTree::new();
+        for k in [1u32, 2, 3] {
+            t.subscribe("$share/g/s/+", k, opts(Q1), None);
+        }
+        t.subscribe("s/#", 9, opts(Q0), None);
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let mut out = Vec::new();
+            t.matches("s/x", &mut out);
+            let shared: Vec<_> = out
+                .iter()
+                .filter(|m| m.share.is_some())
+                .map(|m| m.key)
+                .collect();
+            assert_eq!(shared.len(), 1);
+            assert!(out.iter().any(|m| m.key == 9 && m.share.is_none()));
+            seen.push(shared[0]);
+        }
+        seen.sort();
+        assert_eq!(seen, vec![1, 1, 2, 2, 3, 3]);
+        let mut out = Vec::new();
+        t.matches_with("s/x", &mut out, &|k| *k == 3);
+        assert!(out.iter().any(|m| m.key == 3 && m.share.is_some()));
+        assert_eq!(t.group_members("$share/g/s/+").len(), 3);
+        for k in [1u32, 2, 3] {
+            assert!(t.unsubscribe("$share/g/s/+", &k));
+        }
+        assert!(t.unsubscribe("s/#", &9));
+        assert!(t.root.is_empty());
     }
 
     /// A repeated SUBSCRIBE replaces the subscription [MQTT-3.8.4-3].

@@ -448,3 +448,72 @@ async fn graceful_shutdown_closes_connections() {
         "listener closed"
     );
 }
+
+/// Shared subscriptions (`$share/GROUP/FILTER`, also for 3.1.1 clients): each
+/// message goes to one member of the group [MQTT 5.0, 4.8.2], round-robin;
+/// a plain subscriber still gets every message.
+#[test]
+fn shared_subscription_delivers_to_one_member() {
+    let broker = BrokerThread::start();
+    let (mut a, _) = Raw::connect(broker.port(), "member-a", true);
+    let (mut b, _) = Raw::connect(broker.port(), "member-b", true);
+    assert_eq!(
+        a.subscribe(&[("$share/g/jobs/+", QoS::AtMostOnce)]),
+        vec![0]
+    );
+    assert_eq!(
+        b.subscribe(&[("$share/g/jobs/+", QoS::AtMostOnce)]),
+        vec![0]
+    );
+    let (mut all, _) = Raw::connect(broker.port(), "all", true);
+    all.subscribe(&[("jobs/+", QoS::AtMostOnce)]);
+    let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
+    for i in 0..10 {
+        publ.publish_acked(
+            "jobs/x",
+            format!("{i}").as_bytes(),
+            QoS::AtMostOnce,
+            false,
+            0,
+        );
+    }
+    let count = |c: &mut Raw| std::iter::from_fn(|| c.try_recv(SHORT)).count();
+    let (na, nb, nall) = (count(&mut a), count(&mut b), count(&mut all));
+    assert_eq!(na + nb, 10, "each message to one member");
+    assert_eq!((na, nb), (5, 5), "round-robin");
+    assert_eq!(nall, 10);
+}
+
+/// The unacknowledged messages of a member that leaves go to the others [MQTT 5.0, 4.8.2].
+#[test]
+fn shared_subscription_member_leaving_hands_over_messages() {
+    let broker = BrokerThread::start();
+    let (mut a, _) = Raw::connect(broker.port(), "leaver", true);
+    let (mut b, _) = Raw::connect(broker.port(), "stayer", true);
+    a.subscribe(&[("$share/g/w", QoS::AtLeastOnce)]);
+    b.subscribe(&[("$share/g/w", QoS::AtLeastOnce)]);
+    let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
+    for i in 1..=4u16 {
+        publ.publish_acked("w", format!("{i}").as_bytes(), QoS::AtLeastOnce, false, i);
+    }
+    let mut got_b = Vec::new();
+    while let Some(f) = b.try_recv(SHORT) {
+        let g = f.publish();
+        b.ack(Packet::PubAck, g.id.unwrap());
+        got_b.push(g.payload);
+    }
+    let a_got = std::iter::from_fn(|| a.try_recv(SHORT)).count();
+    assert_eq!(a_got + got_b.len(), 4);
+    assert!(a_got > 0);
+    drop(a); // leaves without acknowledging
+    for _ in 0..a_got {
+        let g = b.recv().publish();
+        b.ack(Packet::PubAck, g.id.unwrap());
+        got_b.push(g.payload);
+    }
+    got_b.sort();
+    assert_eq!(
+        got_b,
+        vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]
+    );
+}

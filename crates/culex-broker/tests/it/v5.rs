@@ -115,7 +115,7 @@ fn inbound_topic_aliases() {
         dup: false,
         qos: QoS::AtMostOnce,
         retain: false,
-        topic: empty_topic(),
+        topic: TopicName::EMPTY,
         packet_id: None,
         properties: Properties {
             topic_alias: Some(3),
@@ -144,15 +144,6 @@ fn inbound_topic_aliases() {
         other => panic!("{other:?}"),
     }
     assert!(publ.is_closed_within(Duration::from_secs(2)));
-}
-
-/// An empty topic name: decoded from a 5.0 PUBLISH that carries only an alias.
-fn empty_topic() -> TopicName<'static> {
-    let frame: &'static [u8] = &[0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x03];
-    match culex_codec::decode_packet(frame, Protocol::V5).unwrap() {
-        Packet::Publish(p) => p.topic,
-        other => panic!("{other:?}"),
-    }
 }
 
 /// No-local: a client's own messages are not sent back [MQTT-3.8.3-3];
@@ -327,4 +318,93 @@ fn mosquitto_clients_v5() {
     );
     let out = sub.join().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "v5/a five\n");
+}
+
+/// Topic aliases towards a client that allows them [MQTT-3.3.2-8]: the first
+/// message carries topic and alias, the next only the alias.
+#[test]
+fn outbound_topic_aliases() {
+    let broker = BrokerThread::start();
+    let properties = Properties {
+        topic_alias_maximum: Some(4),
+        ..Properties::default()
+    };
+    let (mut sub, _, _) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "aliased",
+            protocol: Protocol::V5,
+            properties,
+            ..ConnectOpts::default()
+        },
+    );
+    subscribe(&mut sub, "al/#", SubscriptionOptions::default(), None);
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    publish(&mut publ, "al/one", b"1", Properties::default());
+    publish(&mut publ, "al/one", b"2", Properties::default());
+    let first = sub.recv();
+    let second = sub.recv();
+    match (first.packet(), second.packet()) {
+        (Packet::Publish(a), Packet::Publish(b)) => {
+            assert_eq!(
+                (a.topic.as_str(), a.properties.topic_alias),
+                ("al/one", Some(1))
+            );
+            assert_eq!(
+                (b.topic.as_str(), b.properties.topic_alias, b.payload),
+                ("", Some(1), &b"2"[..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn will_client(port: u16, id: &str, delay: u32) -> Raw {
+    let mut c = Raw::open(port, Protocol::V5);
+    c.send(&Packet::Connect(culex_codec::packet::Connect {
+        protocol: Protocol::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: id,
+        will: Some(culex_codec::packet::Will {
+            topic: TopicName::new("wd/will").unwrap(),
+            payload: id.as_bytes(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Properties {
+                will_delay_interval: Some(delay),
+                ..Properties::default()
+            },
+        }),
+        username: None,
+        password: None,
+        properties: Properties {
+            session_expiry_interval: Some(60),
+            ..Properties::default()
+        },
+    }));
+    assert!(matches!(c.recv().packet(), Packet::ConnAck(a) if a.reason == ReasonCode::Success));
+    c
+}
+
+/// The Will Delay Interval holds the will back [MQTT-3.1.3-9]; a reconnect
+/// within the delay cancels it.
+#[test]
+fn will_delay_interval() {
+    let broker = BrokerThread::start();
+    let (mut watcher, _, _) = v5(broker.port(), "watcher", true, None);
+    subscribe(&mut watcher, "wd/#", SubscriptionOptions::default(), None);
+    drop(will_client(broker.port(), "delayed", 1));
+    drop(will_client(broker.port(), "cancelled", 1));
+    std::thread::sleep(Duration::from_millis(200));
+    let _back = v5(broker.port(), "cancelled", false, Some(60));
+    assert!(
+        watcher.try_recv(Duration::from_millis(500)).is_none(),
+        "held back by the delay"
+    );
+    assert_eq!(watcher.recv().publish().payload, b"delayed");
+    assert!(
+        watcher.try_recv(Duration::from_millis(1500)).is_none(),
+        "reconnect cancelled the will"
+    );
 }
