@@ -22,8 +22,10 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 /// Once the write buffer holds this much, stop producing until it drains.
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
-/// Room kept free in the read buffer before each read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Room made in the read buffer before a read: it starts small, so idle
+/// connections stay cheap, and grows while reads fill it.
+const READ_MIN: usize = 4 * 1024;
+const READ_MAX: usize = 128 * 1024;
 /// Largest packet accepted: the protocol's own limit.
 const MAX_PACKET: u32 = 268_435_460;
 /// Busy iterations between voluntary yields, so a flat-out connection does not
@@ -96,6 +98,7 @@ pub struct Conn {
     stream: TcpStream,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    read_chunk: usize,
     protocol: Protocol,
     /// The broker's receive maximum: QoS 1/2 publications it takes unacknowledged.
     pub receive_maximum: u16,
@@ -119,6 +122,7 @@ impl Conn {
             stream,
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(4096),
+            read_chunk: READ_MIN,
             protocol: p.protocol,
             receive_maximum: u16::MAX,
         };
@@ -264,12 +268,17 @@ impl Conn {
             if now >= hard_deadline {
                 return Err(ConnError::Stalled);
             }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
-                self.rbuf.reserve(READ_CHUNK);
+            let room = self.rbuf.capacity() - self.rbuf.len();
+            if room < self.read_chunk / 2 {
+                self.rbuf.reserve(self.read_chunk);
             }
+            let room = self.rbuf.capacity() - self.rbuf.len();
             match self.stream.try_read_buf(&mut self.rbuf) {
                 Ok(0) => return Err(ConnError::Closed),
-                Ok(_) => {
+                Ok(n) => {
+                    if n == room {
+                        self.read_chunk = (self.read_chunk * 2).min(READ_MAX);
+                    }
                     progress = true;
                     self.process(role)?;
                 }

@@ -2,6 +2,7 @@
 //! clients, against a real Debian mosquitto on loopback, and the counts in its
 //! JSON summary must be consistent. No test asserts anything about speed.
 
+mod culex_broker;
 mod options;
 mod scenarios;
 mod support;

@@ -1,0 +1,51 @@
+//! The same scenarios against culex's own broker, started in-process.
+
+use culex_broker::testing::{local_config, BrokerThread};
+
+use crate::support::{bench_json, count};
+
+/// A broker that queues without limit: by default culex, like mosquitto,
+/// drops QoS 1/2 messages beyond `max_queued_messages` (1000) for a
+/// subscriber that falls behind, and a flat-out run would see those drops.
+fn unlimited_broker() -> BrokerThread {
+    let mut config = local_config();
+    config.limits.max_queued_messages = None;
+    BrokerThread::start_with(config)
+}
+
+/// QoS 1 pairs over both protocol versions: everything sent is delivered.
+#[test]
+fn pairs_at_qos1_deliver_everything_sent() {
+    let broker = unlimited_broker();
+    for version in ["3.1.1", "5"] {
+        let s = bench_json(
+            broker.port(),
+            &["pairs", "-c", "2", "-q", "1", "-V", version, "-d", "1s"],
+        );
+        let sent = count(&s, "/messages/sent");
+        assert!(sent > 0, "{s:#}");
+        assert_eq!(count(&s, "/messages/acked"), sent, "{s:#}");
+        assert_eq!(count(&s, "/messages/received"), sent, "{s:#}");
+    }
+}
+
+/// Fan-out at QoS 2 delivers exactly once to every subscriber.
+#[test]
+fn fanout_at_qos2_delivers_sent_times_subscribers() {
+    let broker = unlimited_broker();
+    let s = bench_json(
+        broker.port(),
+        &["fanout", "-c", "3", "-q", "2", "-r", "500", "-d", "1s"],
+    );
+    let sent = count(&s, "/messages/sent");
+    assert!(sent > 0);
+    assert_eq!(count(&s, "/messages/received"), sent * 3, "{s:#}");
+}
+
+/// conn reaches every connection.
+#[test]
+fn conn_reaches_n_connections() {
+    let broker = BrokerThread::start();
+    let s = bench_json(broker.port(), &["conn", "-c", "50", "-d", "300ms"]);
+    assert_eq!(count(&s, "/connections/established"), 50);
+}
