@@ -465,6 +465,25 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_default_port_falls_back_to_a_free_one() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let signal = Signal::new();
+        let scene = || Scene {
+            boards: Vec::new(),
+            broker: "127.0.0.1:1883".into(),
+            log: Log::new(Arc::clone(&signal)),
+            signal: Arc::clone(&signal),
+        };
+        let web = start_with_fallback(addr, false, |a| WebServer::start(a, scene())).unwrap();
+        assert_ne!(web.addr().port(), addr.port());
+        assert_ne!(web.addr().port(), 0);
+        // A port the user asked for is never swapped behind their back.
+        let err = start_with_fallback(addr, true, |a| WebServer::start(a, scene())).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
     fn parses_addresses() {
         let options = parse(&["--broker", "localhost:1884", "--http", "127.0.0.1:0"])
             .unwrap()

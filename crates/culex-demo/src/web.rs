@@ -68,7 +68,14 @@ pub struct WebServer {
 impl WebServer {
     /// Binds `addr` and serves `scene` from a thread of its own.
     pub fn start(addr: SocketAddr, scene: Scene) -> std::io::Result<WebServer> {
-        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
+        // Keep the I/O error's kind (AddrInUse lets the demo fall back to a
+        // free port).
+        let server = tiny_http::Server::http(addr).map_err(|err| {
+            match err.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            }
+        })?;
         let addr = server
             .server_addr()
             .to_ip()
