@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Side by side: culex, Debian's mosquitto (set_tcp_nodelay true) and rumqttd
+# 0.20, each started fresh on loopback for every scenario, measured with
+# `culex bench`, printed as one table.
+#
+#   bench/compare.sh                      # every broker, every scenario
+#   BROKERS="culex mosquitto" SCENARIOS="qos1 latency" DURATION=5s bench/compare.sh
+#
+# Environment:
+#   BROKERS     culex mosquitto rumqttd (default: all three)
+#   SCENARIOS   qos0 qos1 fanout fanin latency conn (default: all)
+#   DURATION    measured phase of each run (default 10s)
+#   QOS0_RATE   offered rate per publisher in the qos0 scenario (default 15000, 8 pairs)
+#   CONNS       connections in the conn scenario (default 19000; the process limit here is 20000 files)
+#   RUMQTTD     path of a rumqttd 0.20 binary; when unset and none is found, it is
+#               built from crates.io into RUMQTTD_ROOT (default ~/.cache/culex-bench/rumqttd)
+#   OUT         where the JSON of every run goes (default target/bench-compare/DATE)
+#   CULEX       a culex binary to use instead of building target/release/culex
+#   BENCH       the load generator command (default: "$CULEX bench")
+#
+# The load generator shares the machine's cores with the broker it measures:
+# ratios between brokers are what count; absolute figures drift between runs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BROKERS=${BROKERS:-"culex mosquitto rumqttd"}
+SCENARIOS=${SCENARIOS:-"qos0 qos1 fanout fanin latency conn"}
+DURATION=${DURATION:-10s}
+QOS0_RATE=${QOS0_RATE:-15000}
+CONNS=${CONNS:-19000}
+OUT=${OUT:-$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
+RUMQTTD_ROOT=${RUMQTTD_ROOT:-$HOME/.cache/culex-bench/rumqttd}
+mkdir -p "$OUT"
+
+need() { command -v "$1" >/dev/null || { echo "compare.sh: $1 is needed ($2)" >&2; exit 1; }; }
+need jq "apt-get install jq"
+need python3 "apt-get install python3"
+
+if [[ -z ${CULEX:-} ]]; then
+    echo "building culex (release)..." >&2
+    (cd "$ROOT" && cargo build --release -q -p culex)
+    CULEX="$ROOT/target/release/culex"
+fi
+# The load generator; BENCH overrides it (e.g. the culex-bench example binary).
+read -r -a BENCH <<<"${BENCH:-$CULEX bench}"
+
+if [[ " $BROKERS " == *" mosquitto "* ]]; then
+    MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+    [[ -x $MOSQUITTO ]] || { echo "compare.sh: mosquitto is needed (apt-get install mosquitto)" >&2; exit 1; }
+fi
+if [[ " $BROKERS " == *" rumqttd "* ]]; then
+    RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo "$RUMQTTD_ROOT/bin/rumqttd")}
+    if [[ ! -x $RUMQTTD ]]; then
+        echo "building rumqttd 0.20.0 from crates.io into $RUMQTTD_ROOT..." >&2
+        cargo install rumqttd --version 0.20.0 --locked --root "$RUMQTTD_ROOT" -q
+        RUMQTTD="$RUMQTTD_ROOT/bin/rumqttd"
+    fi
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "compare.sh: nothing listening on port $1" >&2
+    return 1
+}
+
+# Starts broker $1 on port $2 with its files in directory $3; prints its pid.
+start_broker() {
+    local name=$1 port=$2 dir=$3
+    case $name in
+    culex | mosquitto)
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' "$port" >"$dir/broker.conf"
+        if [[ $name == culex ]]; then
+            "$CULEX" broker -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
+        else
+            "$MOSQUITTO" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
+        fi
+        ;;
+    rumqttd)
+        cat >"$dir/rumqttd.toml" <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$port"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 20480
+    max_inflight_count = 100
+    dynamic_filters = true
+EOF
+        "$RUMQTTD" -c "$dir/rumqttd.toml" >"$dir/broker.log" 2>&1 &
+        ;;
+    *)
+        echo "compare.sh: unknown broker $name" >&2
+        exit 1
+        ;;
+    esac
+    echo $!
+}
+
+# The bench arguments of each scenario.
+scenario_args() {
+    case $1 in
+    qos0) echo "pairs -c 8 -q 0 -r $QOS0_RATE" ;;
+    qos1) echo "pairs -c 8 -q 1" ;;
+    fanout) echo "fanout -c 8 -q 1" ;;
+    fanin) echo "fanin -c 8 -q 0" ;;
+    latency) echo "latency -c 10 -r 1000" ;;
+    conn) echo "conn -c $CONNS --source-ips 4" ;;
+    *)
+        echo "compare.sh: unknown scenario $1" >&2
+        exit 1
+        ;;
+    esac
+}
+
+rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+for scenario in $SCENARIOS; do
+    for broker in $BROKERS; do
+        dir="$OUT/$scenario-$broker"
+        mkdir -p "$dir"
+        port=$(free_port)
+        pid=$(start_broker "$broker" "$port" "$dir")
+        if ! wait_port "$port"; then
+            kill "$pid" 2>/dev/null || true
+            echo '{"error": "broker did not start"}' >"$dir/result.json"
+            continue
+        fi
+        rss_before=$(rss_kib "$pid" VmRSS)
+        read -r -a args <<<"$(scenario_args "$scenario")"
+        echo "== $scenario / $broker: culex bench ${args[*]} -d $DURATION -p $port" >&2
+        if ! "${BENCH[@]}" "${args[@]}" -d "$DURATION" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
+            echo "   (the run counted errors or failed: see $dir/bench.err)" >&2
+        fi
+        rss_peak=$(rss_kib "$pid" VmHWM)
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        if jq -e . "$dir/bench.json" >/dev/null 2>&1; then
+            jq --argjson before "${rss_before:-0}" --argjson peak "${rss_peak:-0}" \
+                '. + {broker_rss_before_kib: $before, broker_rss_peak_kib: $peak}' \
+                "$dir/bench.json" >"$dir/result.json"
+        else
+            echo "{\"error\": $(jq -Rs . <"$dir/bench.err")}" >"$dir/result.json"
+        fi
+    done
+done
+
+python3 - "$OUT" "$SCENARIOS" "$BROKERS" <<'EOF'
+import json, os, sys
+
+out, scenarios, brokers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+
+def si(x):
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}"
+
+def mib(kib):
+    return f"{kib / 1024:.0f} MB"
+
+def cell(scenario, r):
+    if "error" in r:
+        return "failed"
+    m, t, lat = r["messages"], r["throughput"], r.get("latency_us") or {}
+    rss = mib(r["broker_rss_peak_kib"])
+    frac = m.get("delivered_fraction")
+    frac = f"{frac:.3f}" if frac is not None else "-"
+    errors = f", {r['errors']['total']} errors" if r["errors"]["total"] else ""
+    if scenario == "latency":
+        return f"p50 {lat.get('p50', 0):.0f} / p99 {lat.get('p99', 0):.0f} µs, {frac}{errors}"
+    if scenario == "conn":
+        c = r["connections"]
+        per = (r["broker_rss_peak_kib"] - r["broker_rss_before_kib"]) * 1024 / max(c["established"], 1)
+        return f"{c['established']} at {si(c['connect_rate'])}/s, {per:.0f} B/conn{errors}"
+    p99 = f", p99 {lat['p99'] / 1000:.1f} ms" if lat else ""
+    return f"{si(t['received_per_s'])}/s, {frac}{p99}, {rss}{errors}"
+
+titles = {
+    "qos0": "QoS 0, 8 pairs at a fixed rate: received/s, delivered, p99, broker RSS",
+    "qos1": "QoS 1, 8 pairs flat out: received/s, delivered, p99, broker RSS",
+    "fanout": "fan-out 1 → 8, QoS 1: deliveries/s, delivered, p99, broker RSS",
+    "fanin": "fan-in 8 → 1, QoS 0 flood: delivered/s, delivered, p99, broker RSS",
+    "latency": "latency, 10 pairs × 1000 msg/s: p50 / p99, delivered",
+    "conn": "idle connections: established, connect rate, broker RSS per connection",
+}
+rows = [["scenario"] + brokers]
+for s in scenarios:
+    row = [titles.get(s, s)]
+    for b in brokers:
+        path = os.path.join(out, f"{s}-{b}", "result.json")
+        try:
+            with open(path) as f:
+                row.append(cell(s, json.load(f)))
+        except (OSError, ValueError, KeyError) as e:
+            row.append(f"missing ({e.__class__.__name__})")
+    rows.append(row)
+print(f"| {' | '.join(rows[0])} |")
+print(f"|{'---|' * len(rows[0])}")
+for row in rows[1:]:
+    print(f"| {' | '.join(row)} |")
+print(f"\nRaw JSON: {out}")
+EOF
