@@ -9,6 +9,7 @@
 //! `check_msg()` in between.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ pub const KEEPALIVE_SECS: u16 = 60;
 /// tutorial's loop only checks once per publish; checking more often keeps
 /// the same traffic and makes the peer's LED follow sooner.
 const CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long stopping a board waits for its program to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
@@ -306,6 +310,8 @@ pub struct Board {
     pins: Arc<Pins>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected (the sender dropped) when the program's thread ends.
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Board {
@@ -314,19 +320,24 @@ impl Board {
     pub fn start(config: BoardConfig, signal: Arc<Signal>) -> std::io::Result<Board> {
         let pins = Pins::new(signal);
         let stop = Arc::new(AtomicBool::new(false));
+        let (ending, ended) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("board-{}", config.name))
             .spawn({
                 let config = config.clone();
                 let pins = Arc::clone(&pins);
                 let stop = Arc::clone(&stop);
-                move || crate::firmware::run(&config, &pins, &stop)
+                move || {
+                    let _ending = ending;
+                    crate::firmware::run(&config, &pins, &stop);
+                }
             })?;
         Ok(Board {
             config,
             pins,
             stop,
             thread: Some(thread),
+            ended,
         })
     }
 
@@ -353,7 +364,12 @@ impl Board {
     fn shut_down(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // The program sees the flag within one loop, unless it is stuck
+            // connecting to a host that does not answer: then it is left to
+            // finish on its own rather than hold up the caller.
+            if let Err(RecvTimeoutError::Disconnected) = self.ended.recv_timeout(STOP_WAIT) {
+                let _ = thread.join();
+            }
         }
         self.pins.set_link(Link::Off, None);
     }

@@ -392,4 +392,18 @@ mod tests {
             ["blue: button pressed (GPIO0=0)", "blue: LED on (GPIO2=1)"]
         );
     }
+
+    #[test]
+    fn the_status_line_draws_the_led_and_the_button() {
+        let pins = Pins::new(Signal::new());
+        let line = status_line("blue", "green", &pins, "hint");
+        assert!(line.contains("LED off") && line.contains("released") && line.contains("GPIO0=1"));
+        assert!(line.contains("connecting") && line.contains("peer green"));
+        pins.press();
+        pins.set_led(true);
+        crate::board::set_link(&pins, Link::Online, None);
+        let line = status_line("blue", "green", &pins, "hint");
+        assert!(line.contains("LED on") && line.contains("pressed") && line.contains("GPIO0=0"));
+        assert!(line.contains("online"));
+    }
 }

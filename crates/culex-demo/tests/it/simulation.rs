@@ -96,3 +96,21 @@ fn boards_reconnect_when_the_broker_restarts() {
     press_and_release(&blue, &green);
     drop(broker);
 }
+
+#[test]
+fn a_board_stuck_connecting_still_stops_promptly() {
+    // A server that accepts TCP connections but never answers CONNECT.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().unwrap().port();
+    let signal = Signal::new();
+    let blue = board("blue", "green", port, &signal);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(blue.pins().link(), Link::Connecting);
+    let started = std::time::Instant::now();
+    blue.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}
