@@ -53,10 +53,10 @@ fn session(config: &BoardConfig, pins: &Arc<Pins>, stop: &AtomicBool) -> Ended {
         move |topic, msg| program.handle_message(topic, msg, &pins)
     });
     if let Err(err) = client.connect(true) {
-        return Ended::Failed(format!("connect: {err}"));
+        return Ended::Failed(format!("connect: {}", describe(&err)));
     }
     if let Err(err) = client.subscribe(program.peer_topic(), QoS::AtMostOnce) {
-        return Ended::Failed(format!("subscribe: {err}"));
+        return Ended::Failed(format!("subscribe: {}", describe(&err)));
     }
     board::set_link(pins, Link::Online, None);
     program.restart();
@@ -68,11 +68,11 @@ fn session(config: &BoardConfig, pins: &Arc<Pins>, stop: &AtomicBool) -> Ended {
         let now = Instant::now();
         if let Some(payload) = program.poll_publish(now, pins) {
             if let Err(err) = client.publish(program.own_topic(), payload, false, QoS::AtMostOnce) {
-                return Ended::Failed(format!("publish: {err}"));
+                return Ended::Failed(format!("publish: {}", describe(&err)));
             }
         }
         if let Err(err) = client.check_msg() {
-            return Ended::Failed(format!("check_msg: {err}"));
+            return Ended::Failed(format!("check_msg: {}", describe(&err)));
         }
         let until_publish = program
             .next_publish(now)
@@ -128,5 +128,13 @@ pub(crate) fn run_monitor(
             return;
         }
         backoff = board::next_backoff(backoff);
+    }
+}
+
+/// The client's error in words, without Rust's debug formatting of I/O errors.
+fn describe(err: &culex_client::blocking::Error<std::io::Error>) -> String {
+    match err {
+        culex_client::blocking::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }

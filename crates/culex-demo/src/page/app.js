@@ -130,6 +130,7 @@ function render(state) {
     view.card.dataset.led = board.led ? "on" : "off";
     view.card.dataset.pressed = board.pressed ? "yes" : "no";
     if (!view.isHeld()) view.button.classList.toggle("pressed", board.pressed);
+    view.button.setAttribute("aria-pressed", board.pressed ? "true" : "false");
     view.link.className = "link " + board.link;
     view.link.textContent = board.link;
     view.link.title = board.error || "";

@@ -114,3 +114,26 @@ fn a_board_stuck_connecting_still_stops_promptly() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_board_without_a_broker_says_why_and_keeps_trying() {
+    let port = culex_testkit::free_port();
+    let signal = Signal::new();
+    let blue = board("blue", "green", port, &signal);
+    let why = wait_until(Duration::from_secs(2), || {
+        blue.pins().last_error().is_some()
+    });
+    assert!(why.is_some(), "no error reported");
+    let error = blue.pins().last_error().unwrap();
+    assert!(
+        error.starts_with("connect: ") && error.contains("refused"),
+        "{error}"
+    );
+    assert_eq!(blue.pins().link(), Link::Connecting);
+
+    // The broker comes up later: the board connects by itself.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let _broker = culex_demo::EmbeddedBroker::start(addr).expect("start broker");
+    wait_online(&[&blue]);
+    assert_eq!(blue.pins().last_error(), None);
+}
