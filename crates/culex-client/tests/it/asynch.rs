@@ -7,15 +7,16 @@ use culex_client::asynch::{
     connect, ClientError, Event, Events, Message, Options, PublishProperties, Reconnect,
 };
 use culex_client::{Protocol, QoS};
-use culex_testkit::Mosquitto;
 use tokio::time::timeout;
 
-use crate::RestartableMosquitto;
+use crate::{Kind, RestartableBroker, TestBroker};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn options(id: &str, port: u16) -> Options {
-    let mut o = Options::new(id, "127.0.0.1", port);
+/// Options with a client id unique to the broker kind, so that the two
+/// runs of a test never share a session even if their brokers were mixed up.
+fn options(kind: Kind, id: &str, port: u16) -> Options {
+    let mut o = Options::new(format!("{id}-{kind:?}"), "127.0.0.1", port);
     o.reconnect = Some(Reconnect {
         initial: Duration::from_millis(50),
         max: Duration::from_millis(300),
@@ -58,10 +59,9 @@ async fn next_message(events: &mut Events) -> Message {
     }
 }
 
-#[tokio::test]
-async fn publish_subscribe_all_qos_levels() {
-    let broker = Mosquitto::start("");
-    let (client, mut events) = connect(options("a-1", broker.port));
+async fn publish_subscribe_all_qos_levels(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let (client, mut events) = connect(options(kind, "a-1", broker.port()));
     connected(&mut events).await;
     let granted = client
         .subscribe("x/#", QoS::ExactlyOnce)
@@ -99,11 +99,10 @@ async fn publish_subscribe_all_qos_levels() {
     );
 }
 
-#[tokio::test]
-async fn publishing_from_inside_the_handler_does_not_deadlock() {
-    let broker = Mosquitto::start("");
+async fn publishing_from_inside_the_handler_does_not_deadlock(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     // Tiny queues make a deadlock likely if the loop ever waited on us.
-    let mut o = options("echo", broker.port);
+    let mut o = options(kind, "echo", broker.port());
     o.request_capacity = 1;
     o.event_capacity = 1;
     let (client, mut events) = connect(o);
@@ -115,7 +114,7 @@ async fn publishing_from_inside_the_handler_does_not_deadlock() {
         .await
         .unwrap();
 
-    let (counter, mut counter_events) = connect(options("counter", broker.port));
+    let (counter, mut counter_events) = connect(options(kind, "counter", broker.port()));
     connected(&mut counter_events).await;
     counter
         .subscribe("echo/out", QoS::AtLeastOnce)
@@ -167,7 +166,7 @@ async fn back_pressure_is_visible_to_the_caller() {
         let (_socket, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let mut o = options("bp", port);
+    let mut o = options(Kind::Culex, "bp", port);
     o.request_capacity = 3;
     let (client, _events) = connect(o);
     let mut accepted = 0;
@@ -193,10 +192,9 @@ async fn back_pressure_is_visible_to_the_caller() {
     assert!(waiting.is_err(), "publish should wait for room");
 }
 
-#[tokio::test]
-async fn reconnect_restores_subscriptions() {
-    let mut broker = RestartableMosquitto::start();
-    let (client, mut events) = connect(options("restore", broker.port));
+async fn reconnect_restores_subscriptions(kind: Kind) {
+    let mut broker = RestartableBroker::start(kind);
+    let (client, mut events) = connect(options(kind, "restore", broker.port()));
     assert!(!connected(&mut events).await.session_present);
     client
         .subscribe("keep/#", QoS::AtLeastOnce)
@@ -213,7 +211,7 @@ async fn reconnect_restores_subscriptions() {
 
     // ...and re-subscribes: a message published now arrives. The restore
     // SUBSCRIBE may still be in flight, so publish until one arrives.
-    let (p, mut pe) = connect(options("restore-pub", broker.port));
+    let (p, mut pe) = connect(options(kind, "restore-pub", broker.port()));
     connected(&mut pe).await;
     let got = timeout(WAIT, async {
         loop {
@@ -234,13 +232,12 @@ async fn reconnect_restores_subscriptions() {
     assert_eq!(got.topic, "keep/a");
 }
 
-#[tokio::test]
-async fn unacknowledged_qos1_is_resent_after_reconnect() {
-    let mut broker = RestartableMosquitto::start();
-    let (sub, mut sub_events) = connect(options("resend-sub", broker.port));
+async fn unacknowledged_qos1_is_resent_after_reconnect(kind: Kind) {
+    let mut broker = RestartableBroker::start(kind);
+    let (sub, mut sub_events) = connect(options(kind, "resend-sub", broker.port()));
     connected(&mut sub_events).await;
 
-    let mut o = options("resend-pub", broker.port);
+    let mut o = options(kind, "resend-pub", broker.port());
     o.clean_start = false;
     let (client, mut events) = connect(o);
     connected(&mut events).await;
@@ -268,10 +265,9 @@ async fn unacknowledged_qos1_is_resent_after_reconnect() {
     assert_eq!(&m.payload[..], b"survives");
 }
 
-#[tokio::test]
-async fn mqtt5_properties_pass_through() {
-    let broker = Mosquitto::start("");
-    let mut o = options("v5", broker.port);
+async fn mqtt5_properties_pass_through(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "v5", broker.port());
     o.protocol = Protocol::V5;
     let (client, mut events) = connect(o);
     let info = connected(&mut events).await;
@@ -318,10 +314,9 @@ async fn mqtt5_properties_pass_through() {
         .is_some_and(|s| s <= 60));
 }
 
-#[tokio::test]
-async fn refused_connection_is_reported() {
-    let broker = Mosquitto::start("allow_anonymous false");
-    let mut o = options("refused", broker.port);
+async fn refused_connection_is_reported(kind: Kind) {
+    let broker = TestBroker::start(kind, "allow_anonymous false");
+    let mut o = options(kind, "refused", broker.port());
     o.reconnect = None;
     let (_client, mut events) = connect(o);
     match next(&mut events).await {
@@ -335,3 +330,12 @@ async fn refused_connection_is_reported() {
         "loop ends without reconnect"
     );
 }
+
+crate::on_both_brokers_async!(
+    publish_subscribe_all_qos_levels,
+    publishing_from_inside_the_handler_does_not_deadlock,
+    reconnect_restores_subscriptions,
+    unacknowledged_qos1_is_resent_after_reconnect,
+    mqtt5_properties_pass_through,
+    refused_connection_is_reported,
+);

@@ -4,16 +4,14 @@ use std::time::{Duration, Instant};
 
 use culex_client::blocking::{Error, MQTTClient};
 use culex_client::{Protocol, QoS};
-use culex_testkit::Mosquitto;
 
-use crate::{inbox, wait_until};
+use crate::{inbox, wait_until, Kind, TestBroker};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-#[test]
-fn connect_returns_session_present() {
-    let broker = Mosquitto::start("");
-    let mut c = MQTTClient::new("sp-1", "127.0.0.1").port(broker.port);
+fn connect_returns_session_present(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut c = MQTTClient::new("sp-1", "127.0.0.1").port(broker.port());
     assert!(
         !c.connect(true).unwrap(),
         "[MQTT-3.2.2-1] clean session gives session present 0"
@@ -28,19 +26,19 @@ fn connect_returns_session_present() {
     c.disconnect().unwrap();
 }
 
-fn roundtrip(protocol: Protocol, sub_qos: QoS) {
-    let broker = Mosquitto::start("");
+fn roundtrip(kind: Kind, protocol: Protocol, sub_qos: QoS) {
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
     let name = format!("sub-{protocol:?}-{sub_qos:?}");
     let mut sub = MQTTClient::new(&name, "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .protocol(protocol);
     sub.set_callback(callback);
     sub.connect(true).unwrap();
     assert_eq!(sub.subscribe("rt/#", sub_qos).unwrap(), sub_qos);
     let pname = format!("pub-{protocol:?}-{sub_qos:?}");
     let mut publisher = MQTTClient::new(&pname, "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .protocol(protocol);
     publisher.connect(true).unwrap();
     for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
@@ -75,25 +73,21 @@ fn roundtrip(protocol: Protocol, sub_qos: QoS) {
     sub.disconnect().unwrap();
 }
 
-#[test]
-fn qos_0_1_2_both_ways_v311_subscribed_at_qos2() {
-    roundtrip(Protocol::V3_1_1, QoS::ExactlyOnce);
+fn qos_0_1_2_both_ways_v311_subscribed_at_qos2(kind: Kind) {
+    roundtrip(kind, Protocol::V3_1_1, QoS::ExactlyOnce);
 }
 
-#[test]
-fn qos_0_1_2_publish_subscribed_at_qos1() {
-    roundtrip(Protocol::V3_1_1, QoS::AtLeastOnce);
+fn qos_0_1_2_publish_subscribed_at_qos1(kind: Kind) {
+    roundtrip(kind, Protocol::V3_1_1, QoS::AtLeastOnce);
 }
 
-#[test]
-fn qos_0_1_2_both_ways_v5() {
-    roundtrip(Protocol::V5, QoS::ExactlyOnce);
+fn qos_0_1_2_both_ways_v5(kind: Kind) {
+    roundtrip(kind, Protocol::V5, QoS::ExactlyOnce);
 }
 
-#[test]
-fn check_msg_returns_at_once_when_nothing_is_pending() {
-    let broker = Mosquitto::start("");
-    let mut c = MQTTClient::new("idle", "127.0.0.1").port(broker.port);
+fn check_msg_returns_at_once_when_nothing_is_pending(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut c = MQTTClient::new("idle", "127.0.0.1").port(broker.port());
     c.connect(true).unwrap();
     c.subscribe("nobody/publishes/here", QoS::AtMostOnce)
         .unwrap();
@@ -108,15 +102,14 @@ fn check_msg_returns_at_once_when_nothing_is_pending() {
     );
 }
 
-#[test]
-fn long_topics_are_encoded_correctly() {
+fn long_topics_are_encoded_correctly(kind: Kind) {
     // umqtt.simple writes the remaining length in one byte when the topic
     // is long; the shared codec writes a proper variable byte integer.
-    let broker = Mosquitto::start("");
+    let broker = TestBroker::start(kind, "");
     let topic = format!("long/{}", "x".repeat(300));
     let payload = vec![7u8; 70_000];
     let (messages, callback) = inbox();
-    let mut c = MQTTClient::new("long", "127.0.0.1").port(broker.port);
+    let mut c = MQTTClient::new("long", "127.0.0.1").port(broker.port());
     c.set_callback(callback);
     c.connect(true).unwrap();
     c.subscribe(&topic, QoS::AtLeastOnce).unwrap();
@@ -130,11 +123,10 @@ fn long_topics_are_encoded_correctly() {
     assert_eq!(messages.lock().unwrap()[0], (topic, payload));
 }
 
-#[test]
-fn unsubscribe_stops_delivery() {
-    let broker = Mosquitto::start("");
+fn unsubscribe_stops_delivery(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
-    let mut c = MQTTClient::new("unsub", "127.0.0.1").port(broker.port);
+    let mut c = MQTTClient::new("unsub", "127.0.0.1").port(broker.port());
     c.set_callback(callback);
     c.connect(true).unwrap();
     c.subscribe("u/t", QoS::AtLeastOnce).unwrap();
@@ -151,14 +143,13 @@ fn unsubscribe_stops_delivery() {
     assert_eq!(messages.lock().unwrap().len(), 1);
 }
 
-#[test]
-fn retained_message_is_received_with_subscribe() {
-    let broker = Mosquitto::start("");
-    let mut p = MQTTClient::new("ret-p", "127.0.0.1").port(broker.port);
+fn retained_message_is_received_with_subscribe(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut p = MQTTClient::new("ret-p", "127.0.0.1").port(broker.port());
     p.connect(true).unwrap();
     p.publish("ret/t", b"kept", true, QoS::AtLeastOnce).unwrap();
     let (messages, callback) = inbox();
-    let mut s = MQTTClient::new("ret-s", "127.0.0.1").port(broker.port);
+    let mut s = MQTTClient::new("ret-s", "127.0.0.1").port(broker.port());
     s.set_callback(callback);
     s.connect(true).unwrap();
     s.subscribe("ret/#", QoS::AtMostOnce).unwrap();
@@ -170,11 +161,10 @@ fn retained_message_is_received_with_subscribe() {
     assert_eq!(messages.lock().unwrap()[0].1, b"kept");
 }
 
-#[test]
-fn ping_gets_pingresp() {
-    let broker = Mosquitto::start("");
+fn ping_gets_pingresp(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let mut c = MQTTClient::new("pinger", "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .keepalive(30);
     c.connect(true).unwrap();
     c.ping().unwrap();
@@ -183,13 +173,12 @@ fn ping_gets_pingresp() {
     assert!(c.is_connected());
 }
 
-#[test]
-fn without_pings_the_broker_drops_an_idle_client() {
+fn without_pings_the_broker_drops_an_idle_client(kind: Kind) {
     // [MQTT-3.1.2-24]: the server disconnects after 1.5 x keepalive of
     // silence (mosquitto checks every few seconds: about 5.5 s for 1 s).
-    let broker = Mosquitto::start("");
+    let broker = TestBroker::start(kind, "");
     let mut c = MQTTClient::new("silent", "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .keepalive(1);
     c.connect(true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(9);
@@ -203,11 +192,10 @@ fn without_pings_the_broker_drops_an_idle_client() {
     assert!(matches!(err, Error::Closed | Error::Io(_)), "{err}");
 }
 
-#[test]
-fn automatic_pings_keep_an_idle_client_connected() {
-    let broker = Mosquitto::start("");
+fn automatic_pings_keep_an_idle_client_connected(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let mut c = MQTTClient::new("auto-ping", "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .keepalive(1)
         .auto_ping(true);
     c.connect(true).unwrap();
@@ -221,16 +209,15 @@ fn automatic_pings_keep_an_idle_client_connected() {
         .unwrap();
 }
 
-#[test]
-fn last_will_is_published_when_the_link_dies() {
-    let broker = Mosquitto::start("");
+fn last_will_is_published_when_the_link_dies(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
-    let mut watcher = MQTTClient::new("watcher", "127.0.0.1").port(broker.port);
+    let mut watcher = MQTTClient::new("watcher", "127.0.0.1").port(broker.port());
     watcher.set_callback(callback);
     watcher.connect(true).unwrap();
     watcher.subscribe("will/+", QoS::AtLeastOnce).unwrap();
 
-    let mut dying = MQTTClient::new("dying", "127.0.0.1").port(broker.port);
+    let mut dying = MQTTClient::new("dying", "127.0.0.1").port(broker.port());
     dying.set_last_will("will/dying", b"gone", false, QoS::AtLeastOnce);
     dying.connect(true).unwrap();
     dying.abort();
@@ -245,16 +232,15 @@ fn last_will_is_published_when_the_link_dies() {
     );
 }
 
-#[test]
-fn no_will_after_a_normal_disconnect() {
+fn no_will_after_a_normal_disconnect(kind: Kind) {
     // [MQTT-3.1.2-10]: DISCONNECT discards the will.
-    let broker = Mosquitto::start("");
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
-    let mut watcher = MQTTClient::new("watcher2", "127.0.0.1").port(broker.port);
+    let mut watcher = MQTTClient::new("watcher2", "127.0.0.1").port(broker.port());
     watcher.set_callback(callback);
     watcher.connect(true).unwrap();
     watcher.subscribe("will/+", QoS::AtLeastOnce).unwrap();
-    let mut polite = MQTTClient::new("polite", "127.0.0.1").port(broker.port);
+    let mut polite = MQTTClient::new("polite", "127.0.0.1").port(broker.port());
     polite.set_last_will("will/polite", b"gone", false, QoS::AtLeastOnce);
     polite.connect(true).unwrap();
     polite.disconnect().unwrap();
@@ -263,17 +249,16 @@ fn no_will_after_a_normal_disconnect() {
     assert!(messages.lock().unwrap().is_empty());
 }
 
-#[test]
-fn session_resume_delivers_messages_queued_while_away() {
-    let broker = Mosquitto::start("");
+fn session_resume_delivers_messages_queued_while_away(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
-    let mut s = MQTTClient::new("away", "127.0.0.1").port(broker.port);
+    let mut s = MQTTClient::new("away", "127.0.0.1").port(broker.port());
     s.set_callback(callback);
     s.connect(false).unwrap();
     s.subscribe("q/#", QoS::AtLeastOnce).unwrap();
     s.disconnect().unwrap();
 
-    let mut p = MQTTClient::new("while-away", "127.0.0.1").port(broker.port);
+    let mut p = MQTTClient::new("while-away", "127.0.0.1").port(broker.port());
     p.connect(true).unwrap();
     p.publish("q/1", b"one", false, QoS::AtLeastOnce).unwrap();
     p.publish("q/2", b"two", false, QoS::ExactlyOnce).unwrap();
@@ -296,18 +281,16 @@ fn session_resume_delivers_messages_queued_while_away() {
     );
 }
 
-#[test]
-fn refused_connection_reports_the_reason() {
-    let broker = Mosquitto::start("allow_anonymous false");
-    let mut c = MQTTClient::new("anon", "127.0.0.1").port(broker.port);
+fn refused_connection_reports_the_reason(kind: Kind) {
+    let broker = TestBroker::start(kind, "allow_anonymous false");
+    let mut c = MQTTClient::new("anon", "127.0.0.1").port(broker.port());
     match c.connect(true) {
         Err(Error::Refused(code)) => assert!(code.is_error()),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
-#[test]
-fn credentials_are_sent() {
+fn credentials_are_sent(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
     let status = std::process::Command::new(culex_testkit::tool("mosquitto_passwd"))
@@ -317,18 +300,37 @@ fn credentials_are_sent() {
         .status()
         .unwrap();
     assert!(status.success());
-    let broker = Mosquitto::start(&format!(
-        "allow_anonymous false\npassword_file {}",
-        passwd.display()
-    ));
+    let broker = TestBroker::start(
+        kind,
+        &format!("allow_anonymous false\npassword_file {}", passwd.display()),
+    );
     let mut c = MQTTClient::new("alice-1", "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .user("alice")
         .password(b"secret");
     c.connect(true).unwrap();
     let mut bad = MQTTClient::new("alice-2", "127.0.0.1")
-        .port(broker.port)
+        .port(broker.port())
         .user("alice")
         .password(b"wrong");
     assert!(matches!(bad.connect(true), Err(Error::Refused(_))));
 }
+
+crate::on_both_brokers!(
+    connect_returns_session_present,
+    qos_0_1_2_both_ways_v311_subscribed_at_qos2,
+    qos_0_1_2_publish_subscribed_at_qos1,
+    qos_0_1_2_both_ways_v5,
+    check_msg_returns_at_once_when_nothing_is_pending,
+    long_topics_are_encoded_correctly,
+    unsubscribe_stops_delivery,
+    retained_message_is_received_with_subscribe,
+    ping_gets_pingresp,
+    without_pings_the_broker_drops_an_idle_client,
+    automatic_pings_keep_an_idle_client_connected,
+    last_will_is_published_when_the_link_dies,
+    no_will_after_a_normal_disconnect,
+    session_resume_delivers_messages_queued_while_away,
+    refused_connection_reports_the_reason,
+    credentials_are_sent,
+);

@@ -1,5 +1,6 @@
 //! End-to-end tests of culex-client against real brokers on 127.0.0.1:
-//! Debian's mosquitto (and culex's broker once it can be started in-process).
+//! Debian's mosquitto and culex's own broker (in-process). Most tests run on
+//! both: `on_both_brokers!` makes a `mosquitto::NAME` and a `culex::NAME`.
 
 mod asynch;
 mod blocking;
@@ -38,35 +39,145 @@ pub fn wait_until(timeout: Duration, mut step: impl FnMut(), mut done: impl FnMu
     }
 }
 
-/// A mosquitto we can stop and start again on the same port (the testkit's
-/// `Mosquitto` owns its port for its whole life).
-pub struct RestartableMosquitto {
-    /// The port, the same across restarts.
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<ChildGuard>,
+/// Which broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Debian's mosquitto.
+    Mosquitto,
+    /// culex's broker, in-process on its own runtime thread.
+    Culex,
 }
 
-impl RestartableMosquitto {
-    /// Starts a broker on a free port.
-    pub fn start() -> RestartableMosquitto {
-        let mut m = RestartableMosquitto {
-            port: culex_testkit::free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        m.restart();
-        m
+/// A running broker of either kind, stopped when dropped.
+pub enum TestBroker {
+    /// mosquitto.
+    Mosquitto(culex_testkit::Mosquitto),
+    /// culex.
+    Culex(culex_broker::testing::BrokerThread),
+}
+
+impl TestBroker {
+    /// Starts a broker of `kind` on 127.0.0.1 with mosquitto.conf lines
+    /// `extra` (anonymous clients allowed unless `extra` says otherwise).
+    pub fn start(kind: Kind, extra: &str) -> TestBroker {
+        match kind {
+            Kind::Mosquitto => TestBroker::Mosquitto(culex_testkit::Mosquitto::start(extra)),
+            Kind::Culex => TestBroker::Culex(start_culex(culex_testkit::free_port(), extra)),
+        }
     }
 
-    /// Kills the broker (all sessions are lost: no persistence).
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        match self {
+            TestBroker::Mosquitto(m) => m.port,
+            TestBroker::Culex(c) => c.port(),
+        }
+    }
+}
+
+fn culex_config(port: u16, extra: &str) -> culex_broker::config::Config {
+    let mut text = format!("listener {port} 127.0.0.1\n");
+    if !extra.contains("allow_anonymous") {
+        text.push_str("allow_anonymous true\n");
+    }
+    text.push_str(extra);
+    text.push('\n');
+    culex_broker::config::Config::parse(&text, std::path::Path::new("test.conf"), &[])
+        .unwrap_or_else(|e| panic!("culex config: {e}"))
+}
+
+fn start_culex(port: u16, extra: &str) -> culex_broker::testing::BrokerThread {
+    culex_broker::testing::BrokerThread::start_with(culex_config(port, extra))
+}
+
+/// Generates one `#[test]` per broker kind for each listed function
+/// `fn name(kind: Kind)`.
+#[macro_export]
+macro_rules! on_both_brokers {
+    ($($name:ident),* $(,)?) => {
+        mod mosquitto {
+            $(#[test] fn $name() { super::$name($crate::Kind::Mosquitto) })*
+        }
+        mod culex {
+            $(#[test] fn $name() { super::$name($crate::Kind::Culex) })*
+        }
+    };
+}
+
+/// The same for `async fn name(kind: Kind)` tests on tokio.
+#[macro_export]
+macro_rules! on_both_brokers_async {
+    ($($name:ident),* $(,)?) => {
+        mod mosquitto {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Kind::Mosquitto).await })*
+        }
+        mod culex {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Kind::Culex).await })*
+        }
+    };
+}
+
+/// A broker we can stop and start again on the same port, losing every
+/// session (neither keeps state here).
+pub struct RestartableBroker {
+    port: u16,
+    kind: Kind,
+    dir: tempfile::TempDir,
+    mosquitto: Option<ChildGuard>,
+    culex: Option<culex_broker::testing::BrokerThread>,
+}
+
+impl RestartableBroker {
+    /// Starts a broker of `kind` on a free port.
+    pub fn start(kind: Kind) -> RestartableBroker {
+        let mut b = RestartableBroker {
+            port: culex_testkit::free_port(),
+            kind,
+            dir: tempfile::tempdir().unwrap(),
+            mosquitto: None,
+            culex: None,
+        };
+        b.restart();
+        b
+    }
+
+    /// The port, the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the broker.
     pub fn kill(&mut self) {
-        self.child = None;
+        self.mosquitto = None;
+        self.culex = None;
     }
 
     /// Starts it (again) on the same port.
     pub fn restart(&mut self) {
         self.kill();
+        match self.kind {
+            Kind::Mosquitto => self.restart_mosquitto(),
+            Kind::Culex => {
+                let port = self.port;
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    // The port may linger for a moment after the previous broker.
+                    match std::panic::catch_unwind(|| start_culex(port, "")) {
+                        Ok(b) => {
+                            self.culex = Some(b);
+                            return;
+                        }
+                        Err(_) => {
+                            assert!(Instant::now() < deadline, "culex did not restart on {port}");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn restart_mosquitto(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         let mut f = std::fs::File::create(&conf).unwrap();
         writeln!(f, "listener {} 127.0.0.1\nallow_anonymous true", self.port).unwrap();
@@ -86,7 +197,7 @@ impl RestartableMosquitto {
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(2) {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                    self.child = Some(guard);
+                    self.mosquitto = Some(guard);
                     return;
                 }
                 if let Ok(Some(_)) = guard.0.try_wait() {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use culex_client::blocking::{Backoff, MQTTClient, RobustClient};
 use culex_client::QoS;
 
-use crate::{inbox, wait_until, RestartableMosquitto};
+use crate::{inbox, wait_until, Kind, RestartableBroker, TestBroker};
 
 fn backoff() -> Backoff {
     Backoff {
@@ -15,12 +15,12 @@ fn backoff() -> Backoff {
     }
 }
 
-#[test]
-fn reconnects_and_resubscribes_after_the_broker_restarts() {
-    let mut broker = RestartableMosquitto::start();
+fn reconnects_and_resubscribes_after_the_broker_restarts(kind: Kind) {
+    let mut broker = RestartableBroker::start(kind);
     let (messages, callback) = inbox();
-    let mut robust = RobustClient::new(MQTTClient::new("robust-1", "127.0.0.1").port(broker.port))
-        .backoff(backoff());
+    let mut robust =
+        RobustClient::new(MQTTClient::new("robust-1", "127.0.0.1").port(broker.port()))
+            .backoff(backoff());
     robust.set_callback(callback);
     assert!(!robust.connect(false).unwrap());
     robust.subscribe("r/t", QoS::AtLeastOnce).unwrap();
@@ -35,7 +35,7 @@ fn reconnects_and_resubscribes_after_the_broker_restarts() {
         .publish("r/self", b"ping", false, QoS::AtLeastOnce)
         .unwrap();
     assert!(robust.reconnects() >= 1);
-    let mut p = MQTTClient::new("robust-pub", "127.0.0.1").port(broker.port);
+    let mut p = MQTTClient::new("robust-pub", "127.0.0.1").port(broker.port());
     p.connect(true).unwrap();
     p.publish("r/t", b"after restart", false, QoS::AtLeastOnce)
         .unwrap();
@@ -55,12 +55,12 @@ fn reconnects_and_resubscribes_after_the_broker_restarts() {
     );
 }
 
-#[test]
-fn reconnects_when_the_tcp_connection_drops() {
-    let broker = culex_testkit::Mosquitto::start("");
+fn reconnects_when_the_tcp_connection_drops(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
     let (messages, callback) = inbox();
-    let mut robust = RobustClient::new(MQTTClient::new("robust-2", "127.0.0.1").port(broker.port))
-        .backoff(backoff());
+    let mut robust =
+        RobustClient::new(MQTTClient::new("robust-2", "127.0.0.1").port(broker.port()))
+            .backoff(backoff());
     robust.set_callback(callback);
     robust.connect(true).unwrap();
     robust.subscribe("d/t", QoS::AtLeastOnce).unwrap();
@@ -96,3 +96,8 @@ fn gives_up_after_max_attempts() {
     assert!(robust.connect(true).is_err());
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+crate::on_both_brokers!(
+    reconnects_and_resubscribes_after_the_broker_restarts,
+    reconnects_when_the_tcp_connection_drops,
+);
