@@ -80,7 +80,7 @@ impl Broker {
         }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
-        let shared = Arc::new(Shared::new(
+        let shared: Arc<Shared> = Arc::new(Shared::new(
             config.clone(),
             policies,
             store,
@@ -88,6 +88,7 @@ impl Broker {
             alive_tx,
         ));
 
+        shared.update_acl_active();
         let mut local_addrs = Vec::new();
         let mut listeners = Vec::new();
         for (index, listener) in config.listeners.iter().enumerate() {
@@ -168,6 +169,7 @@ impl RunningBroker {
             let policy = Policy::load(security).map_err(|e| BrokerError::Policy(e.to_string()))?;
             *slot.write() = Arc::new(policy);
         }
+        self.shared.update_acl_active();
         Ok(())
     }
 
@@ -203,6 +205,8 @@ pub(crate) struct Shared {
     pub retained: RwLock<HashMap<Arc<str>, Arc<Message>>>,
     pub connections: AtomicUsize,
     pub stats: Stats,
+    /// Whether any listener has an ACL: without one, deliveries skip the check.
+    pub acl_active: AtomicBool,
     /// 5.0 wills waiting for their Will Delay Interval, by client id.
     pub delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub shutdown: watch::Receiver<bool>,
@@ -245,10 +249,16 @@ impl Shared {
             retained: RwLock::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             stats: Stats::default(),
+            acl_active: AtomicBool::new(false),
             delayed_wills: Mutex::new(HashMap::new()),
             shutdown,
             alive: Mutex::new(Some(alive)),
         }
+    }
+
+    fn update_acl_active(&self) {
+        let active = self.policies.iter().any(|p| p.read().acl.is_some());
+        self.acl_active.store(active, Ordering::Relaxed);
     }
 
     /// A token that keeps `shutdown()` waiting while it lives.
@@ -390,9 +400,8 @@ impl SessionHandle {
             if inner.ended {
                 return;
             }
-            let policy = shared.policy(inner.listener);
-            if policy.acl.is_some()
-                && !policy.can_read(
+            if shared.acl_active.load(Ordering::Relaxed)
+                && !shared.policy(inner.listener).can_read(
                     &self.client_id,
                     inner.username.as_deref(),
                     &delivery.msg.topic,

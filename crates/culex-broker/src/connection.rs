@@ -480,6 +480,10 @@ impl Conn {
     }
 
     fn process_frames(&mut self) -> Result<(), Exit> {
+        // One clock read per batch of frames, not per frame.
+        if !self.rbuf.is_empty() {
+            self.last_seen = Instant::now();
+        }
         loop {
             let len = match check_frame(&self.rbuf, self.max_packet_size) {
                 Ok(Some(len)) => len,
@@ -487,7 +491,6 @@ impl Conn {
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
             };
             let frame = self.rbuf.split_to(len).freeze();
-            self.last_seen = Instant::now();
             let packet = decode_packet(&frame, self.protocol)
                 .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
             self.on_packet(packet, &frame)?;

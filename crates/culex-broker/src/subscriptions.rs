@@ -24,9 +24,48 @@ struct Entry<K> {
     id: Option<u32>,
 }
 
+/// FNV-1a from a per-process random seed: topic levels are short and SipHash
+/// showed up in profiles; the seed keeps collisions hard to craft.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FnvBuild(u64);
+
+impl Default for FnvBuild {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+        });
+        FnvBuild(0xcbf2_9ce4_8422_2325 ^ seed)
+    }
+}
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(self.0)
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, FnvBuild>;
+
 #[derive(Debug)]
 struct Node<K> {
-    children: HashMap<Box<str>, Node<K>>,
+    children: FastMap<Box<str>, Node<K>>,
     /// Subscriptions whose filter ends at this node.
     exact: Vec<Entry<K>>,
     /// Subscriptions of `…/#` one level above: they match this node's level
@@ -49,7 +88,7 @@ struct Group<K> {
 impl<K> Default for Node<K> {
     fn default() -> Self {
         Node {
-            children: HashMap::new(),
+            children: FastMap::default(),
             exact: Vec::new(),
             multi: Vec::new(),
             exact_groups: Vec::new(),

@@ -1,0 +1,218 @@
+//! A quick load check for broker development (the real tool is `culex bench`):
+//! `loadgen PORT [PAIRS] [SECONDS] [QOS]` runs PAIRS publisher/subscriber pairs
+//! on `bench/N`, publishers flat out with 64-byte payloads (QoS 1 publishers
+//! keep up to 64 messages unacknowledged), and prints deliveries per second.
+//! `loadgen PORT PAIRS SECONDS QOS inproc` starts culex in-process first.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use culex_codec::packet::{Connect, PubResponse, Publish, Subscribe};
+use culex_codec::topic::{TopicFilter, TopicName};
+use culex_codec::{
+    check_frame, decode_packet, Packet, PacketId, Properties, Protocol, QoS, Seq,
+    SubscriptionOptions,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut port: u16 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1883);
+    let pairs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(8);
+    let secs: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let qos = match args.get(4).map(String::as_str) {
+        Some("1") => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    };
+    let inproc = args.get(5).is_some_and(|a| a == "inproc");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let _broker = if inproc {
+            let b = culex_broker::testing::start_local().await;
+            port = b.port();
+            Some(b)
+        } else {
+            None
+        };
+        let received = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for i in 0..pairs {
+            let topic = format!("bench/{i}");
+            let mut sub = connect(port, &format!("sub{i}")).await;
+            let filters = [(
+                TopicFilter::new(&topic).unwrap(),
+                SubscriptionOptions {
+                    qos,
+                    ..Default::default()
+                },
+            )];
+            send(
+                &mut sub,
+                &Packet::Subscribe(Subscribe {
+                    packet_id: PacketId::new(1).unwrap(),
+                    properties: Properties::default(),
+                    filters: Seq::Items(&filters),
+                }),
+            )
+            .await;
+            let received = received.clone();
+            tasks.push(tokio::spawn(subscriber(sub, received)));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..pairs {
+            let topic = format!("bench/{i}");
+            let publ = connect(port, &format!("pub{i}")).await;
+            tokio::spawn(publisher(publ, topic, qos, sent.clone(), stop.clone()));
+        }
+        let start = Instant::now();
+        let mut last = 0;
+        for _ in 0..secs {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = received.load(Ordering::Relaxed);
+            println!("{:>10} msg/s delivered", now - last);
+            last = now;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let total = received.load(Ordering::Relaxed);
+        let s = sent.load(Ordering::Relaxed);
+        println!(
+            "total: sent {s}, delivered {total} ({:.0}/s, {:.4} of sent)",
+            total as f64 / start.elapsed().as_secs_f64(),
+            total as f64 / s.max(1) as f64
+        );
+        std::process::exit(0);
+    });
+}
+
+async fn connect(port: u16, id: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    send(
+        &mut s,
+        &Packet::Connect(Connect {
+            protocol: Protocol::V3_1_1,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: id,
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        }),
+    )
+    .await;
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).await.unwrap();
+    s
+}
+
+async fn send(s: &mut TcpStream, p: &Packet<'_>) {
+    let mut out = Vec::new();
+    p.encode(Protocol::V3_1_1, &mut out).unwrap();
+    s.write_all(&out).await.unwrap();
+}
+
+async fn subscriber(mut s: TcpStream, received: Arc<AtomicU64>) {
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut tmp = vec![0u8; 1 << 16];
+    let mut acks = Vec::new();
+    loop {
+        let n = match s.read(&mut tmp).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&tmp[..n]);
+        let mut off = 0;
+        let mut count = 0;
+        while let Ok(Some(len)) = check_frame(&buf[off..], u32::MAX) {
+            if let Ok(Packet::Publish(p)) = decode_packet(&buf[off..off + len], Protocol::V3_1_1) {
+                count += 1;
+                if let Some(id) = p.packet_id {
+                    let ack = Packet::PubAck(PubResponse {
+                        packet_id: id,
+                        reason: culex_codec::ReasonCode::Success,
+                        properties: Properties::default(),
+                    });
+                    ack.encode(Protocol::V3_1_1, &mut acks).unwrap();
+                }
+            }
+            off += len;
+        }
+        buf.drain(..off);
+        received.fetch_add(count, Ordering::Relaxed);
+        if !acks.is_empty() {
+            if s.write_all(&acks).await.is_err() {
+                return;
+            }
+            acks.clear();
+        }
+    }
+}
+
+async fn publisher(
+    s: TcpStream,
+    topic: String,
+    qos: QoS,
+    sent: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (mut rd, mut wr) = s.into_split();
+    let window = Arc::new(tokio::sync::Semaphore::new(64));
+    if qos == QoS::AtLeastOnce {
+        let window = window.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut tmp = vec![0u8; 1 << 16];
+            loop {
+                let n = match rd.read(&mut tmp).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&tmp[..n]);
+                let mut off = 0;
+                while let Ok(Some(len)) = check_frame(&buf[off..], u32::MAX) {
+                    off += len;
+                    window.add_permits(1);
+                }
+                buf.drain(..off);
+            }
+        });
+    }
+    let payload = [7u8; 64];
+    let mut out = Vec::with_capacity(1 << 16);
+    let mut id: u16 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        out.clear();
+        let batch = if qos == QoS::AtLeastOnce {
+            let permit = window.acquire_many(16).await.unwrap();
+            permit.forget();
+            16
+        } else {
+            100
+        };
+        for _ in 0..batch {
+            id = id.wrapping_add(1).max(1);
+            let p = Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain: false,
+                topic: TopicName::new(&topic).unwrap(),
+                packet_id: (qos != QoS::AtMostOnce).then(|| PacketId::new(id).unwrap()),
+                properties: Properties::default(),
+                payload: &payload,
+            });
+            p.encode(Protocol::V3_1_1, &mut out).unwrap();
+        }
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+        sent.fetch_add(batch as u64, Ordering::Relaxed);
+    }
+}
