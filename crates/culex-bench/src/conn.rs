@@ -24,7 +24,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
 /// Room made in the read buffer before a read: it starts small, so idle
 /// connections stay cheap, and grows while reads fill it.
-const READ_MIN: usize = 4 * 1024;
+const READ_MIN: usize = 1024;
 const READ_MAX: usize = 128 * 1024;
 /// Largest packet accepted: the protocol's own limit.
 const MAX_PACKET: u32 = 268_435_460;
@@ -120,8 +120,8 @@ impl Conn {
         stream.set_nodelay(true)?;
         let mut conn = Conn {
             stream,
-            rbuf: BytesMut::with_capacity(4096),
-            wbuf: BytesMut::with_capacity(4096),
+            rbuf: BytesMut::with_capacity(512),
+            wbuf: BytesMut::with_capacity(256),
             read_chunk: READ_MIN,
             protocol: p.protocol,
             receive_maximum: u16::MAX,
@@ -220,7 +220,7 @@ impl Conn {
                     return result;
                 }
             }
-            self.rbuf.reserve(4096);
+            self.rbuf.reserve(512);
             let n = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf))
                 .await
                 .map_err(|_| ConnError::Timeout(what))??;

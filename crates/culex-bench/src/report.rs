@@ -40,7 +40,7 @@ pub struct Report {
     pub latency_us: Option<Latency>,
     /// Errors, by kind.
     pub errors: Errors,
-    /// This process's own CPU use over the measured phase.
+    /// This process's own CPU use over the whole run (setup and measured phase).
     pub cpu: Cpu,
     /// This process's peak resident set size.
     pub peak_rss_kib: Option<u64>,
@@ -144,7 +144,7 @@ pub struct Cpu {
     pub user_s: f64,
     /// System seconds.
     pub system_s: f64,
-    /// (user + system) / elapsed, in percent of one core.
+    /// (user + system) / wall time of the run, in percent of one core.
     pub core_percent: f64,
 }
 

@@ -59,6 +59,7 @@ struct Ctx {
 /// Runs `plan` against `addr` (already checked against the loopback rule).
 pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     let setup_begin = Instant::now();
+    let cpu_start = CpuTime::now();
     let shared = Arc::new(Shared::new());
     let control = Arc::new(Control::default());
     let ctx = Arc::new(Ctx {
@@ -161,7 +162,6 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
         drain_until,
     };
     shared.publishers_active.store(ok_publishers, Relaxed);
-    let cpu_start = CpuTime::now();
     let _ = start_tx.send(Some(times));
 
     let mut total_hist = new_histogram();
@@ -235,7 +235,9 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
         active_end.unwrap_or_else(|| (Instant::now().min(stop_at), CpuTime::now()));
     shared.drain_latencies(&mut total_hist);
     let elapsed_s = end.duration_since(start).as_secs_f64().max(1e-6);
+    // CPU over the whole run, setup included: for conn, setup is the point.
     let cpu = cpu_end.since(cpu_start);
+    let cpu_wall_s = end.duration_since(setup_begin).as_secs_f64().max(1e-6);
     let sent = shared.sent.load(Relaxed);
     let received = shared.received.load(Relaxed);
     let expected = plan.fanout_factor.map(|f| sent.saturating_mul(f));
@@ -285,7 +287,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
         cpu: Cpu {
             user_s: cpu.user,
             system_s: cpu.system,
-            core_percent: (cpu.user + cpu.system) / elapsed_s * 100.0,
+            core_percent: (cpu.user + cpu.system) / cpu_wall_s * 100.0,
         },
         peak_rss_kib: peak_rss_kib(),
     })
