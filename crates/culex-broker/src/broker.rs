@@ -122,6 +122,9 @@ impl Broker {
             tokio::spawn(accept_loop(shared.clone(), l, index, port));
         }
         tokio::spawn(housekeeping(shared.clone()));
+        if !shared.config.sys_interval.is_zero() {
+            tokio::spawn(crate::sys::publish_sys(shared.clone()));
+        }
         Ok(RunningBroker {
             shared,
             local_addrs,
@@ -219,12 +222,19 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Counters for `$SYS`.
+/// Counters for `$SYS` (relaxed atomics, added to in batches).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub messages_received: AtomicU64,
-    pub messages_sent: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub publish_received: AtomicU64,
+    pub publish_sent: AtomicU64,
     pub dropped: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub clients_expired: AtomicU64,
+    pub clients_maximum: AtomicUsize,
+    pub connects: AtomicU64,
 }
 
 impl Shared {
@@ -285,7 +295,6 @@ impl Shared {
     /// Routes one message: retained store, then every matching subscriber.
     /// `matches` is a scratch vector the caller reuses.
     pub fn publish(&self, msg: Arc<Message>, matches: &mut Vec<Match<SessionKey>>, now: Instant) {
-        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
         if msg.retain {
             self.set_retained(&msg);
         }
@@ -660,6 +669,7 @@ async fn housekeeping(shared: Arc<Shared>) {
                 }
             };
             if expired {
+                shared.stats.clients_expired.fetch_add(1, Ordering::Relaxed);
                 end_session(&shared, &handle, None);
             }
         }

@@ -156,10 +156,23 @@ pub(crate) async fn run(
         conn.final_flush().await;
         return;
     }
-    conn.shared.connections.fetch_add(1, Ordering::Relaxed);
+    let connected = conn.shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    conn.shared
+        .stats
+        .clients_maximum
+        .fetch_max(connected, Ordering::Relaxed);
+    conn.shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+    crate::sys::presence(
+        &conn.shared,
+        &conn.client_id,
+        Some((conn.peer, conn.protocol)),
+    );
     let exit = conn.serve().await;
-    conn.finish(exit).await;
+    let still_current = conn.finish(exit).await;
     conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    if still_current {
+        crate::sys::presence(&conn.shared, &conn.client_id, None);
+    }
 }
 
 impl Conn {
@@ -473,7 +486,13 @@ impl Conn {
         self.rbuf.reserve(4096);
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => Err(Exit::Closed),
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                self.shared
+                    .stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(Exit::Io(e)),
         }
@@ -491,6 +510,10 @@ impl Conn {
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
             };
             let frame = self.rbuf.split_to(len).freeze();
+            self.shared
+                .stats
+                .packets_received
+                .fetch_add(1, Ordering::Relaxed);
             let packet = decode_packet(&frame, self.protocol)
                 .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
             self.on_packet(packet, &frame)?;
@@ -587,6 +610,10 @@ impl Conn {
     }
 
     fn on_publish(&mut self, p: &Publish<'_>, frame: &Bytes, now: Instant) -> Result<(), Exit> {
+        self.shared
+            .stats
+            .publish_received
+            .fetch_add(1, Ordering::Relaxed);
         let v5 = self.protocol.is_v5();
         let limits = &self.shared.config.limits;
         // Topic aliases (5.0) [MQTT-3.3.2-8..12].
@@ -652,7 +679,10 @@ impl Conn {
             && std::str::from_utf8(p.payload).is_err()
         {
             reason = ReasonCode::PayloadFormatInvalid;
-        } else {
+        } else if topic.starts_with("$SYS/") {
+            // The broker owns the `$SYS` tree; clients may not write to it.
+            reason = ReasonCode::NotAuthorized;
+        } else if self.shared.acl_active.load(Ordering::Relaxed) {
             let policy = self.shared.policy(self.listener);
             if !policy.can_write(&self.client_id, self.username.as_deref(), &topic) {
                 reason = ReasonCode::NotAuthorized;
@@ -976,7 +1006,7 @@ impl Conn {
                 self.encode(&packet);
                 self.shared
                     .stats
-                    .messages_sent
+                    .publish_sent
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -1028,6 +1058,10 @@ impl Conn {
     }
 
     fn encode(&mut self, packet: &Packet<'_>) {
+        self.shared
+            .stats
+            .packets_sent
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(e) = packet.encode(self.protocol, &mut self.wbuf) {
             tracing::warn!(
                 "Warning: unable to encode {:?} for {}: {e}",
@@ -1042,7 +1076,13 @@ impl Conn {
         while !self.wbuf.is_empty() {
             match self.stream.try_write(&self.wbuf) {
                 Ok(0) => return Err(Exit::Closed),
-                Ok(n) => self.wbuf.advance(n),
+                Ok(n) => {
+                    self.shared
+                        .stats
+                        .bytes_sent
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.wbuf.advance(n);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(Exit::Io(e)),
             }
@@ -1091,7 +1131,8 @@ impl Conn {
         }
     }
 
-    async fn finish(&mut self, exit: Exit) {
+    /// Ends the connection; `true` when it still held its session (not taken over).
+    async fn finish(&mut self, exit: Exit) -> bool {
         let now = Instant::now();
         let id = self.client_id.clone();
         let messages = self.shared.config.log.connection_messages;
@@ -1186,6 +1227,7 @@ impl Conn {
                 end_session(&self.shared, &handle, Some(self.generation));
             }
         }
+        current
     }
 }
 

@@ -29,6 +29,7 @@ pub mod message;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
+mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -6,5 +6,6 @@ mod acl;
 mod client;
 mod logs;
 mod protocol;
+mod sys;
 mod third_party;
 mod v5;
