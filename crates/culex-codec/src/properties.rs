@@ -79,7 +79,64 @@ pub struct Properties<'a> {
 impl Properties<'_> {
     /// Whether no property is set.
     pub fn is_empty(&self) -> bool {
-        *self == Properties::default()
+        // Field by field rather than `== default()`: this runs for every
+        // packet encoded, and most carry no properties.
+        let Properties {
+            payload_format_indicator,
+            message_expiry_interval,
+            content_type,
+            response_topic,
+            correlation_data,
+            subscription_identifiers,
+            session_expiry_interval,
+            assigned_client_identifier,
+            server_keep_alive,
+            authentication_method,
+            authentication_data,
+            request_problem_information,
+            will_delay_interval,
+            request_response_information,
+            response_information,
+            server_reference,
+            reason_string,
+            receive_maximum,
+            topic_alias_maximum,
+            topic_alias,
+            maximum_qos,
+            retain_available,
+            user_properties,
+            maximum_packet_size,
+            wildcard_subscription_available,
+            subscription_identifiers_available,
+            shared_subscription_available,
+        } = self;
+        subscription_identifiers.is_empty()
+            && user_properties.is_empty()
+            && payload_format_indicator.is_none()
+            && message_expiry_interval.is_none()
+            && content_type.is_none()
+            && response_topic.is_none()
+            && correlation_data.is_none()
+            && session_expiry_interval.is_none()
+            && assigned_client_identifier.is_none()
+            && server_keep_alive.is_none()
+            && authentication_method.is_none()
+            && authentication_data.is_none()
+            && request_problem_information.is_none()
+            && will_delay_interval.is_none()
+            && request_response_information.is_none()
+            && response_information.is_none()
+            && server_reference.is_none()
+            && reason_string.is_none()
+            && receive_maximum.is_none()
+            && topic_alias_maximum.is_none()
+            && topic_alias.is_none()
+            && maximum_qos.is_none()
+            && retain_available.is_none()
+            && maximum_packet_size.is_none()
+            && wildcard_subscription_available.is_none()
+            && subscription_identifiers_available.is_none()
+            && shared_subscription_available.is_none()
     }
 }
 
@@ -441,6 +498,10 @@ pub(crate) fn encode<S: Sink>(
     ctx: Context,
     s: &mut S,
 ) -> Result<(), EncodeError> {
+    if props.is_empty() {
+        s.put(&[0]);
+        return Ok(());
+    }
     let mut counter = Counter::default();
     encode_body(props, ctx, &mut counter)?;
     let len = u32::try_from(counter.0).map_err(|_| EncodeError::TooLarge)?;
