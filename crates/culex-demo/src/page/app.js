@@ -121,6 +121,7 @@ function render(state) {
       boardsEl.appendChild(view.card);
     }
     boardsEl.dataset.names = names;
+    document.querySelector("main").classList.toggle("many", state.boards.length > 3);
   }
   for (const board of state.boards) {
     const view = cards.get(board.name);

@@ -70,6 +70,7 @@ fn holding_blue_in_the_page_lights_green() {
 
     let result: serde_json::Value =
         serde_json::from_str(stdout.trim()).expect("press.mjs prints JSON");
+    eprintln!("browser: {result}");
     let on_ms = result["on_ms"].as_u64().expect("on_ms");
     let off_ms = result["off_ms"].as_u64().expect("off_ms");
     assert!(on_ms <= 1500, "green's LED lit {on_ms} ms after the press");
