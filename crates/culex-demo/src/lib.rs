@@ -12,6 +12,18 @@
 //!   that draws them live and shows the traffic on `+/btn/0` ([`monitor`]).
 //!
 //! Start at [`demo::Demo::start`] to run the whole thing in-process.
+//!
+//! From the command line:
+//!
+//! ```text
+//! culex demo                                   # broker, blue and green, page on http://127.0.0.1:8080/
+//! culex demo --boards blue,green,red           # three boards in a ring
+//! culex demo --boards green:blue --mqtt 0.0.0.0:1883
+//!                                              # green simulated; a real board "blue" joins over Wi-Fi
+//! culex broker                                 # or mosquitto; then one board per terminal,
+//! culex device --name blue --peer green        # space is the button, q quits
+//! culex device --name green --peer blue
+//! ```
 
 mod args;
 pub mod board;
