@@ -6,6 +6,7 @@ mod asynch;
 mod blocking;
 mod fake_server;
 mod robust;
+mod tls;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
