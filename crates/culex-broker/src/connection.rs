@@ -36,8 +36,6 @@ const HIGH_WATER: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Topic aliases a 5.0 client may use towards us.
 const TOPIC_ALIAS_MAXIMUM: u16 = 10;
-/// Inbound QoS 2 messages a 5.0 client may have unreleased (our Receive Maximum).
-const RECEIVE_MAXIMUM: u16 = 65535;
 /// MQTT's own maximum packet size.
 const MQTT_MAX_PACKET: u32 = 268_435_460;
 
@@ -404,7 +402,9 @@ impl Conn {
             let limits = &self.shared.config.limits;
             props.assigned_client_identifier = assigned.as_deref();
             props.topic_alias_maximum = Some(TOPIC_ALIAS_MAXIMUM);
-            props.receive_maximum = Some(RECEIVE_MAXIMUM);
+            if self.receive_maximum() < u16::MAX {
+                props.receive_maximum = Some(self.receive_maximum());
+            }
             if limits.max_qos != QoS::ExactlyOnce {
                 props.maximum_qos = Some(limits.max_qos as u8);
             }
@@ -690,8 +690,19 @@ impl Conn {
         }
         let route = match (p.qos, p.packet_id) {
             (QoS::ExactlyOnce, Some(pid)) => {
-                let pending = self.session(|s| s.incoming_qos2_len()).unwrap_or(0);
-                if v5 && pending >= usize::from(RECEIVE_MAXIMUM) {
+                // A re-send of a pending id does not count again.
+                let pending = self
+                    .session(|s| {
+                        if s.is_pending_qos2(pid) {
+                            0
+                        } else {
+                            s.incoming_qos2_len()
+                        }
+                    })
+                    .unwrap_or(0);
+                // More unacknowledged QoS 2 messages than our Receive Maximum
+                // is a protocol error (0x93) [MQTT-3.3.4-7].
+                if v5 && pending >= usize::from(self.receive_maximum()) {
                     return Err(Exit::Violation(
                         ReasonCode::ReceiveMaximumExceeded,
                         "receive maximum exceeded".into(),
@@ -1102,6 +1113,15 @@ impl Conn {
         let data = std::mem::take(&mut self.wbuf);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(&data)).await;
         let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
+    }
+
+    /// Our Receive Maximum: `max_inflight_messages`, as mosquitto announces
+    /// it (0, unlimited, is the protocol's 65535).
+    fn receive_maximum(&self) -> u16 {
+        match self.shared.config.limits.max_inflight_messages {
+            Some(n) if n > 0 => n,
+            _ => u16::MAX,
+        }
     }
 
     fn security(&self) -> crate::config::Security {

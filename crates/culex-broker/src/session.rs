@@ -279,6 +279,11 @@ impl Session {
         self.incoming_qos2.remove(&id)
     }
 
+    /// Whether an inbound QoS 2 id is waiting for its PUBREL.
+    pub fn is_pending_qos2(&self, id: PacketId) -> bool {
+        self.incoming_qos2.contains(&id)
+    }
+
     /// Inbound QoS 2 messages waiting for PUBREL.
     pub fn incoming_qos2_len(&self) -> usize {
         self.incoming_qos2.len()

@@ -6,6 +6,7 @@ mod acl;
 mod client;
 mod logs;
 mod protocol;
+mod runtime;
 mod sys;
 mod third_party;
 mod v5;

@@ -408,3 +408,83 @@ fn will_delay_interval() {
         "reconnect cancelled the will"
     );
 }
+
+/// More unreleased QoS 2 messages than our Receive Maximum: DISCONNECT 0x93
+/// [MQTT-3.3.4-7]. CONNACK announces `max_inflight_messages` as the maximum.
+#[test]
+fn receive_maximum_exceeded() {
+    let mut config = culex_broker::testing::local_config();
+    config.limits.max_inflight_messages = Some(2);
+    let broker = BrokerThread::start_with(config);
+    let mut c = Raw::open(broker.port(), Protocol::V5);
+    c.send(&Packet::Connect(culex_codec::packet::Connect {
+        protocol: Protocol::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "greedy",
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }));
+    assert!(
+        matches!(c.recv().packet(), Packet::ConnAck(a) if a.properties.receive_maximum == Some(2))
+    );
+    for id in 1..=3u16 {
+        c.publish("rm", b"x", QoS::ExactlyOnce, false, id);
+    }
+    assert!(matches!(c.recv().packet(), Packet::PubRec(_)));
+    assert!(matches!(c.recv().packet(), Packet::PubRec(_)));
+    match c.recv().packet() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, ReasonCode::ReceiveMaximumExceeded),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A packet above `max_packet_size`: DISCONNECT 0x95 [MQTT-3.2.2-15]; CONNACK
+/// announces the maximum.
+#[test]
+fn packet_too_large() {
+    let mut config = culex_broker::testing::local_config();
+    config.limits.max_packet_size = Some(100);
+    let broker = BrokerThread::start_with(config);
+    let (mut c, _, _) = v5(broker.port(), "big", true, None);
+    c.publish("big", &[0u8; 200], QoS::AtMostOnce, false, 0);
+    match c.recv().packet() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, ReasonCode::PacketTooLarge),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.is_closed_within(Duration::from_secs(2)));
+}
+
+/// An authentication method the broker does not support: CONNACK 0x8C
+/// [MQTT-4.12.0-1]; bad credentials: 0x87, as mosquitto answers.
+#[test]
+fn connack_refusals_v5() {
+    let mut config = culex_broker::testing::local_config();
+    config.security.allow_anonymous = false;
+    let broker = BrokerThread::start_with(config);
+    let properties = Properties {
+        authentication_method: Some("SCRAM-SHA-1"),
+        ..Properties::default()
+    };
+    let (_c, _, reason) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "scram",
+            protocol: Protocol::V5,
+            properties,
+            ..ConnectOpts::default()
+        },
+    );
+    assert_eq!(reason, ReasonCode::BadAuthenticationMethod);
+    let (_c, _, reason) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "anon5",
+            protocol: Protocol::V5,
+            ..ConnectOpts::default()
+        },
+    );
+    assert_eq!(reason, ReasonCode::NotAuthorized);
+}

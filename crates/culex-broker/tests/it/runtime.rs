@@ -1,0 +1,179 @@
+//! The runtime around the protocol: listeners, connection limits, policy
+//! reload (SIGHUP's work) and log destinations.
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
+
+use culex_broker::config::Listener;
+use culex_broker::testing::{local_config, BrokerThread};
+use culex_codec::{Packet, Protocol, QoS, ReasonCode};
+use culex_testkit::{run_with_timeout, tool};
+
+use crate::client::{ConnectOpts, Raw};
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "culex-{tag}-{}-{}",
+        std::process::id(),
+        culex_testkit::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `max_connections`: connections beyond the limit are closed at once.
+#[test]
+fn max_connections_is_enforced() {
+    let mut config = local_config();
+    config.limits.max_connections = Some(1);
+    let broker = BrokerThread::start_with(config);
+    let (mut first, _) = Raw::connect(broker.port(), "one", true);
+    let mut second = Raw::open(broker.port(), Protocol::V3_1_1);
+    assert!(second.is_closed_within(Duration::from_secs(2)));
+    first.send(&Packet::PingReq);
+    assert!(matches!(first.recv().packet(), Packet::PingResp));
+}
+
+/// Reloading the policy (what SIGHUP does) applies a new password file to new
+/// connections and leaves existing ones connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_passwords_without_dropping_connections() {
+    let dir = temp_dir("reload");
+    let file = dir.join("passwd");
+    let passwd = |pw: &str| {
+        let out = run_with_timeout(
+            Command::new(tool("mosquitto_passwd"))
+                .arg("-b")
+                .arg(&file)
+                .args(["bob", pw]),
+            Duration::from_secs(5),
+        );
+        assert!(out.status.success());
+    };
+    std::fs::write(&file, "").unwrap();
+    passwd("first");
+    let mut config = local_config();
+    config.security.allow_anonymous = false;
+    config.security.password_file = Some(file.clone());
+    let broker = culex_broker::testing::start(config).await;
+    let port = broker.port();
+    let login = move |pw: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let (c, _, reason) = Raw::connect_with(
+                port,
+                ConnectOpts {
+                    client_id: pw,
+                    username: Some("bob"),
+                    password: Some(pw.as_bytes()),
+                    ..ConnectOpts::default()
+                },
+            );
+            (c, reason)
+        })
+    };
+    let (mut kept, reason) = login("first").await.unwrap();
+    assert_eq!(reason, ReasonCode::Success);
+    passwd("second");
+    broker.reload_policies().unwrap();
+    assert_eq!(login("first").await.unwrap().1.to_v3_connack(), 5);
+    assert_eq!(login("second").await.unwrap().1, ReasonCode::Success);
+    let alive = tokio::task::spawn_blocking(move || {
+        kept.send(&Packet::PingReq);
+        matches!(kept.recv().packet(), Packet::PingResp)
+    });
+    assert!(alive.await.unwrap(), "existing connection kept");
+    broker.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An IPv6 listener on ::1, when the machine has IPv6.
+#[test]
+fn ipv6_listener_when_available() {
+    if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+        eprintln!("no IPv6 on this machine; the IPv4 tests cover the rest");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut config = local_config();
+        config.listeners = vec![Listener {
+            addrs: vec![SocketAddr::from((Ipv6Addr::LOCALHOST, 0))],
+            port: 0,
+            max_connections: None,
+            security: None,
+            mount_point: None,
+        }];
+        let broker = culex_broker::testing::start(config).await;
+        let addr = broker.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let ok = tokio::task::spawn_blocking(move || {
+            let out = run_with_timeout(
+                Command::new(tool("mosquitto_pub")).args([
+                    "-h",
+                    "::1",
+                    "-p",
+                    &addr.port().to_string(),
+                    "-t",
+                    "v6",
+                    "-m",
+                    "x",
+                ]),
+                Duration::from_secs(5),
+            );
+            out.status.success()
+        })
+        .await
+        .unwrap();
+        assert!(ok, "mosquitto_pub over IPv6");
+        broker.shutdown().await;
+    });
+}
+
+/// `log_dest file` writes mosquitto's lines to the file (through the
+/// formatting layer) and `connection_messages false` silences the
+/// connection lines.
+#[test]
+fn log_file_destination() {
+    use culex_broker::config::{LogConfig, LogDest};
+    let dir = temp_dir("log");
+    let path = dir.join("culex.log");
+    let config = LogConfig {
+        dest: vec![LogDest::File(path.clone())],
+        ..LogConfig::default()
+    };
+    let layer = culex_broker::log::MosquittoLayer::new(&config).unwrap();
+    let line = layer.format_line("Client x disconnected.");
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "culex_broker", "Client x disconnected.");
+        tracing::debug!(target: "culex_broker", "not written without debug");
+        tracing::info!(target: "other_crate", "not ours");
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with("Client x disconnected.\n"), "{text:?}");
+    assert_eq!(text.lines().count(), 1);
+    assert!(line.split_once(": ").unwrap().0.parse::<i64>().is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One QoS 1 publish reaches every subscriber (fan-out).
+#[test]
+fn qos1_fan_out_to_many_subscribers() {
+    let broker = BrokerThread::start();
+    let mut subs: Vec<Raw> = (0..5)
+        .map(|i| Raw::connect(broker.port(), &format!("fan{i}"), true).0)
+        .collect();
+    for s in &mut subs {
+        s.subscribe(&[("fan", QoS::AtLeastOnce)]);
+    }
+    let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
+    publ.publish_acked("fan", b"to all", QoS::AtLeastOnce, false, 1);
+    for s in &mut subs {
+        assert_eq!(s.recv().publish().payload, b"to all");
+    }
+}
