@@ -6,4 +6,5 @@ mod demo;
 mod device;
 mod simulation;
 mod support;
+mod terminal;
 mod traffic;
