@@ -249,20 +249,14 @@ impl Conn {
         self.client_id = client_id.clone();
         self.username = c.username.map(Arc::from);
 
+        // 5.0 clients are told to use `max_keepalive` through Server Keep
+        // Alive when they ask for more, or for none [MQTT-3.2.2-21]; 3.x
+        // clients keep their own value, as with mosquitto 2.0.
         let max_keepalive = self.shared.config.limits.max_keepalive;
         let mut keep_alive = c.keep_alive;
-        if keep_alive > max_keepalive {
-            if v5 {
-                keep_alive = max_keepalive;
-                props.server_keep_alive = Some(max_keepalive);
-            } else {
-                self.send_connack(
-                    false,
-                    ReasonCode::ClientIdentifierNotValid,
-                    Properties::default(),
-                );
-                return Ok(false);
-            }
+        if v5 && max_keepalive < u16::MAX && (keep_alive > max_keepalive || keep_alive == 0) {
+            keep_alive = max_keepalive;
+            props.server_keep_alive = Some(max_keepalive);
         }
         if keep_alive > 0 {
             self.keepalive = Some(Duration::from_millis(u64::from(keep_alive) * 1500));

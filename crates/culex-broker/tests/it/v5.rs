@@ -488,3 +488,34 @@ fn connack_refusals_v5() {
     );
     assert_eq!(reason, ReasonCode::NotAuthorized);
 }
+
+/// `max_keepalive`: a 5.0 client asking for more (or for none) gets Server
+/// Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client is accepted, as by mosquitto.
+#[test]
+fn server_keep_alive_from_max_keepalive() {
+    let mut config = culex_broker::testing::local_config();
+    config.limits.max_keepalive = 10;
+    let broker = BrokerThread::start_with(config);
+    let mut c = Raw::open(broker.port(), Protocol::V5);
+    c.send(&Packet::Connect(culex_codec::packet::Connect {
+        protocol: Protocol::V5,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "ka",
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }));
+    assert!(
+        matches!(c.recv().packet(), Packet::ConnAck(a) if a.properties.server_keep_alive == Some(10))
+    );
+    let (_c3, _, reason) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "ka3",
+            ..ConnectOpts::default()
+        },
+    );
+    assert_eq!(reason, ReasonCode::Success);
+}
