@@ -330,13 +330,18 @@ impl Shared {
     fn set_retained(&self, msg: &Arc<Message>) {
         if msg.payload.is_empty() {
             // An empty retained payload clears the topic [MQTT-3.3.1-10].
-            if self.retained.write().remove(&*msg.topic).is_some() {
+            if self.retained.write().remove(&*msg.topic).is_some()
+                && !msg.topic.starts_with("$SYS/")
+            {
                 self.store.retained_clear(&msg.topic);
             }
         } else {
             // A new retained message replaces the old one [MQTT-3.3.1-5].
             self.retained.write().insert(msg.topic.clone(), msg.clone());
-            self.store.retained_set(msg);
+            // `$SYS` values are regenerated at start; they are not stored.
+            if !msg.topic.starts_with("$SYS/") {
+                self.store.retained_set(msg);
+            }
         }
     }
 
@@ -418,7 +423,9 @@ impl SessionHandle {
             {
                 return;
             }
-            match inner.session.deliver(delivery, now) {
+            let delivered = inner.session.deliver(delivery, now);
+            flush_changes(&*shared.store, &self.client_id, &mut inner.session);
+            match delivered {
                 Delivered::Ready => inner.conn.clone(),
                 Delivered::Queued => None,
                 Delivered::Dropped => {
@@ -503,6 +510,19 @@ impl Sessions {
             .iter()
             .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
             .collect()
+    }
+}
+
+/// Hands a session's journaled durable changes to the store.
+pub(crate) fn flush_changes(store: &dyn Store, client_id: &str, session: &mut Session) {
+    use crate::session::Change;
+    for change in session.take_changes() {
+        match change {
+            Change::Queued(d) => store.queued_add(client_id, &d.msg, d.qos),
+            Change::Dequeued => store.queued_remove_front(client_id),
+            Change::Outbound(id, state) => store.outbound_state(client_id, id, state),
+            Change::Inbound(id, pending) => store.inbound_qos2(client_id, id, pending),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::broker::{
-    end_session, max_qos, protocol_tag, remove_subscriptions, ConnSignal, SessionHandle,
-    SessionKey, Shared,
+    end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, ConnSignal,
+    SessionHandle, SessionKey, Shared,
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
@@ -355,7 +355,10 @@ impl Conn {
             inner.expiry = expiry;
             inner.disconnected_at = None;
             inner.session.detach();
+            let durable = self.shared.store.is_durable() && expiry != Some(0);
+            inner.session.set_journaling(durable);
             inner.session.attach(receive_maximum, now);
+            flush_changes(&*self.shared.store, &client_id, &mut inner.session);
             (present, old_filters)
         };
         remove_subscriptions(&self.shared, &handle, &old_filters);
@@ -902,7 +905,9 @@ impl Conn {
                 ));
             }
             if let Some(handle) = &self.handle {
-                handle.inner.lock().expiry = (secs != u32::MAX).then_some(secs);
+                let expiry = (secs != u32::MAX).then_some(secs);
+                handle.inner.lock().expiry = expiry;
+                self.shared.store.session_put(&self.client_id, expiry);
             }
         }
         Err(Exit::Disconnect {
@@ -993,7 +998,9 @@ impl Conn {
                         .map_or(true, |len| len > max as usize)
                     {
                         if let Some(id) = packet_id {
-                            handle.inner.lock().session.abandon(id, now);
+                            let mut inner = handle.inner.lock();
+                            inner.session.abandon(id, now);
+                            flush_changes(&*self.shared.store, &self.client_id, &mut inner.session);
                         }
                         return;
                     }
@@ -1133,7 +1140,9 @@ impl Conn {
     fn session<R>(&self, f: impl FnOnce(&mut crate::session::Session) -> R) -> Option<R> {
         let handle = self.handle.as_ref()?;
         let mut inner = handle.inner.lock();
-        Some(f(&mut inner.session))
+        let result = f(&mut inner.session);
+        flush_changes(&*self.shared.store, &self.client_id, &mut inner.session);
+        Some(result)
     }
 
     fn log_early_exit(&self, exit: &Exit) {

@@ -52,6 +52,20 @@ pub enum Outgoing {
     PubRel(PacketId),
 }
 
+/// A change to a session's durable state, journaled for the
+/// [`crate::store::Store`] when [`Session::set_journaling`] is on.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A message was added to the back of the queue.
+    Queued(Delivery),
+    /// The message at the front of the queue left it (sent or expired).
+    Dequeued,
+    /// An outbound QoS 1/2 message changed state (`None`: completed or abandoned).
+    Outbound(PacketId, Option<OutboundState>),
+    /// An inbound QoS 2 id was received (`true`) or released (`false`).
+    Inbound(PacketId, bool),
+}
+
 /// What happened to a delivery handed to [`Session::deliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
@@ -119,6 +133,7 @@ pub struct Session {
     ready_qos0: usize,
     incoming_qos2: HashSet<PacketId>,
     dropped: u64,
+    journal: Option<Vec<Change>>,
     /// Subscriptions by filter (as written, `$share/…` included).
     pub subscriptions: HashMap<String, SubscriptionEntry>,
 }
@@ -137,6 +152,7 @@ impl Session {
             ready_qos0: 0,
             incoming_qos2: HashSet::new(),
             dropped: 0,
+            journal: None,
             subscriptions: HashMap::new(),
         }
     }
@@ -178,7 +194,33 @@ impl Session {
     /// Resets everything but the limits (a clean start on an old session).
     pub fn clear(&mut self) {
         let limits = self.limits;
+        let journaling = self.journal.is_some();
         *self = Session::new(limits);
+        self.set_journaling(journaling);
+    }
+
+    /// Turns the journal of durable changes on or off (on only for sessions
+    /// that outlive their connection, with a durable store).
+    pub fn set_journaling(&mut self, on: bool) {
+        self.journal = if on {
+            Some(self.journal.take().unwrap_or_default())
+        } else {
+            None
+        };
+    }
+
+    /// The durable changes since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        match &mut self.journal {
+            Some(j) => std::mem::take(j),
+            None => Vec::new(),
+        }
+    }
+
+    fn record(&mut self, change: impl FnOnce() -> Change) {
+        if let Some(j) = &mut self.journal {
+            j.push(change());
+        }
     }
 
     /// Hands one message to the session.
@@ -220,6 +262,7 @@ impl Session {
             self.dropped = self.dropped.saturating_add(1);
             return Delivered::Dropped;
         }
+        self.record(|| Change::Queued(delivery.clone()));
         self.queue.push_back(delivery);
         Delivered::Queued
     }
@@ -236,6 +279,7 @@ impl Session {
             })
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
+        self.record(|| Change::Outbound(id, None));
         self.fill(now);
         Ok(())
     }
@@ -249,6 +293,7 @@ impl Session {
             .find(|f| f.packet_id == id && f.delivery.qos == QoS::ExactlyOnce)
             .ok_or(AckError::NotFound)?;
         flight.state = OutboundState::AwaitingComp;
+        self.record(|| Change::Outbound(id, Some(OutboundState::AwaitingComp)));
         if self.connected {
             self.ready.push_back(Outgoing::PubRel(id));
         }
@@ -263,6 +308,7 @@ impl Session {
             .position(|f| f.packet_id == id && f.state == OutboundState::AwaitingComp)
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
+        self.record(|| Change::Outbound(id, None));
         self.fill(now);
         Ok(())
     }
@@ -271,12 +317,20 @@ impl Session {
     /// `false` for a re-send of one not yet released, which must not be
     /// delivered again [MQTT-4.3.3-2].
     pub fn receive_qos2(&mut self, id: PacketId) -> bool {
-        self.incoming_qos2.insert(id)
+        let new = self.incoming_qos2.insert(id);
+        if new {
+            self.record(|| Change::Inbound(id, true));
+        }
+        new
     }
 
     /// An inbound PUBREL: forgets the packet id; `false` when it was unknown.
     pub fn release_qos2(&mut self, id: PacketId) -> bool {
-        self.incoming_qos2.remove(&id)
+        let known = self.incoming_qos2.remove(&id);
+        if known {
+            self.record(|| Change::Inbound(id, false));
+        }
+        known
     }
 
     /// Whether an inbound QoS 2 id is waiting for its PUBREL.
@@ -365,6 +419,7 @@ impl Session {
     pub fn abandon(&mut self, id: PacketId, now: Instant) {
         if let Some(pos) = self.inflight.iter().position(|f| f.packet_id == id) {
             self.inflight.remove(pos);
+            self.record(|| Change::Outbound(id, None));
             self.dropped = self.dropped.saturating_add(1);
             self.fill(now);
         }
@@ -381,23 +436,32 @@ impl Session {
 
     fn fill(&mut self, now: Instant) {
         while self.connected && self.inflight.len() < self.window() {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if !front.msg.is_expired(now) && self.alloc_id_peek().is_none() {
+                break;
+            }
             let Some(delivery) = self.queue.pop_front() else {
                 break;
             };
+            self.record(|| Change::Dequeued);
             if delivery.msg.is_expired(now) {
                 continue;
             }
-            match self.alloc_id() {
-                Some(id) => self.start_flight(id, delivery),
-                None => {
-                    self.queue.push_front(delivery);
-                    break;
-                }
+            if let Some(id) = self.alloc_id() {
+                self.start_flight(id, delivery);
             }
         }
     }
 
+    /// Whether a packet id is free, without taking it.
+    fn alloc_id_peek(&self) -> Option<()> {
+        (self.inflight.len() < usize::from(u16::MAX)).then_some(())
+    }
+
     fn start_flight(&mut self, id: PacketId, delivery: Delivery) {
+        self.record(|| Change::Outbound(id, Some(OutboundState::AwaitingAck)));
         self.ready.push_back(Outgoing::Publish {
             packet_id: Some(id),
             dup: false,
@@ -615,6 +679,48 @@ mod tests {
         s.deliver(d(&Arc::new(m), QoS::AtLeastOnce), t);
         s.attach(u16::MAX, t + Duration::from_secs(6));
         assert!(take(&mut s, t + Duration::from_secs(6)).is_empty());
+    }
+
+    /// The journal records every durable change, in order, for the Store.
+    #[test]
+    fn journal_records_durable_changes() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 1,
+            max_queued: None,
+        });
+        s.set_journaling(true);
+        let m = msg("a", QoS::AtLeastOnce, t);
+        s.deliver(d(&m, QoS::AtLeastOnce), t);
+        s.attach(u16::MAX, t);
+        s.puback(pid(1), t).unwrap();
+        assert!(s.receive_qos2(pid(9)));
+        assert!(s.release_qos2(pid(9)));
+        let kinds: Vec<String> = s
+            .take_changes()
+            .iter()
+            .map(|c| match c {
+                Change::Queued(_) => "queued".to_owned(),
+                Change::Dequeued => "dequeued".to_owned(),
+                Change::Outbound(id, st) => format!("out {} {st:?}", id.get()),
+                Change::Inbound(id, p) => format!("in {} {p}", id.get()),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "queued",
+                "dequeued",
+                "out 1 Some(AwaitingAck)",
+                "out 1 None",
+                "in 9 true",
+                "in 9 false"
+            ]
+        );
+        assert!(s.take_changes().is_empty());
+        s.set_journaling(false);
+        s.deliver(d(&m, QoS::AtLeastOnce), t);
+        assert!(s.take_changes().is_empty());
     }
 
     /// QoS 0 overflow: dropped when the connection's queue is full.

@@ -26,6 +26,11 @@ pub enum OutboundState {
 
 /// Receives every durable mutation. See the module docs for the rules.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether the store keeps anything. When false the broker skips the
+    /// per-message journal of queued and in-flight state entirely.
+    fn is_durable(&self) -> bool {
+        false
+    }
     /// A retained message was set on `msg.topic`.
     fn retained_set(&self, msg: &Message);
     /// The retained message of `topic` was cleared.

@@ -7,6 +7,7 @@ mod client;
 mod logs;
 mod protocol;
 mod runtime;
+mod store;
 mod sys;
 mod third_party;
 mod v5;
