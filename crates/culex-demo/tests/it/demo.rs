@@ -283,3 +283,38 @@ fn a_board_outside_the_demo_takes_part() {
     });
     assert!(seen.is_some(), "monitor lines: {:?}", log.since(0));
 }
+
+#[test]
+fn the_monitor_prints_what_mosquitto_sub_prints() {
+    let broker = TestBroker::start();
+    let sub = crate::traffic::Sub::start(broker.port, "+/btn/0");
+    let demo = Demo::start(&options(broker.port, &["blue", "green"])).expect("demo starts");
+    let log = demo.log();
+    // Both are subscribed once each has printed a line.
+    let mut printed = vec![sub.next(Duration::from_secs(3)).1];
+    assert!(wait_until(Duration::from_secs(3), || log.next_seq() > 0).is_some());
+    // An empty payload, which mosquitto_sub -v prints as (null).
+    let mut publish = Command::new(tool("mosquitto_pub"));
+    let port = broker.port.to_string();
+    publish.args(["-h", "127.0.0.1", "-p", &port, "-t", "red/btn/0", "-n"]);
+    assert!(run_with_timeout(&mut publish, Duration::from_secs(5))
+        .status
+        .success());
+    while printed.len() < 40 && !printed.iter().any(|l| l == "red/btn/0 (null)") {
+        printed.push(sub.next(Duration::from_secs(3)).1);
+    }
+    assert!(
+        printed.iter().any(|l| l == "red/btn/0 (null)"),
+        "{printed:?}"
+    );
+    // Every line mosquitto_sub printed is in the page's log, the same text.
+    let all_seen = wait_until(Duration::from_secs(2), || {
+        let lines: Vec<String> = log.since(0).into_iter().map(|(_, l)| l).collect();
+        printed.iter().all(|p| lines.contains(p))
+    });
+    assert!(
+        all_seen.is_some(),
+        "mosquitto_sub: {printed:?}\nmonitor: {:?}",
+        log.since(0)
+    );
+}

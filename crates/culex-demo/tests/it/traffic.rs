@@ -12,13 +12,13 @@ use culex_testkit::{tool, ChildGuard};
 use crate::support::{board, wait_online, TestBroker};
 
 /// `mosquitto_sub -v -t blue/btn/0`, its lines delivered with their arrival time.
-struct Sub {
+pub(crate) struct Sub {
     lines: mpsc::Receiver<(Instant, String)>,
     _child: ChildGuard,
 }
 
 impl Sub {
-    fn start(port: u16, topic: &str) -> Sub {
+    pub(crate) fn start(port: u16, topic: &str) -> Sub {
         let mut child = Command::new(tool("mosquitto_sub"))
             .args([
                 "-h",
@@ -49,7 +49,7 @@ impl Sub {
         }
     }
 
-    fn next(&self, timeout: Duration) -> (Instant, String) {
+    pub(crate) fn next(&self, timeout: Duration) -> (Instant, String) {
         self.lines
             .recv_timeout(timeout)
             .expect("mosquitto_sub printed nothing in time")
