@@ -430,9 +430,12 @@ impl EventLoop {
                 Ok(false) => {}
                 Err(end) => return end,
             }
-            let can_read = self.backlog.len() < EVENT_BACKLOG;
             let can_take =
                 self.held.is_empty() && self.pending_unsent() == 0 && self.conn.can_publish();
+            // Beyond the backlog, keep reading while our own requests wait for
+            // acknowledgements: the application may be waiting on them.
+            let can_read = self.backlog.len() < EVENT_BACKLOG
+                || (!can_take && self.backlog.len() < EVENT_HARD_CAP);
             let deadline = self
                 .conn
                 .poll_timeout()

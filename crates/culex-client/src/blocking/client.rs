@@ -23,6 +23,14 @@ pub trait Transport {
     /// Closes the stream; later reads and writes fail until `open`.
     fn close(&mut self) {}
 
+    /// Closes the stream after a DISCONNECT: a transport that can should
+    /// signal the end of its output and wait (briefly) for the server to
+    /// close, so that the server reads the DISCONNECT before the connection
+    /// goes away. Defaults to [`Transport::close`].
+    fn finish(&mut self) {
+        self.close();
+    }
+
     /// Reads into `buf`. `wait` bounds the wait in milliseconds: `None`
     /// blocks until bytes arrive, `Some(0)` returns at once. Returns
     /// `Ok(None)` when nothing arrived in time and `Ok(Some(0))` when the
@@ -356,7 +364,7 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
             conn.disconnect(now, ReasonCode::Success, Properties::default(), out)
         });
         self.conn.connection_lost();
-        self.transport.close();
+        self.transport.finish();
         self.rx_len = 0;
         result.map(|_| ())
     }

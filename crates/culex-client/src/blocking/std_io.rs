@@ -139,6 +139,38 @@ impl Transport for TcpTransport {
         self.kill();
     }
 
+    fn finish(&mut self) {
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(tls) = &mut stream {
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+        let tcp = stream.tcp();
+        let _ = tcp.shutdown(std::net::Shutdown::Write);
+        // Wait (at most a second) for the server to close its side, so our
+        // close cannot reset the connection before it has read DISCONNECT.
+        let _ = tcp.set_nonblocking(false);
+        let _ = tcp.set_read_timeout(Some(Duration::from_millis(250)));
+        let start = Instant::now();
+        let mut sink = [0u8; 512];
+        while start.elapsed() < Duration::from_secs(1) {
+            let n = match &mut stream {
+                Stream::Plain(s) => s.read(&mut sink),
+                #[cfg(feature = "tls")]
+                Stream::Tls(s) => s.read(&mut sink),
+            };
+            match n {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
     fn read(&mut self, buf: &mut [u8], wait: Option<u64>) -> std::io::Result<Option<usize>> {
         let stream = self.stream()?;
         let tcp = stream.tcp();

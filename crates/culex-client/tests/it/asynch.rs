@@ -5,7 +5,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use culex_client::asynch::{
     connect, ClientError, Event, Events, Message, Options, PublishProperties, Reconnect,
+    SubscribeProperties,
 };
+use culex_client::codec::{ReasonCode, SubscriptionOptions};
 use culex_client::{Protocol, QoS};
 use tokio::time::timeout;
 
@@ -143,15 +145,13 @@ async fn publishing_from_inside_the_handler_does_not_deadlock(kind: Kind) {
                     .await
                     .unwrap();
                 seen += 1;
-                eprintln!("seen {seen}");
             }
         }
     });
     let mut got = 0;
     while got < N {
-        let m = next_message(&mut counter_events).await;
+        next_message(&mut counter_events).await;
         got += 1;
-        eprintln!("got {got} {:?}", m.payload);
     }
     timeout(WAIT, handler).await.unwrap().unwrap();
 }
@@ -331,6 +331,98 @@ async fn refused_connection_is_reported(kind: Kind) {
     );
 }
 
+/// culex only: mosquitto 2.0.11 closes the old connection without a DISCONNECT.
+#[tokio::test]
+async fn server_disconnect_reason_is_visible_culex() {
+    server_disconnect_reason_is_visible(Kind::Culex).await
+}
+
+async fn server_disconnect_reason_is_visible(kind: Kind) {
+    // [MQTT-3.1.4-3]: a second connection with the same client id takes the
+    // session over; a 5.0 client is told why with DISCONNECT 0x8E.
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "twin", broker.port());
+    o.protocol = Protocol::V5;
+    o.reconnect = None;
+    let (_first, mut first_events) = connect(o.clone());
+    connected(&mut first_events).await;
+    let (_second, mut second_events) = connect(o);
+    connected(&mut second_events).await;
+    loop {
+        match next(&mut first_events).await {
+            Event::Disconnected { reason, .. } => {
+                assert_eq!(reason, Some(ReasonCode::SessionTakenOver));
+                break;
+            }
+            Event::Connected(_) => panic!("reconnected without reconnect"),
+            _ => {}
+        }
+    }
+}
+
+async fn subscription_identifiers_come_back_with_messages(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "subid", broker.port());
+    o.protocol = Protocol::V5;
+    let (client, mut events) = connect(o);
+    connected(&mut events).await;
+    let props = SubscribeProperties {
+        subscription_identifier: Some(42),
+        user_properties: vec![],
+    };
+    let filters = vec![(
+        "sid/#".to_string(),
+        SubscriptionOptions {
+            qos: QoS::AtLeastOnce,
+            ..Default::default()
+        },
+    )];
+    client
+        .subscribe_with(filters, props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    client
+        .publish("sid/x", "1", QoS::AtLeastOnce, false)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let m = next_message(&mut events).await;
+    assert_eq!(m.properties.subscription_identifiers, [42]);
+}
+
+async fn session_resume_delivers_queued_messages(kind: Kind) {
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "resume", broker.port());
+    o.clean_start = false;
+    let (client, mut events) = connect(o.clone());
+    connected(&mut events).await;
+    client
+        .subscribe("later/#", QoS::AtLeastOnce)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    client.disconnect().await.unwrap();
+
+    let (p, mut pe) = connect(options(kind, "resume-pub", broker.port()));
+    connected(&mut pe).await;
+    for i in 0..3 {
+        p.publish(format!("later/{i}"), "q", QoS::AtLeastOnce, false)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let (_client, mut events) = connect(o);
+    assert!(connected(&mut events).await.session_present);
+    for i in 0..3 {
+        assert_eq!(next_message(&mut events).await.topic, format!("later/{i}"));
+    }
+}
+
 crate::on_both_brokers_async!(
     publish_subscribe_all_qos_levels,
     publishing_from_inside_the_handler_does_not_deadlock,
@@ -338,4 +430,6 @@ crate::on_both_brokers_async!(
     unacknowledged_qos1_is_resent_after_reconnect,
     mqtt5_properties_pass_through,
     refused_connection_is_reported,
+    subscription_identifiers_come_back_with_messages,
+    session_resume_delivers_queued_messages,
 );
