@@ -80,6 +80,8 @@ struct Conn {
     last_seen: Instant,
     will: Option<Message>,
     will_delay: u32,
+    /// The listener's `mount_point`, prefixed to every topic of this client.
+    mount: Option<Arc<str>>,
     out_alias_max: u16,
     out_aliases: HashMap<Arc<str>, u16>,
     max_packet_size: u32,
@@ -116,6 +118,12 @@ pub(crate) async fn run(
         .limits
         .max_packet_size
         .unwrap_or(MQTT_MAX_PACKET);
+    let mount = shared
+        .config
+        .listeners
+        .get(listener)
+        .and_then(|l| l.mount_point.as_deref())
+        .map(Arc::from);
     let mut conn = Conn {
         shared,
         stream,
@@ -130,6 +138,7 @@ pub(crate) async fn run(
         last_seen: Instant::now(),
         will: None,
         will_delay: 0,
+        mount,
         out_alias_max: 0,
         out_aliases: HashMap::new(),
         max_packet_size,
@@ -288,7 +297,10 @@ impl Conn {
             }
             self.will_delay = w.properties.will_delay_interval.unwrap_or(0);
             self.will = Some(Message {
-                topic: Arc::from(w.topic.as_str()),
+                topic: match &self.mount {
+                    Some(mount) => Arc::from(format!("{mount}{}", w.topic.as_str())),
+                    None => Arc::from(w.topic.as_str()),
+                },
                 payload: slice_or_copy(frame, w.payload),
                 qos: w.qos.min(limits.max_qos),
                 retain: w.retain && limits.retain_available,
@@ -643,6 +655,10 @@ impl Conn {
             }
             None => Arc::from(p.topic.as_str()),
         };
+        let topic = match &self.mount {
+            Some(mount) => Arc::from(format!("{mount}{topic}")),
+            None => topic,
+        };
         tracing::debug!(
             "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
             self.client_id,
@@ -758,6 +774,9 @@ impl Conn {
         let mut retained = Vec::new();
         for (filter, options) in s.filters.iter() {
             tracing::debug!("\t{} (QoS {})", filter.as_str(), options.qos as u8);
+            // With a listener mount point, filters live under it.
+            let full = self.mounted_filter(filter.as_str());
+            let matched = crate::subscriptions::split_shared(&full).1;
             let shared_sub = filter.share_group().is_some();
             if shared_sub && v5 && options.no_local {
                 // No-local on a shared subscription is a protocol error [MQTT-3.8.3-4].
@@ -766,19 +785,16 @@ impl Conn {
                     "no-local on a shared subscription".into(),
                 ));
             }
-            let refused = if !policy.can_subscribe(
-                &self.client_id,
-                self.username.as_deref(),
-                filter.match_filter(),
-            ) {
-                Some(if v5 {
-                    ReasonCode::NotAuthorized
+            let refused =
+                if !policy.can_subscribe(&self.client_id, self.username.as_deref(), matched) {
+                    Some(if v5 {
+                        ReasonCode::NotAuthorized
+                    } else {
+                        ReasonCode::UnspecifiedError
+                    })
                 } else {
-                    ReasonCode::UnspecifiedError
-                })
-            } else {
-                None
-            };
+                    None
+                };
             if let Some(code) = refused {
                 tracing::debug!("{} {} {}", self.client_id, code as u8, filter.as_str());
                 codes.push(code);
@@ -787,13 +803,13 @@ impl Conn {
             let mut granted = options;
             granted.qos = options.qos.min(max_qos(&self.shared));
             let is_new = self.shared.subscriptions.write().subscribe(
-                filter.as_str(),
+                &full,
                 SessionKey(handle.clone()),
                 granted,
                 sub_id,
             );
             handle.inner.lock().session.subscriptions.insert(
-                filter.as_str().to_owned(),
+                full.clone(),
                 SubscriptionEntry {
                     options: granted,
                     id: sub_id,
@@ -801,7 +817,7 @@ impl Conn {
             );
             self.shared
                 .store
-                .subscription_put(&self.client_id, filter.as_str(), granted, sub_id);
+                .subscription_put(&self.client_id, &full, granted, sub_id);
             tracing::debug!(
                 "{} {} {}",
                 self.client_id,
@@ -823,7 +839,7 @@ impl Conn {
                     RetainHandling::DoNotSend => false,
                 };
             if send {
-                for m in self.shared.retained_matching(filter.match_filter(), now) {
+                for m in self.shared.retained_matching(matched, now) {
                     retained.push((m, granted.qos));
                 }
             }
@@ -857,12 +873,13 @@ impl Conn {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in u.filters.iter() {
             tracing::debug!("\t{}", filter.as_str());
+            let full = self.mounted_filter(filter.as_str());
             let existed = handle
                 .inner
                 .lock()
                 .session
                 .subscriptions
-                .remove(filter.as_str())
+                .remove(full.as_str())
                 .is_some();
             if existed {
                 self.shared
@@ -871,7 +888,7 @@ impl Conn {
                     .unsubscribe(filter.match_filter(), &SessionKey(handle.clone()));
                 self.shared
                     .store
-                    .subscription_delete(&self.client_id, filter.as_str());
+                    .subscription_delete(&self.client_id, &full);
             }
             tracing::debug!("{} {}", self.client_id, filter.as_str());
             codes.push(if existed {
@@ -951,7 +968,17 @@ impl Conn {
                 delivery,
             } => {
                 let msg = &delivery.msg;
-                let Ok(mut topic) = TopicName::new(&msg.topic) else {
+                // Clients behind a mount point see topics without it.
+                let shown = match &self.mount {
+                    Some(mount) => msg.topic.strip_prefix(&**mount),
+                    None => Some(&*msg.topic),
+                };
+                let Some(Ok(mut topic)) = shown.map(TopicName::new) else {
+                    if let Some(id) = packet_id {
+                        let mut inner = handle.inner.lock();
+                        inner.session.abandon(id, now);
+                        flush_changes(&*self.shared.store, &self.client_id, &mut inner.session);
+                    }
                     return;
                 };
                 let mut user: Vec<(&str, &str)> = Vec::new();
@@ -1122,6 +1149,17 @@ impl Conn {
         match self.shared.config.limits.max_inflight_messages {
             Some(n) if n > 0 => n,
             _ => u16::MAX,
+        }
+    }
+
+    /// `filter` under the listener's mount point (`$share/G/` kept in front).
+    fn mounted_filter(&self, filter: &str) -> String {
+        let Some(mount) = &self.mount else {
+            return filter.to_owned();
+        };
+        match crate::subscriptions::split_shared(filter) {
+            (Some(group), f) => format!("$share/{group}/{mount}{f}"),
+            (None, f) => format!("{mount}{f}"),
         }
     }
 

@@ -177,3 +177,38 @@ fn qos1_fan_out_to_many_subscribers() {
         assert_eq!(s.recv().publish().payload, b"to all");
     }
 }
+
+/// `mount_point`: a listener's clients live under a prefix, invisible to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_point_prefixes_topics() {
+    let mut config = local_config();
+    let mut mounted = config.listeners[0].clone();
+    mounted.mount_point = Some("site1/".into());
+    config.listeners.push(mounted);
+    let broker = culex_broker::testing::start(config).await;
+    let addrs = broker.local_addrs().to_vec();
+    let (plain_port, mounted_port) = (addrs[0].port(), addrs[1].port());
+    tokio::task::spawn_blocking(move || {
+        let (mut outside, _) = Raw::connect(plain_port, "outside", true);
+        outside.subscribe(&[("site1/#", QoS::AtMostOnce)]);
+        let (mut inside, _) = Raw::connect(mounted_port, "inside", true);
+        inside.subscribe(&[("cmd/#", QoS::AtMostOnce)]);
+        inside.publish_acked("status", b"up", QoS::AtMostOnce, false, 0);
+        let g = outside.recv().publish();
+        assert_eq!(
+            (g.topic.as_str(), g.payload.as_slice()),
+            ("site1/status", &b"up"[..])
+        );
+        outside.publish_acked("site1/cmd/go", b"now", QoS::AtMostOnce, false, 0);
+        outside.publish_acked("cmd/go", b"not for site1", QoS::AtMostOnce, false, 0);
+        let g = inside.recv().publish();
+        assert_eq!(
+            (g.topic.as_str(), g.payload.as_slice()),
+            ("cmd/go", &b"now"[..])
+        );
+        assert!(inside.try_recv(Duration::from_millis(300)).is_none());
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await;
+}

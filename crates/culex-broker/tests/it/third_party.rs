@@ -173,3 +173,31 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// MQTT 3.1 (`MQIsdp`) clients: mosquitto_sub/pub with `-V mqttv31`.
+#[test]
+fn mosquitto_clients_v31() {
+    let broker = BrokerThread::start();
+    let port = broker.port().to_string();
+    let mut sub = Command::new(tool("mosquitto_sub"));
+    sub.args([
+        "-p", &port, "-V", "mqttv31", "-i", "old31", "-t", "v31", "-C", "1", "-W", "5",
+    ]);
+    let sub = std::thread::spawn(move || run_with_timeout(&mut sub, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_pub")).args([
+            "-p", &port, "-V", "mqttv31", "-i", "pub31", "-t", "v31", "-m", "classic", "-q", "1",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sub.join().unwrap().stdout),
+        "classic\n"
+    );
+}
