@@ -52,7 +52,8 @@ if [[ " $BROKERS " == *" rumqttd "* ]]; then
     RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo "$RUMQTTD_ROOT/bin/rumqttd")}
     if [[ ! -x $RUMQTTD ]]; then
         echo "building rumqttd 0.20.0 from crates.io into $RUMQTTD_ROOT..." >&2
-        cargo install rumqttd --version 0.20.0 --locked --root "$RUMQTTD_ROOT" -q
+        # Not --locked: its lock file pins metrics 0.22.1, which current Rust rejects.
+        cargo install rumqttd --version 0.20.0 --root "$RUMQTTD_ROOT" -q
         RUMQTTD="$RUMQTTD_ROOT/bin/rumqttd"
     fi
 fi

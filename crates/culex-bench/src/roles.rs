@@ -29,7 +29,7 @@ pub struct Control {
 /// The times of the measured phase.
 #[derive(Debug, Clone, Copy)]
 pub struct Times {
-    /// Publishing starts.
+    /// Publishing starts (for a paced publisher, its own first send).
     pub start: Instant,
     /// Publishing stops; idle connections close.
     pub stop_at: Instant,
@@ -172,6 +172,9 @@ impl Role for Publisher {
         }
         let mut budget = BATCH;
         if let Some(rate) = self.rate {
+            if now < self.times.start {
+                return Ok(Step::Wait(self.times.start));
+            }
             let elapsed = now
                 .saturating_duration_since(self.times.start)
                 .as_secs_f64();

@@ -353,10 +353,18 @@ async fn client(
     let result = match kind {
         Kind::Publisher => {
             let window = plan.inflight.min(conn.receive_maximum);
+            // At a fixed rate, publishers are spread evenly over one period
+            // rather than all sending in the same instant.
+            let mut paced = times;
+            if let Some(rate) = plan.rate {
+                let period = 1.0 / rate;
+                let offset = period * f64::from(index) / f64::from(plan.publishers.max(1));
+                paced.start += Duration::from_secs_f64(offset);
+            }
             let mut role = Publisher::new(
                 shared.clone(),
                 ctx.control.clone(),
-                times,
+                paced,
                 plan.publish_topic(index),
                 plan.qos,
                 plan.size,
