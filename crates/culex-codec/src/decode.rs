@@ -65,7 +65,8 @@ pub fn decode_packet(frame: &[u8], protocol: Protocol) -> Result<Packet<'_>, Dec
             reserved_flags(flags, 0)?;
             Packet::ConnAck(connack(&mut r, protocol)?)
         }
-        3 => Packet::Publish(publish(flags, &mut r, protocol)?),
+        // The payload takes the rest of the frame: nothing can be left over.
+        3 => return publish(flags, &mut r, protocol),
         4 => {
             reserved_flags(flags, 0)?;
             Packet::PubAck(pub_response(&mut r, v5, ReasonCode::valid_for_puback)?)
@@ -149,6 +150,7 @@ pub fn decode_packet(frame: &[u8], protocol: Protocol) -> Result<Packet<'_>, Dec
 ///
 /// Returns the packet and the number of bytes it took, or `Ok(None)` when
 /// `buf` does not yet hold a whole packet.
+#[inline]
 pub fn decode(
     buf: &[u8],
     protocol: Protocol,
@@ -298,11 +300,15 @@ fn connack<'a>(r: &mut Reader<'a>, protocol: Protocol) -> Result<ConnAck<'a>, De
     })
 }
 
+// Builds the packet in place and returns it whole: PUBLISH is the hot path,
+// and moving its large properties struct between frames costs more than
+// decoding a small packet.
+#[inline(always)]
 fn publish<'a>(
     flags: u8,
     r: &mut Reader<'a>,
     protocol: Protocol,
-) -> Result<Publish<'a>, DecodeError> {
+) -> Result<Packet<'a>, DecodeError> {
     let v5 = protocol.is_v5();
     let qos = QoS::from_u8((flags >> 1) & 0x03)
         .ok_or(DecodeError::Malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3"))?;
@@ -313,39 +319,43 @@ fn publish<'a>(
         ));
     }
     let topic = r.string()?;
+    if topic.bytes().any(|b| b == b'+' || b == b'#') {
+        return Err(DecodeError::Malformed(
+            "[MQTT-3.3.2-2] topic name contains a wildcard",
+        ));
+    }
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(packet_id(r)?),
     };
-    let properties = props(r, v5, Context::Publish)?;
-    let topic = if topic.is_empty() {
+    let mut packet = Packet::Publish(Publish {
+        dup,
+        qos,
+        retain: flags & 0x01 != 0,
+        topic: TopicName::from_validated(topic),
+        packet_id,
+        properties: Properties::default(),
+        payload: &[],
+    });
+    let Packet::Publish(publish) = &mut packet else {
+        return Err(DecodeError::Malformed("PUBLISH"));
+    };
+    if v5 {
+        properties::decode_into(r, Context::Publish, &mut publish.properties)?;
+    }
+    if topic.is_empty() {
         if !v5 {
             return Err(DecodeError::Malformed("[MQTT-4.7.3-1] empty topic name"));
         }
-        if properties.topic_alias.is_none() {
+        if publish.properties.topic_alias.is_none() {
             return Err(DecodeError::Protocol(
                 "[MQTT 5.0, 3.3.2.1] empty topic name without a topic alias",
             ));
         }
-        TopicName::EMPTY
-    } else {
-        if topic.contains(['+', '#']) {
-            return Err(DecodeError::Malformed(
-                "[MQTT-3.3.2-2] topic name contains a wildcard",
-            ));
-        }
-        TopicName::from_validated(topic)
-    };
-    let payload = r.bytes(r.len())?;
-    Ok(Publish {
-        dup,
-        qos,
-        retain: flags & 0x01 != 0,
-        topic,
-        packet_id,
-        properties,
-        payload,
-    })
+    }
+    // The payload is the rest of the frame, borrowed.
+    publish.payload = r.bytes(r.len())?;
+    Ok(packet)
 }
 
 fn pub_response<'a>(

@@ -323,10 +323,24 @@ fn non_zero_u16(r: &mut Reader<'_>, rule: &'static str) -> Result<u16, DecodeErr
 /// Reads a property length and the properties after it, checking each is
 /// allowed in `ctx`, not repeated unless the spec allows, and in range.
 pub(crate) fn decode<'a>(r: &mut Reader<'a>, ctx: Context) -> Result<Properties<'a>, DecodeError> {
+    let mut props = Properties::default();
+    decode_into(r, ctx, &mut props)?;
+    Ok(props)
+}
+
+/// As [`decode`], filling `props` (all absent on entry) in place; the hot
+/// PUBLISH path uses it to avoid moving the large struct around.
+pub(crate) fn decode_into<'a>(
+    r: &mut Reader<'a>,
+    ctx: Context,
+    props: &mut Properties<'a>,
+) -> Result<(), DecodeError> {
     let len = r.varint()?;
     let block = r.bytes(usize::try_from(len).unwrap_or(usize::MAX))?;
+    if block.is_empty() {
+        return Ok(());
+    }
     let mut pr = Reader::new(block);
-    let mut props = Properties::default();
     let mut seen: u64 = 0;
     let mut users = Span::default();
     let mut sub_ids = Span::default();
@@ -463,7 +477,7 @@ pub(crate) fn decode<'a>(r: &mut Reader<'a>, ctx: Context) -> Result<Properties<
     }
     props.user_properties = users.wire(block);
     props.subscription_identifiers = sub_ids.wire(block);
-    Ok(props)
+    Ok(())
 }
 
 /// Checks that a property may be written in `ctx`.
