@@ -8,9 +8,9 @@
 //!   caller lends and in-flight state sits in const-generic tables. Start with
 //!   [`core::Connection`].
 //! - [`blocking`]: a client shaped like MicroPython's `umqtt.simple`
-//!   ([`blocking::MQTTClient`]), generic over its transport so the same logic
+//!   (`blocking::MQTTClient`), generic over its transport so the same logic
 //!   runs over std's `TcpStream` or (feature `embedded`) any `embedded-io`
-//!   stream on bare metal, plus [`blocking::RobustClient`] (std) which
+//!   stream on bare metal, plus `blocking::RobustClient` (std) which
 //!   reconnects and restores subscriptions like `umqtt.robust`, only better.
 //! - `asynch` (feature `tokio`): a tokio client with a cloneable handle,
 //!   bounded queues, automatic reconnect and MQTT 5 properties.

@@ -20,9 +20,9 @@
 //! ```
 //!
 //! [`Client`] is generic over its [`Transport`], [`Clock`] and [`Buffer`]s,
-//! so the protocol logic builds without std: [`MQTTClient`] (std) runs over
+//! so the protocol logic builds without std: `MQTTClient` (std) runs over
 //! `TcpStream` (or rustls with feature `tls`), and with feature `embedded`
-//! [`EmbeddedIo`] adapts any `embedded-io` stream.
+//! `EmbeddedIo` adapts any `embedded-io` stream.
 //!
 //! Where umqtt falls short, this client does better:
 //! - QoS 2 works both ways (umqtt raises on it), and an incoming QoS 2

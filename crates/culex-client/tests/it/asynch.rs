@@ -423,6 +423,25 @@ async fn session_resume_delivers_queued_messages(kind: Kind) {
     }
 }
 
+async fn automatic_pings_keep_an_idle_connection(kind: Kind) {
+    // [MQTT-3.1.2-23]: the client sends PINGREQ when idle for a keepalive;
+    // a broker drops a silent client after 1.5 keepalives.
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "idle", broker.port());
+    o.keep_alive = 1;
+    o.reconnect = None;
+    let (client, mut events) = connect(o);
+    connected(&mut events).await;
+    let quiet = timeout(Duration::from_millis(2_600), events.recv()).await;
+    assert!(quiet.is_err(), "idle connection reported {quiet:?}");
+    client
+        .subscribe("idle/t", QoS::AtLeastOnce)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 crate::on_both_brokers_async!(
     publish_subscribe_all_qos_levels,
     publishing_from_inside_the_handler_does_not_deadlock,
@@ -432,4 +451,5 @@ crate::on_both_brokers_async!(
     refused_connection_is_reported,
     subscription_identifiers_come_back_with_messages,
     session_resume_delivers_queued_messages,
+    automatic_pings_keep_an_idle_connection,
 );

@@ -199,7 +199,7 @@ fn automatic_pings_keep_an_idle_client_connected(kind: Kind) {
         .keepalive(1)
         .auto_ping(true);
     c.connect(true).unwrap();
-    let until = Instant::now() + Duration::from_millis(7_000);
+    let until = Instant::now() + Duration::from_millis(3_000);
     while Instant::now() < until {
         c.check_msg().unwrap();
         std::thread::sleep(Duration::from_millis(50));

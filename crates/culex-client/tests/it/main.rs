@@ -5,6 +5,7 @@
 mod asynch;
 mod blocking;
 mod fake_server;
+mod resume;
 mod robust;
 mod tls;
 
