@@ -10,7 +10,8 @@
 #   BROKERS     culex mosquitto rumqttd (default: all three)
 #   SCENARIOS   qos0 qos1 fanout fanin latency conn (default: all)
 #   DURATION    measured phase of each run (default 10s)
-#   QOS0_RATE   offered rate per publisher in the qos0 scenario (default 15000, 8 pairs)
+#   QOS0_RATES  offered rates per publisher tried in turn by the qos0 scenario, 8 pairs,
+#               until delivery falls below 0.999 (default "5000 15000 40000 95000")
 #   CONNS       connections in the conn scenario (default 19000; the process limit here is 20000 files)
 #   RUMQTTD     path of a rumqttd 0.20 binary; when unset and none is found, it is
 #               built from crates.io into RUMQTTD_ROOT (default ~/.cache/culex-bench/rumqttd)
@@ -26,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BROKERS=${BROKERS:-"culex mosquitto rumqttd"}
 SCENARIOS=${SCENARIOS:-"qos0 qos1 fanout fanin latency conn"}
 DURATION=${DURATION:-10s}
-QOS0_RATE=${QOS0_RATE:-15000}
+QOS0_RATES=${QOS0_RATES:-"5000 15000 40000 95000"}
 CONNS=${CONNS:-19000}
 OUT=${OUT:-$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
 RUMQTTD_ROOT=${RUMQTTD_ROOT:-$HOME/.cache/culex-bench/rumqttd}
@@ -115,7 +116,7 @@ EOF
 # The bench arguments of each scenario.
 scenario_args() {
     case $1 in
-    qos0) echo "pairs -c 8 -q 0 -r $QOS0_RATE" ;;
+    qos0) echo "pairs -c 8 -q 0 -r $2" ;;
     qos1) echo "pairs -c 8 -q 1" ;;
     fanout) echo "fanout -c 8 -q 1" ;;
     fanin) echo "fanin -c 8 -q 0" ;;
@@ -130,38 +131,54 @@ scenario_args() {
 
 rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# Runs scenario $1 (bench arguments in $3) against broker $2 started fresh;
+# the result goes to $OUT/$4-$2/result.json.
+run_one() {
+    local scenario=$1 broker=$2 args_text=$3 tag=$4
+    local dir="$OUT/$tag-$broker" port pid rss_before rss_peak
+    mkdir -p "$dir"
+    port=$(free_port)
+    pid=$(start_broker "$broker" "$port" "$dir")
+    if ! wait_port "$port"; then
+        kill "$pid" 2>/dev/null || true
+        echo '{"error": "broker did not start"}' >"$dir/result.json"
+        return
+    fi
+    rss_before=$(rss_kib "$pid" VmRSS)
+    read -r -a args <<<"$args_text"
+    echo "== $scenario / $broker: culex bench ${args[*]} -d $DURATION -p $port" >&2
+    if ! "${BENCH[@]}" "${args[@]}" -d "$DURATION" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
+        echo "   (the run counted errors or failed: see $dir/bench.err)" >&2
+    fi
+    rss_peak=$(rss_kib "$pid" VmHWM)
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if jq -e . "$dir/bench.json" >/dev/null 2>&1; then
+        jq --argjson before "${rss_before:-0}" --argjson peak "${rss_peak:-0}" \
+            '. + {broker_rss_before_kib: $before, broker_rss_peak_kib: $peak}' \
+            "$dir/bench.json" >"$dir/result.json"
+    else
+        echo "{\"error\": $(jq -Rs . <"$dir/bench.err")}" >"$dir/result.json"
+    fi
+}
+
 for scenario in $SCENARIOS; do
     for broker in $BROKERS; do
-        dir="$OUT/$scenario-$broker"
-        mkdir -p "$dir"
-        port=$(free_port)
-        pid=$(start_broker "$broker" "$port" "$dir")
-        if ! wait_port "$port"; then
-            kill "$pid" 2>/dev/null || true
-            echo '{"error": "broker did not start"}' >"$dir/result.json"
-            continue
-        fi
-        rss_before=$(rss_kib "$pid" VmRSS)
-        read -r -a args <<<"$(scenario_args "$scenario")"
-        echo "== $scenario / $broker: culex bench ${args[*]} -d $DURATION -p $port" >&2
-        if ! "${BENCH[@]}" "${args[@]}" -d "$DURATION" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
-            echo "   (the run counted errors or failed: see $dir/bench.err)" >&2
-        fi
-        rss_peak=$(rss_kib "$pid" VmHWM)
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        if jq -e . "$dir/bench.json" >/dev/null 2>&1; then
-            jq --argjson before "${rss_before:-0}" --argjson peak "${rss_peak:-0}" \
-                '. + {broker_rss_before_kib: $before, broker_rss_peak_kib: $peak}' \
-                "$dir/bench.json" >"$dir/result.json"
+        if [[ $scenario == qos0 ]]; then
+            # Raise the offered rate until delivery falls below 0.999.
+            for rate in $QOS0_RATES; do
+                run_one qos0 "$broker" "$(scenario_args qos0 "$rate")" "qos0-r$rate"
+                fraction=$(jq -r '.messages.delivered_fraction // 0' "$OUT/qos0-r$rate-$broker/result.json")
+                python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.999 else 1)" "$fraction" || break
+            done
         else
-            echo "{\"error\": $(jq -Rs . <"$dir/bench.err")}" >"$dir/result.json"
+            run_one "$scenario" "$broker" "$(scenario_args "$scenario")" "$scenario"
         fi
     done
 done
 
 python3 - "$OUT" "$SCENARIOS" "$BROKERS" <<'EOF'
-import json, os, sys
+import glob, json, os, sys
 
 out, scenarios, brokers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 
@@ -188,8 +205,31 @@ def cell(scenario, r):
     p99 = f", p99 {lat['p99'] / 1000:.1f} ms" if lat else ""
     return f"{si(t['received_per_s'])}/s, {frac}{p99}, {rss}{errors}"
 
+def load(tag):
+    with open(os.path.join(out, tag, "result.json")) as f:
+        return json.load(f)
+
+def qos0_cell(broker):
+    runs = []
+    for path in glob.glob(os.path.join(out, f"qos0-r*-{broker}", "result.json")):
+        rate = int(os.path.basename(os.path.dirname(path))[len("qos0-r"):].split("-")[0])
+        with open(path) as f:
+            runs.append((rate, json.load(f)))
+    runs.sort(key=lambda run: run[0])
+    good = [(rate, r) for rate, r in runs if "error" not in r and (r["messages"]["delivered_fraction"] or 0) >= 0.999]
+    bad = [(rate, r) for rate, r in runs if (rate, r) not in good]
+    text = "none" if not good else (
+        f"{si(8 * good[-1][0])}/s (p99 {(good[-1][1].get('latency_us') or {}).get('p99', 0) / 1000:.1f} ms, "
+        f"{mib(good[-1][1]['broker_rss_peak_kib'])})"
+    )
+    if bad:
+        rate, r = bad[0]
+        frac = r.get("messages", {}).get("delivered_fraction")
+        text += f"; at {si(8 * rate)}/s: " + (f"{frac:.3f}" if frac is not None else "failed")
+    return text
+
 titles = {
-    "qos0": "QoS 0, 8 pairs at a fixed rate: received/s, delivered, p99, broker RSS",
+    "qos0": "QoS 0, 8 pairs: highest offered rate delivered ≥ 0.999 (p99, broker RSS); the next rate's fraction",
     "qos1": "QoS 1, 8 pairs flat out: received/s, delivered, p99, broker RSS",
     "fanout": "fan-out 1 → 8, QoS 1: deliveries/s, delivered, p99, broker RSS",
     "fanin": "fan-in 8 → 1, QoS 0 flood: delivered/s, delivered, p99, broker RSS",
@@ -200,10 +240,8 @@ rows = [["scenario"] + brokers]
 for s in scenarios:
     row = [titles.get(s, s)]
     for b in brokers:
-        path = os.path.join(out, f"{s}-{b}", "result.json")
         try:
-            with open(path) as f:
-                row.append(cell(s, json.load(f)))
+            row.append(qos0_cell(b) if s == "qos0" else cell(s, load(f"{s}-{b}")))
         except (OSError, ValueError, KeyError) as e:
             row.append(f"missing ({e.__class__.__name__})")
     rows.append(row)
