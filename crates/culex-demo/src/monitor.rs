@@ -14,6 +14,11 @@ pub const MONITOR_FILTER: &str = "+/btn/0";
 /// How many lines the log keeps.
 const LOG_CAPACITY: usize = 500;
 
+/// The longest line the log keeps whole, in bytes; longer ones are cut
+/// (at a character boundary) and end in `…`, so the log stays small
+/// whatever anyone publishes.
+pub const MAX_LINE: usize = 1024;
+
 /// The last lines the monitor saw, numbered so that readers can ask for the
 /// ones they have not seen yet.
 #[derive(Debug)]
@@ -38,7 +43,15 @@ impl Log {
     }
 
     /// Appends a line, forgetting the oldest when full.
-    pub fn push(&self, line: String) {
+    pub fn push(&self, mut line: String) {
+        if line.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
         {
             let mut log = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
             if log.lines.len() == LOG_CAPACITY {
@@ -127,6 +140,16 @@ mod tests {
     fn formats_like_mosquitto_sub_verbose() {
         assert_eq!(format_verbose("blue/btn/0", b"1"), "blue/btn/0 1");
         assert_eq!(format_verbose("blue/btn/0", b""), "blue/btn/0 (null)");
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_a_character_boundary() {
+        let log = Log::new(Signal::new());
+        log.push(format!("a/btn/0 {}", "é".repeat(MAX_LINE)));
+        let (_, line) = log.since(0).remove(0);
+        assert!(line.ends_with('…'));
+        assert!(line.len() <= MAX_LINE + '…'.len_utf8());
+        assert!(line.starts_with("a/btn/0 éé"));
     }
 
     #[test]
