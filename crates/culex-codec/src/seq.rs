@@ -161,3 +161,49 @@ impl<'a> WireItem<'a> for (crate::topic::TopicFilter<'a>, crate::SubscriptionOpt
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReasonCode;
+
+    /// Readers stop, rather than panic, on bytes the decoder would have refused.
+    #[test]
+    fn readers_end_the_list_on_bad_bytes() {
+        let wire = |bytes| Wire { bytes, count: 1 };
+        // Truncated subscription identifier.
+        let ids: Seq<'_, u32> = Seq::Wire(wire(&[0x0B, 0xFF]));
+        assert_eq!(ids.iter().count(), 0);
+        // Unknown property before a user property.
+        let users: Seq<'_, (&str, &str)> = Seq::Wire(wire(&[0x7F, 0x26, 0, 0, 0, 0]));
+        assert_eq!(users.iter().count(), 0);
+        // Invalid UTF-8 in a filter.
+        let filters: Seq<'_, TopicFilter<'_>> = Seq::Wire(wire(&[0x00, 0x01, 0xFF]));
+        assert_eq!(filters.iter().count(), 0);
+        // Undefined reason code.
+        let reasons: Seq<'_, ReasonCode> = Seq::Wire(wire(&[0x03]));
+        assert_eq!(reasons.iter().count(), 0);
+        // Options byte with a reserved bit.
+        let subs: Seq<'_, (TopicFilter<'_>, SubscriptionOptions)> =
+            Seq::Wire(wire(&[0x00, 0x01, b'a', 0xC0]));
+        assert_eq!(subs.iter().count(), 0);
+    }
+
+    #[test]
+    fn wire_items_skip_other_properties() {
+        // Message expiry, user property, subscription id, user property.
+        let block: &[u8] = &[
+            0x02, 0, 0, 0, 9, 0x26, 0, 1, b'a', 0, 1, b'b', 0x0B, 0x05, 0x26, 0, 1, b'c', 0, 0,
+        ];
+        let users: Seq<'_, (&str, &str)> = Seq::Wire(Wire {
+            bytes: block,
+            count: 2,
+        });
+        assert!(users.iter().eq([("a", "b"), ("c", "")]));
+        let ids: Seq<'_, u32> = Seq::Wire(Wire {
+            bytes: block,
+            count: 1,
+        });
+        assert!(ids.iter().eq([5]));
+    }
+}
