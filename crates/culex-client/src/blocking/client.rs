@@ -303,6 +303,15 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
     /// Opens the transport, sends CONNECT and waits for CONNACK. Returns
     /// Session Present.
     pub fn connect(&mut self, clean_session: bool) -> Result<bool, Error<T::Error>> {
+        let result = self.try_connect(clean_session);
+        if result.is_err() {
+            // Refused or failed: leave nothing half-open.
+            self.abort();
+        }
+        result
+    }
+
+    fn try_connect(&mut self, clean_session: bool) -> Result<bool, Error<T::Error>> {
         self.transport.close();
         self.rx_len = 0;
         self.transport.open().map_err(Error::Io)?;

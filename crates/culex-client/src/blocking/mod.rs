@@ -42,6 +42,8 @@ mod embedded;
 mod robust;
 #[cfg(feature = "std")]
 mod std_io;
+#[cfg(all(test, feature = "std"))]
+mod tests;
 
 pub use client::{Buffer, Callback, Client, Clock, Error, Transport};
 #[cfg(feature = "embedded")]

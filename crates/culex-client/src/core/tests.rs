@@ -467,3 +467,12 @@ fn encodes_into_a_fixed_buffer_without_allocation() {
         [PacketType::Publish]
     );
 }
+
+#[test]
+fn connection_state_is_small() {
+    // The whole session state of a client with 16 + 16 in-flight slots,
+    // without allocation: small enough for a microcontroller's stack.
+    let size = core::mem::size_of::<Connection<16, 16>>();
+    std::println!("size_of::<Connection<16, 16>>() = {size}");
+    assert!(size <= 512, "{size} bytes");
+}
