@@ -147,6 +147,14 @@ impl<E: ::core::fmt::Debug> ::core::fmt::Display for Error<E> {
 #[cfg(feature = "std")]
 impl<E: ::core::fmt::Debug> std::error::Error for Error<E> {}
 
+/// Outgoing packets awaiting acknowledgement: each call waits for its own,
+/// so a few slots suffice (resumed QoS 2 PUBRELs may add some).
+const OUT: usize = 4;
+/// Incoming QoS 2 messages awaiting PUBREL: mosquitto sends up to 20 at
+/// once by default (`max_inflight_messages`); 5.0 servers are told this
+/// number as our Receive Maximum.
+const IN: usize = 32;
+
 /// What one processed packet was, for the waiting loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Got {
@@ -175,7 +183,7 @@ struct LastWill<'a> {
 pub struct Client<'a, T: Transport, C: Clock, B: Buffer> {
     transport: T,
     clock: C,
-    conn: Connection<4, 8>,
+    conn: Connection<OUT, IN>,
     rx: B,
     rx_len: usize,
     tx: B,
@@ -291,7 +299,7 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
     }
 
     /// The protocol core, for inspection (state, in-flight ids).
-    pub fn core(&self) -> &Connection<4, 8> {
+    pub fn core(&self) -> &Connection<OUT, IN> {
         &self.conn
     }
 
