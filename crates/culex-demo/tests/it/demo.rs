@@ -228,8 +228,7 @@ fn three_boards_pair_in_a_ring() {
 #[test]
 fn a_board_outside_the_demo_takes_part() {
     // Only blue is simulated; green is whoever publishes on green/btn/0,
-    // here mosquitto_pub and culex pub, as a real board running the
-    // tutorial would.
+    // here mosquitto_pub, as a real board running the tutorial would.
     let broker = TestBroker::start();
     let demo = Demo::start(&options(broker.port, &["blue:green"])).expect("demo starts");
     let blue = demo.board("blue").unwrap();
@@ -255,20 +254,7 @@ fn a_board_outside_the_demo_takes_part() {
         wait_until(within, || blue.pins().led_on()).is_some(),
         "green's 0 did not light blue"
     );
-    // culex pub is another outsider: the release comes from it.
-    let port = broker.port.to_string();
-    let args = [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-t",
-        "green/btn/0",
-        "-m",
-        "1",
-    ];
-    let code = culex_tools::pub_main(args.iter().map(Into::into).collect());
-    assert_eq!(code, std::process::ExitCode::SUCCESS, "culex pub failed");
+    publish("1");
     assert!(
         wait_until(within, || !blue.pins().led_on()).is_some(),
         "green's 1 did not put blue out"
@@ -316,5 +302,46 @@ fn the_monitor_prints_what_mosquitto_sub_prints() {
         all_seen.is_some(),
         "mosquitto_sub: {printed:?}\nmonitor: {:?}",
         log.since(0)
+    );
+}
+
+#[test]
+fn culex_pub_can_play_a_board() {
+    let broker = TestBroker::start();
+    let demo = Demo::start(&options(broker.port, &["blue:green"])).expect("demo starts");
+    let blue = demo.board("blue").unwrap();
+    wait_online(&[blue]);
+    let port = broker.port.to_string();
+    let culex_pub = |payload: &str| {
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "green/btn/0",
+            "-m",
+            payload,
+        ];
+        culex_tools::pub_main(args.iter().map(Into::into).collect())
+    };
+    let within = Duration::from_millis(1500);
+    assert_eq!(
+        culex_pub("0"),
+        std::process::ExitCode::SUCCESS,
+        "culex pub failed"
+    );
+    assert!(
+        wait_until(within, || blue.pins().led_on()).is_some(),
+        "culex pub's 0 did not light blue"
+    );
+    assert_eq!(
+        culex_pub("1"),
+        std::process::ExitCode::SUCCESS,
+        "culex pub failed"
+    );
+    assert!(
+        wait_until(within, || !blue.pins().led_on()).is_some(),
+        "culex pub's 1 did not put blue out"
     );
 }
