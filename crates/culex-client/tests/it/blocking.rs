@@ -81,6 +81,11 @@ fn qos_0_1_2_publish_subscribed_at_qos1(kind: Kind) {
     roundtrip(kind, Protocol::V3_1_1, QoS::AtLeastOnce);
 }
 
+fn qos_0_1_2_both_ways_v31(kind: Kind) {
+    // MQTT 3.1: protocol name MQIsdp, level 3.
+    roundtrip(kind, Protocol::V3_1, QoS::ExactlyOnce);
+}
+
 fn qos_0_1_2_both_ways_v5(kind: Kind) {
     roundtrip(kind, Protocol::V5, QoS::ExactlyOnce);
 }
@@ -321,6 +326,7 @@ crate::on_both_brokers!(
     qos_0_1_2_both_ways_v311_subscribed_at_qos2,
     qos_0_1_2_publish_subscribed_at_qos1,
     qos_0_1_2_both_ways_v5,
+    qos_0_1_2_both_ways_v31,
     check_msg_returns_at_once_when_nothing_is_pending,
     long_topics_are_encoded_correctly,
     unsubscribe_stops_delivery,
