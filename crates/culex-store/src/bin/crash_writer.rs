@@ -4,12 +4,13 @@
 //! stdout for each record once it is durable. The test kills it with
 //! SIGKILL at a random moment and checks that every printed record survived.
 //!
-//! Each step `i` writes, for client `c{ROUND}`:
-//! - a retained message on `r/{ROUND}/{i}`;
+//! Each step `i` writes, for client `c{ROUND}`, in this order:
 //! - a queued QoS 1 message whose payload is `{ROUND}:{i}`;
-//! - an inbound QoS 2 packet id that alternates pending/released, so that
-//!   the state of packet id `(i % 100) + 1` tells which steps committed;
-//! - every 3rd step, removes the oldest queued message.
+//! - inbound QoS 2 packet id `(i % 100) + 1`, pending when `(i / 100)` is
+//!   even and released otherwise, so that each id's state tells which steps
+//!   committed;
+//! - every 3rd step (`i % 3 == 2`), removes the oldest queued message;
+//! - last, a retained message on `r/{ROUND}/{i}`, the step's marker.
 //!
 //! Printed lines: `ok ROUND I` once step I is durable.
 
@@ -54,11 +55,6 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     // Bounded: the test kills it long before, and it must never run forever.
     for i in 0u64..1_000_000 {
-        store.retained_set(message(
-            format!("r/{round}/{i}"),
-            format!("{round}:{i}"),
-            true,
-        ));
         store.queued_add(
             &client,
             QueuedMessage {
@@ -71,9 +67,15 @@ fn main() -> ExitCode {
         if i % 3 == 2 {
             store.queued_remove_front(&client);
         }
+        // Last, so that a stored r/ROUND/I proves every earlier op of step I.
+        store.retained_set(message(
+            format!("r/{round}/{i}"),
+            format!("{round}:{i}"),
+            true,
+        ));
         let ticket = store.last_ticket();
-        // Alternate waiting styles: every 4th step only every 4th is awaited,
-        // so group commits hold several steps.
+        // Only every 4th step is awaited (and the first ones, so that
+        // something is acknowledged early): commits hold several steps.
         if i % 4 == 3 || i < 4 {
             if let Err(e) = store.wait_durable(ticket) {
                 eprintln!("durability: {e}");
