@@ -18,6 +18,7 @@
 #   OUT         where the JSON of every run goes (default target/bench-compare/DATE)
 #   CULEX       a culex binary to use instead of building target/release/culex
 #   BENCH       the load generator command (default: "$CULEX bench")
+#   CULEX_BROKER  culex's broker command (default: "$CULEX broker")
 #
 # The load generator shares the machine's cores with the broker it measures:
 # ratios between brokers are what count; absolute figures drift between runs.
@@ -42,8 +43,10 @@ if [[ -z ${CULEX:-} ]]; then
     (cd "$ROOT" && cargo build --release -q -p culex)
     CULEX="$ROOT/target/release/culex"
 fi
-# The load generator; BENCH overrides it (e.g. the culex-bench example binary).
+# The load generator and culex's broker; BENCH and CULEX_BROKER override them
+# (e.g. with the example binaries of culex-bench and culex-broker).
 read -r -a BENCH <<<"${BENCH:-$CULEX bench}"
+read -r -a CULEX_BROKER <<<"${CULEX_BROKER:-$CULEX broker}"
 
 if [[ " $BROKERS " == *" mosquitto "* ]]; then
     MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
@@ -77,7 +80,7 @@ start_broker() {
     culex | mosquitto)
         printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' "$port" >"$dir/broker.conf"
         if [[ $name == culex ]]; then
-            "$CULEX" broker -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
+            "${CULEX_BROKER[@]}" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
         else
             "$MOSQUITTO" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
         fi
@@ -96,7 +99,7 @@ max_segment_count = 10
 [v4.1]
 name = "v4-1"
 listen = "127.0.0.1:$port"
-next_connection_delay_ms = 0
+next_connection_delay_ms = 1
     [v4.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 20480
