@@ -59,13 +59,26 @@ enum End {
     Lost(std::boxed::Box<Event>),
 }
 
+/// The acknowledgement owed for a delivered message.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryAck {
+    id: PacketId,
+    qos: crate::QoS,
+    generation: u64,
+}
+
 struct EventLoop {
     options: Options,
     origin: Instant,
     conn: Connection<OUT, IN>,
     requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<Event>,
-    backlog: VecDeque<Event>,
+    /// Events not yet taken by the application, each with the acknowledgement
+    /// to send once it is (incoming QoS 1/2 messages).
+    backlog: VecDeque<(Event, Option<DeliveryAck>)>,
+    /// Counts connections, so that a deferred acknowledgement is never sent
+    /// on a later connection, where the id may mean another message.
+    generation: u64,
     pending: VecDeque<PendingPublish>,
     acks: HashMap<u16, PendingAck>,
     /// Requests that could not be sent yet (no in-flight slot, or not connected).
@@ -92,13 +105,18 @@ pub(crate) async fn run(
     requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<Event>,
 ) {
+    let mut conn = Connection::new();
+    // Incoming QoS 1/2 messages are acknowledged when the application takes
+    // them, so the server's in-flight window paces delivery.
+    conn.set_manual_acks(true);
     let mut lp = EventLoop {
         options,
         origin: Instant::now(),
-        conn: Connection::new(),
+        conn,
         requests,
         events,
         backlog: VecDeque::new(),
+        generation: 0,
         pending: VecDeque::new(),
         acks: HashMap::new(),
         held: VecDeque::new(),
@@ -138,7 +156,7 @@ impl EventLoop {
             self.conn.connection_lost();
             match end {
                 End::Stop => break,
-                End::Lost(event) => self.backlog.push_back(*event),
+                End::Lost(event) => self.backlog.push_back((*event, None)),
             }
             if let Some(closing) = self.closing.take() {
                 self.stop = closing.done;
@@ -154,7 +172,7 @@ impl EventLoop {
         }
         self.fail_all(ClientError::ConnectionLost("event loop ended".to_string()));
         // Hand over what is left for the application, then close the channel.
-        while let Some(event) = self.backlog.pop_front() {
+        while let Some((event, _)) = self.backlog.pop_front() {
             if self.events.send(event).await.is_err() {
                 break;
             }
@@ -175,8 +193,12 @@ impl EventLoop {
                 _ = tokio::time::sleep_until(deadline) => return true,
                 permit = events.reserve(), if !self.backlog.is_empty() => {
                     match (permit, self.backlog.pop_front()) {
-                        (Ok(permit), Some(event)) => permit.send(event),
-                        _ => self.backlog.clear(),
+                        (Ok(permit), Some((event, ack))) => {
+                            permit.send(event);
+                            self.ack_delivered(ack);
+                        }
+                        // Nobody listens: events are dropped (and acknowledged).
+                        (_, first) => self.drop_backlog(first),
                     }
                 }
                 request = self.requests.recv(), if can_take => {
@@ -304,7 +326,8 @@ impl EventLoop {
                     Ok(core::Event::Connected(connack)) => {
                         let info =
                             ConnAckInfo::from_wire(connack.session_present, &connack.properties);
-                        self.backlog.push_back(Event::Connected(info));
+                        self.backlog.push_back((Event::Connected(info), None));
+                        self.generation = self.generation.wrapping_add(1);
                         self.connected_once = true;
                         self.resume(connack.session_present);
                         return Ok(stream);
@@ -461,9 +484,12 @@ impl EventLoop {
                 _ = sleep_until_opt(closing_deadline), if closing_deadline.is_some() => {}
                 permit = events.reserve(), if !self.backlog.is_empty() => {
                     match (permit, self.backlog.pop_front()) {
-                        (Ok(permit), Some(event)) => permit.send(event),
-                        // Nobody listens: events are dropped, requests still served.
-                        _ => self.backlog.clear(),
+                        (Ok(permit), Some((event, ack))) => {
+                            permit.send(event);
+                            self.ack_delivered(ack);
+                        }
+                        // Nobody listens: events are dropped (and acknowledged).
+                        (_, first) => self.drop_backlog(first),
                     }
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
@@ -516,7 +542,15 @@ impl EventLoop {
                     dup: p.dup,
                     properties: super::PublishProperties::from_wire(&p.properties),
                 };
-                self.backlog.push_back(Event::Message(message));
+                let ack = p
+                    .packet_id
+                    .filter(|_| p.qos != crate::QoS::AtMostOnce)
+                    .map(|id| DeliveryAck {
+                        id,
+                        qos: p.qos,
+                        generation: self.generation,
+                    });
+                self.backlog.push_back((Event::Message(message), ack));
             }
             core::Event::Published { id, reason } => {
                 if let Some(pos) = self.pending.iter().position(|p| p.id == Some(id)) {
@@ -614,6 +648,27 @@ impl EventLoop {
             } => {
                 self.begin_closing(reason, session_expiry_interval, Some(done));
             }
+        }
+    }
+
+    /// Sends the acknowledgement of a message the application has taken,
+    /// if it belongs to the current connection.
+    fn ack_delivered(&mut self, ack: Option<DeliveryAck>) {
+        let Some(ack) = ack else { return };
+        if ack.generation == self.generation && self.conn.state() == core::State::Connected {
+            let _ = self.conn.ack(ack.id, ack.qos);
+            self.drain_transmit();
+        }
+    }
+
+    /// Drops every held-back event (the receiver is gone), acknowledging
+    /// the messages so the server is not held up.
+    fn drop_backlog(&mut self, first: Option<(Event, Option<DeliveryAck>)>) {
+        if let Some((_, ack)) = first {
+            self.ack_delivered(ack);
+        }
+        while let Some((_, ack)) = self.backlog.pop_front() {
+            self.ack_delivered(ack);
         }
     }
 

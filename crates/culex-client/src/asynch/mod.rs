@@ -26,6 +26,10 @@
 //!   the application's own requests wait for acknowledgements, in which case
 //!   it keeps reading (up to 4096 held-back events) so that a handler that
 //!   publishes cannot stall the loop.
+//! - **Acknowledged when taken.** An incoming QoS 1/2 message is
+//!   acknowledged (PUBACK/PUBREC) once it is in the events channel, so the
+//!   server's in-flight window (our Receive Maximum in 5.0) paces a slow
+//!   application instead of our memory absorbing the difference.
 //! - **Bounded memory, visible back-pressure.** Requests go through a bounded
 //!   channel: [`Client::publish`] waits for room, [`Client::try_publish`]
 //!   fails with [`ClientError::Full`]. QoS 1/2 messages in flight are limited

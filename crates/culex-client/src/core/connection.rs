@@ -158,6 +158,7 @@ pub struct Connection<const OUT: usize = 16, const IN: usize = 16> {
     server_maximum_packet_size: u32,
     max_packet_size: u32,
     session_present: bool,
+    manual_acks: bool,
 }
 
 impl<const OUT: usize, const IN: usize> Default for Connection<OUT, IN> {
@@ -185,6 +186,7 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
             server_maximum_packet_size: MAX_PACKET,
             max_packet_size: MAX_PACKET,
             session_present: false,
+            manual_acks: false,
         }
     }
 
@@ -192,6 +194,27 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
     pub fn with_packet_ids(mut self, ids: PacketIds) -> Self {
         self.ids = ids;
         self
+    }
+
+    /// With manual acknowledgements the core does not answer an incoming
+    /// QoS 1 PUBLISH (PUBACK) or a new QoS 2 PUBLISH (PUBREC) by itself: the
+    /// front-end calls [`Connection::ack`] once the application has taken the
+    /// message. The server's in-flight window then paces it by the
+    /// application's speed.
+    pub fn set_manual_acks(&mut self, on: bool) {
+        self.manual_acks = on;
+    }
+
+    /// Acknowledges an incoming message delivered with manual
+    /// acknowledgements on (PUBACK for QoS 1, PUBREC for QoS 2; nothing for
+    /// QoS 0). Only for messages of the current connection: after a
+    /// reconnect the server re-sends what was not acknowledged.
+    pub fn ack(&mut self, id: PacketId, qos: QoS) -> Result<(), Error> {
+        match qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => self.queue_ack(Ack::PubAck(id)),
+            QoS::ExactlyOnce => self.queue_ack(Ack::PubRec(id)),
+        }
     }
 
     /// The protocol of the current (or last) connection.
@@ -572,7 +595,9 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) => Ok(Event::Message(publish)),
             (QoS::AtLeastOnce, Some(id)) => {
-                self.queue_ack(Ack::PubAck(id))?;
+                if !self.manual_acks {
+                    self.queue_ack(Ack::PubAck(id))?;
+                }
                 Ok(Event::Message(publish))
             }
             (QoS::ExactlyOnce, Some(id)) => {
@@ -585,7 +610,9 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
                 if !self.incoming.insert(id) && self.protocol.is_v5() {
                     return Err(Error::Protocol("[MQTT-3.3.4-9] receive maximum exceeded"));
                 }
-                self.queue_ack(Ack::PubRec(id))?;
+                if !self.manual_acks {
+                    self.queue_ack(Ack::PubRec(id))?;
+                }
                 Ok(Event::Message(publish))
             }
             (_, None) => Err(Error::Protocol(

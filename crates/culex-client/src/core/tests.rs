@@ -476,3 +476,30 @@ fn connection_state_is_small() {
     std::println!("size_of::<Connection<16, 16>>() = {size}");
     assert!(size <= 512, "{size} bytes");
 }
+
+#[test]
+fn manual_acks_wait_for_the_application() {
+    let mut c = connected::<4, 4>(0);
+    c.set_manual_acks(true);
+    c.handle_packet(Millis(0), incoming(QoS::AtLeastOnce, Some(1), false))
+        .unwrap();
+    c.handle_packet(Millis(0), incoming(QoS::ExactlyOnce, Some(2), false))
+        .unwrap();
+    assert_eq!(
+        transmit(&mut c, 0),
+        [],
+        "nothing acknowledged before the application took it"
+    );
+    c.ack(id(1), QoS::AtLeastOnce).unwrap();
+    c.ack(id(2), QoS::ExactlyOnce).unwrap();
+    assert_eq!(
+        transmit(&mut c, 1),
+        [PacketType::PubAck, PacketType::PubRec]
+    );
+    // A duplicate of the QoS 2 message is still not delivered twice.
+    let ev = c
+        .handle_packet(Millis(2), incoming(QoS::ExactlyOnce, Some(2), true))
+        .unwrap();
+    assert_eq!(ev, Event::None);
+    assert_eq!(transmit(&mut c, 2), [PacketType::PubRec]);
+}

@@ -134,3 +134,41 @@ async fn unacknowledged_publish_and_pubrel_are_resent_on_a_resumed_session() {
     }
     assert_eq!(connects, 2);
 }
+
+#[tokio::test]
+async fn incoming_messages_are_acknowledged_as_the_application_takes_them() {
+    // Flow control: PUBACK goes out only once a message is in the events
+    // channel, so the server's in-flight window paces a slow application.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut o = Options::new("paced", "127.0.0.1", port);
+    o.event_capacity = 1;
+    o.reconnect = None;
+    let (_client, mut events) = connect(o);
+    let (mut s, _) = accept(&listener).await;
+    s.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+    assert!(matches!(
+        timeout(WAIT, events.recv()).await.unwrap(),
+        Some(Event::Connected(_))
+    ));
+    // Three QoS 1 messages, ids 1..=3, topic "t", payload "x".
+    for id in 1..=3u8 {
+        s.write_all(&[0x32, 0x06, 0x00, 0x01, b't', 0x00, id, b'x'])
+            .await
+            .unwrap();
+    }
+    // The channel holds one message: exactly one PUBACK, for id 1.
+    let mut buf = Vec::new();
+    assert_eq!(read_frame(&mut s, &mut buf).await, [0x40, 0x02, 0x00, 0x01]);
+    let mut more = [0u8; 4];
+    let early = timeout(Duration::from_millis(300), s.read(&mut more)).await;
+    assert!(
+        early.is_err(),
+        "acknowledged before the application took the message"
+    );
+    // The application takes one; the next moves into the channel and is acknowledged.
+    assert!(matches!(events.recv().await, Some(Event::Message(_))));
+    assert_eq!(read_frame(&mut s, &mut buf).await, [0x40, 0x02, 0x00, 0x02]);
+    assert!(matches!(events.recv().await, Some(Event::Message(_))));
+    assert_eq!(read_frame(&mut s, &mut buf).await, [0x40, 0x02, 0x00, 0x03]);
+}
