@@ -95,6 +95,43 @@ impl Durability {
     }
 }
 
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    /// Parses a config value: `sync`, or `periodic MS` (also `periodic:MS`)
+    /// with MS from 1 to 4294967295.
+    fn from_str(s: &str) -> Result<Durability, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("sync") {
+            return Ok(Durability::Sync);
+        }
+        let ms = s
+            .strip_prefix("periodic")
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']))
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|&n| n > 0);
+        match ms {
+            Some(ms) => Ok(Durability::Periodic(ms)),
+            None => Err(format!(
+                "invalid durability '{s}': expected 'sync' or 'periodic MILLISECONDS'"
+            )),
+        }
+    }
+}
+
+/// The store file name used when the config names none (mosquitto's
+/// `persistence_file` defaults to `mosquitto.db`, a different format that
+/// culex must not mistake for its own).
+pub const DEFAULT_FILE_NAME: &str = "culex.db";
+
+/// The store file for mosquitto's `persistence_location` (a directory,
+/// default: the working directory) and `persistence_file` (default:
+/// [`DEFAULT_FILE_NAME`]).
+pub fn store_path(persistence_location: Option<&Path>, persistence_file: Option<&str>) -> PathBuf {
+    let dir = persistence_location.unwrap_or_else(|| Path::new(""));
+    dir.join(persistence_file.unwrap_or(DEFAULT_FILE_NAME))
+}
+
 /// Identifies one mutation; see [`DurableStore::wait_durable`]. Tickets
 /// grow in submission order, and a ticket is durable once every mutation up
 /// to it is.

@@ -145,3 +145,37 @@ fn mosquitto_autosave_options_map_onto_modes() {
     }
     assert_eq!(Durability::default(), Durability::Sync);
 }
+
+#[test]
+fn durability_parses_from_config_values() {
+    assert_eq!("sync".parse(), Ok(Durability::Sync));
+    assert_eq!("periodic 250".parse(), Ok(Durability::Periodic(250)));
+    assert_eq!("periodic:5".parse(), Ok(Durability::Periodic(5)));
+    for bad in [
+        "",
+        "periodic",
+        "periodic 0",
+        "periodic -1",
+        "fast",
+        "periodic 1ms",
+    ] {
+        assert!(bad.parse::<Durability>().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn store_path_follows_mosquittos_options() {
+    use std::path::{Path, PathBuf};
+    assert_eq!(
+        culex_store::store_path(None, None),
+        PathBuf::from("culex.db")
+    );
+    assert_eq!(
+        culex_store::store_path(Some(Path::new("/var/lib/mosquitto/")), None),
+        PathBuf::from("/var/lib/mosquitto/culex.db")
+    );
+    assert_eq!(
+        culex_store::store_path(Some(Path::new("/data")), Some("state.db")),
+        PathBuf::from("/data/state.db")
+    );
+}
