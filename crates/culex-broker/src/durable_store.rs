@@ -1,0 +1,302 @@
+//! The broker's [`Store`] on top of `culex_store::DurableStore` (issue 10):
+//! converts the broker's records to the store's and back.
+//!
+//! Wiring (see the store crate's docs for the guarantees):
+//! - start-up: [`DurableBrokerStore::open`] returns the `Recovered` state;
+//!   the broker rebuilds retained messages with [`message_from_stored`],
+//!   sessions with [`options_from_byte`] for subscriptions, and schedules
+//!   delayed wills, before it accepts connections;
+//! - PUBACK (QoS 1) and PUBREC (QoS 2) are sent only once the changes the
+//!   PUBLISH caused are durable: after routing it, the connection calls
+//!   [`DurableBrokerStore::after_durable`] and writes the acknowledgement
+//!   from the callback (or awaits a oneshot the callback completes).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use culex_codec::{PacketId, QoS, SubscriptionOptions};
+use culex_store::{
+    DelayedWill, Durability, DurabilityError, DurableStore, OutboundPhase, Qos, QueuedMessage,
+    Recovered, StoreError, StoredMessage, StoredProps,
+};
+
+use crate::message::{Message, MessageProps};
+use crate::store::{OutboundState, Store};
+
+/// A [`Store`] that keeps everything in a `culex_store::DurableStore`.
+#[derive(Debug)]
+pub struct DurableBrokerStore {
+    store: DurableStore,
+}
+
+impl DurableBrokerStore {
+    /// Opens the store file at `path` in `mode` and returns the state it
+    /// holds (with warnings about anything damaged that was set aside).
+    pub fn open(
+        path: &std::path::Path,
+        mode: Durability,
+    ) -> Result<(DurableBrokerStore, Recovered), StoreError> {
+        let (store, recovered) = DurableStore::open(path, mode)?;
+        Ok((DurableBrokerStore { store }, recovered))
+    }
+
+    /// The underlying store (tickets, flush, close).
+    pub fn inner(&self) -> &DurableStore {
+        &self.store
+    }
+
+    /// Calls `f` once every change submitted so far is durable — at once if
+    /// it already is, otherwise on the store's writer thread. `f` must not
+    /// block: it sends the PUBACK/PUBREC through the connection's channel or
+    /// completes a oneshot.
+    pub fn after_durable(&self, f: impl FnOnce(Result<(), DurabilityError>) + Send + 'static) {
+        self.store.on_durable(self.store.last_ticket(), f);
+    }
+
+    /// Commits what is pending and waits for it (shutdown).
+    pub fn flush(&self) -> Result<(), DurabilityError> {
+        self.store.flush()
+    }
+}
+
+fn qos_to_store(q: QoS) -> Qos {
+    match q {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+        QoS::ExactlyOnce => Qos::ExactlyOnce,
+    }
+}
+
+/// The broker's QoS for a stored one.
+pub fn qos_from_store(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// Subscription options from the stored options byte (`None` if the byte
+/// is not valid, which the store never writes).
+pub fn options_from_byte(byte: u8) -> Option<SubscriptionOptions> {
+    SubscriptionOptions::from_byte(byte)
+}
+
+/// The store's record of a broker message. `received` (an `Instant`) is
+/// turned into wall-clock time so that message expiry counts across a
+/// restart.
+pub fn message_to_stored(m: &Message) -> StoredMessage {
+    let age = Instant::now().saturating_duration_since(m.received);
+    let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    StoredMessage {
+        topic: m.topic.to_string(),
+        payload: m.payload.clone(),
+        qos: qos_to_store(m.qos),
+        retain: m.retain,
+        props: m.props.as_deref().map(|p| StoredProps {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            content_type: p.content_type.as_deref().map(str::to_owned),
+            response_topic: p.response_topic.as_deref().map(str::to_owned),
+            correlation_data: p.correlation_data.clone(),
+            user_properties: p
+                .user_properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }),
+        received_unix_ms: culex_store::unix_ms_now().saturating_sub(age_ms),
+        origin: m.origin.as_deref().map(str::to_owned),
+    }
+}
+
+/// A broker message from a stored one, `received` placed in the past by the
+/// message's wall-clock age (clamped to `now` for clocks that went back).
+pub fn message_from_stored(s: &StoredMessage, now: Instant) -> Message {
+    let age_ms = culex_store::unix_ms_now().saturating_sub(s.received_unix_ms);
+    let received = now
+        .checked_sub(Duration::from_millis(age_ms))
+        .unwrap_or(now);
+    Message {
+        topic: Arc::from(s.topic.as_str()),
+        payload: s.payload.clone(),
+        qos: qos_from_store(s.qos),
+        retain: s.retain,
+        props: s.props.as_ref().map(|p| {
+            Box::new(MessageProps {
+                payload_format_indicator: p.payload_format_indicator,
+                message_expiry_interval: p.message_expiry_interval,
+                content_type: p.content_type.as_deref().map(Box::from),
+                response_topic: p.response_topic.as_deref().map(Box::from),
+                correlation_data: p.correlation_data.clone(),
+                user_properties: p
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+                    .collect(),
+            })
+        }),
+        received,
+        origin: s.origin.as_deref().map(Arc::from),
+    }
+}
+
+impl Store for DurableBrokerStore {
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn retained_set(&self, msg: &Message) {
+        self.store.retained_set(message_to_stored(msg));
+    }
+
+    fn retained_clear(&self, topic: &str) {
+        self.store.retained_clear(topic);
+    }
+
+    fn session_put(&self, client_id: &str, expiry_interval: Option<u32>) {
+        self.store.session_put(client_id, expiry_interval);
+    }
+
+    fn subscription_put(
+        &self,
+        client_id: &str,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) {
+        self.store
+            .subscription_put(client_id, filter, options.to_byte(), id);
+    }
+
+    fn subscription_delete(&self, client_id: &str, filter: &str) {
+        self.store.subscription_delete(client_id, filter);
+    }
+
+    fn session_delete(&self, client_id: &str) {
+        self.store.session_delete(client_id);
+    }
+
+    fn queued_add(&self, client_id: &str, msg: &Message, qos: QoS) {
+        self.store.queued_add(
+            client_id,
+            QueuedMessage {
+                qos: qos_to_store(qos),
+                message: message_to_stored(msg),
+            },
+        );
+    }
+
+    fn queued_remove_front(&self, client_id: &str) {
+        self.store.queued_remove_front(client_id);
+    }
+
+    fn outbound_state(&self, client_id: &str, packet_id: PacketId, state: Option<OutboundState>) {
+        // The trait does not pass the message of an AwaitingAck flight, so
+        // only its packet id and phase are kept (see the module docs).
+        match state {
+            Some(OutboundState::AwaitingAck) => {
+                self.store.outbound_put(
+                    client_id,
+                    packet_id.get(),
+                    OutboundPhase::AwaitingAck,
+                    None,
+                );
+            }
+            Some(OutboundState::AwaitingComp) => {
+                self.store.outbound_put(
+                    client_id,
+                    packet_id.get(),
+                    OutboundPhase::AwaitingComp,
+                    None,
+                );
+            }
+            None => {
+                self.store.outbound_delete(client_id, packet_id.get());
+            }
+        }
+    }
+
+    fn inbound_qos2(&self, client_id: &str, packet_id: PacketId, pending: bool) {
+        self.store.inbound_qos2(client_id, packet_id.get(), pending);
+    }
+
+    fn delayed_will(&self, client_id: &str, will: Option<&Message>) {
+        match will {
+            // The trait gives no delay: the will is kept as due now, so a
+            // restart publishes it (its session's connection is gone).
+            Some(m) => {
+                self.store.will_put(
+                    client_id,
+                    DelayedWill {
+                        message: message_to_stored(m),
+                        publish_at_unix_ms: culex_store::unix_ms_now(),
+                    },
+                );
+            }
+            None => {
+                self.store.will_delete(client_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_convert_both_ways_with_their_age() {
+        let now = Instant::now();
+        let mut m = Message::new("a/b", "hello", QoS::ExactlyOnce, true, now);
+        m.origin = Some(Arc::from("pub"));
+        m.props = Some(Box::new(MessageProps {
+            message_expiry_interval: Some(60),
+            user_properties: vec![(Box::from("k"), Box::from("v"))],
+            ..MessageProps::default()
+        }));
+        let stored = message_to_stored(&m);
+        assert_eq!(stored.topic, "a/b");
+        assert_eq!(stored.qos, Qos::ExactlyOnce);
+        let back = message_from_stored(&stored, Instant::now());
+        assert_eq!(back.props, m.props);
+        assert_eq!((back.retain, back.qos), (true, QoS::ExactlyOnce));
+        assert_eq!(back.origin.as_deref(), Some("pub"));
+        assert!(back.received <= Instant::now());
+        assert!(matches!(
+            back.remaining_expiry(Instant::now()),
+            Some(59 | 60)
+        ));
+    }
+
+    #[test]
+    fn every_trait_call_reaches_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("culex.db");
+        let (store, _) = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
+        let now = Instant::now();
+        let m = Message::new("t", "p", QoS::AtLeastOnce, true, now);
+        store.retained_set(&m);
+        store.session_put("c", Some(30));
+        let opts = SubscriptionOptions::from_byte(0x01).unwrap();
+        store.subscription_put("c", "t/#", opts, Some(2));
+        store.queued_add("c", &m, QoS::AtLeastOnce);
+        let id = PacketId::new(3).unwrap();
+        store.outbound_state("c", id, Some(OutboundState::AwaitingComp));
+        store.inbound_qos2("c", PacketId::new(4).unwrap(), true);
+        store.delayed_will("c", Some(&m));
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.after_durable(move |r| tx.send(r).unwrap());
+        rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        drop(store);
+        let (_store, r) = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
+        assert_eq!(r.retained.len(), 1);
+        let s = &r.sessions[0];
+        assert_eq!(s.expiry_interval, Some(30));
+        assert_eq!(options_from_byte(s.subscriptions[0].options), Some(opts));
+        assert_eq!(s.queued.len(), 1);
+        assert_eq!(s.outbound[0].phase, OutboundPhase::AwaitingComp);
+        assert_eq!(s.inbound_qos2, vec![4]);
+        assert!(s.will.is_some());
+    }
+}
