@@ -171,14 +171,16 @@ impl EventLoop {
             delay = (delay * 2).min(policy.max);
         }
         self.fail_all(ClientError::ConnectionLost("event loop ended".to_string()));
+        // `disconnect()` returns now: the caller may be the task that reads
+        // the events below, so it must not wait for them.
+        if let Some(done) = self.stop.take() {
+            let _ = done.send(Ok(()));
+        }
         // Hand over what is left for the application, then close the channel.
         while let Some((event, _)) = self.backlog.pop_front() {
             if self.events.send(event).await.is_err() {
                 break;
             }
-        }
-        if let Some(done) = self.stop.take() {
-            let _ = done.send(Ok(()));
         }
     }
 

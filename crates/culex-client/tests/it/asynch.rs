@@ -442,6 +442,41 @@ async fn automatic_pings_keep_an_idle_connection(kind: Kind) {
         .unwrap();
 }
 
+async fn disconnect_returns_while_events_are_unread(kind: Kind) {
+    // The task that would read the events awaits disconnect(): the loop must
+    // not wait for it to read them first.
+    let broker = TestBroker::start(kind, "");
+    let mut o = options(kind, "busy", broker.port());
+    o.event_capacity = 1;
+    let (client, mut events) = connect(o);
+    connected(&mut events).await;
+    client
+        .subscribe("busy/t", QoS::AtLeastOnce)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        client
+            .publish("busy/t", format!("{i}"), QoS::AtLeastOnce, false)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    timeout(WAIT, client.disconnect())
+        .await
+        .expect("disconnect returned")
+        .unwrap();
+    let mut messages = 0;
+    while let Some(event) = timeout(WAIT, events.recv()).await.unwrap() {
+        if matches!(event, Event::Message(_)) {
+            messages += 1;
+        }
+    }
+    assert_eq!(messages, 5, "held-back messages are still handed over");
+}
+
 crate::on_both_brokers_async!(
     publish_subscribe_all_qos_levels,
     publishing_from_inside_the_handler_does_not_deadlock,
@@ -452,4 +487,5 @@ crate::on_both_brokers_async!(
     subscription_identifiers_come_back_with_messages,
     session_resume_delivers_queued_messages,
     automatic_pings_keep_an_idle_connection,
+    disconnect_returns_while_events_are_unread,
 );
