@@ -436,6 +436,9 @@ impl Conn {
         if let Err(exit) = self.process_frames() {
             return exit;
         }
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
         loop {
             let now = Instant::now();
             self.drain_session(now);
@@ -492,7 +495,10 @@ impl Conn {
 
     /// One non-blocking read into the read buffer; `Ok(0)` when nothing was ready.
     fn read_some(&mut self) -> Result<usize, Exit> {
-        self.rbuf.reserve(4096);
+        // Small first: most wake-ups of a quiet client carry one small packet;
+        // a busy connection's buffer grows to 16 KiB reads.
+        let additional = if self.rbuf.capacity() == 0 { 512 } else { 16 * 1024 };
+        self.rbuf.reserve(additional);
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => Err(Exit::Closed),
             Ok(n) => {
