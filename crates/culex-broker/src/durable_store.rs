@@ -141,6 +141,99 @@ pub fn message_from_stored(s: &StoredMessage, now: Instant) -> Message {
     }
 }
 
+/// A message with the QoS of its delivery.
+pub type QueuedDelivery = (Arc<Message>, QoS);
+
+/// A stored session in the broker's types, ready to be rebuilt.
+#[derive(Debug, Clone)]
+pub struct RestoredSession {
+    /// The client id.
+    pub client_id: String,
+    /// Session expiry interval in seconds (`None`: never).
+    pub expiry_interval: Option<u32>,
+    /// When the session record was last written (Unix ms), from which an
+    /// offline session's expiry counts.
+    pub updated_unix_ms: u64,
+    /// Subscriptions: filter (with any `$share/GROUP/` prefix), options,
+    /// subscription identifier. Entries with an invalid options byte are
+    /// left out.
+    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    /// Queued messages, oldest first, with their delivery QoS.
+    pub queued: Vec<QueuedDelivery>,
+    /// Outbound flights by packet id: the phase, and the message with its
+    /// delivery QoS when one was kept.
+    pub outbound: Vec<(PacketId, OutboundState, Option<QueuedDelivery>)>,
+    /// Inbound QoS 2 packet ids awaiting PUBREL: a re-sent PUBLISH with one
+    /// of these ids must not be delivered again.
+    pub inbound_qos2: Vec<PacketId>,
+    /// A delayed will and when (Unix ms) it is due.
+    pub will: Option<(Message, u64)>,
+}
+
+/// Everything in `recovered`, in the broker's types: retained messages and
+/// sessions. Messages whose expiry passed while the broker was down come
+/// back already expired (the broker drops them as usual).
+pub fn restore(recovered: &Recovered, now: Instant) -> (Vec<Message>, Vec<RestoredSession>) {
+    let retained = recovered
+        .retained
+        .iter()
+        .map(|m| message_from_stored(m, now))
+        .collect();
+    let sessions = recovered
+        .sessions
+        .iter()
+        .map(|s| RestoredSession {
+            client_id: s.client_id.clone(),
+            expiry_interval: s.expiry_interval,
+            updated_unix_ms: s.updated_unix_ms,
+            subscriptions: s
+                .subscriptions
+                .iter()
+                .filter_map(|sub| {
+                    options_from_byte(sub.options).map(|o| (sub.filter.clone(), o, sub.identifier))
+                })
+                .collect(),
+            queued: s
+                .queued
+                .iter()
+                .map(|q| {
+                    (
+                        Arc::new(message_from_stored(&q.message, now)),
+                        qos_from_store(q.qos),
+                    )
+                })
+                .collect(),
+            outbound: s
+                .outbound
+                .iter()
+                .filter_map(|o| {
+                    let state = match o.phase {
+                        OutboundPhase::AwaitingAck => OutboundState::AwaitingAck,
+                        OutboundPhase::AwaitingComp => OutboundState::AwaitingComp,
+                    };
+                    let msg = o.message.as_ref().map(|q| {
+                        (
+                            Arc::new(message_from_stored(&q.message, now)),
+                            qos_from_store(q.qos),
+                        )
+                    });
+                    PacketId::new(o.packet_id).map(|id| (id, state, msg))
+                })
+                .collect(),
+            inbound_qos2: s
+                .inbound_qos2
+                .iter()
+                .filter_map(|&id| PacketId::new(id))
+                .collect(),
+            will: s
+                .will
+                .as_ref()
+                .map(|w| (message_from_stored(&w.message, now), w.publish_at_unix_ms)),
+        })
+        .collect();
+    (retained, sessions)
+}
+
 impl Store for DurableBrokerStore {
     fn is_durable(&self) -> bool {
         true
@@ -298,5 +391,16 @@ mod tests {
         assert_eq!(s.outbound[0].phase, OutboundPhase::AwaitingComp);
         assert_eq!(s.inbound_qos2, vec![4]);
         assert!(s.will.is_some());
+
+        let (retained, sessions) = restore(&r, Instant::now());
+        assert_eq!(&*retained[0].topic, "t");
+        let rs = &sessions[0];
+        assert_eq!(rs.subscriptions, vec![("t/#".to_owned(), opts, Some(2))]);
+        assert_eq!(rs.queued.len(), 1);
+        assert_eq!(rs.queued[0].1, QoS::AtLeastOnce);
+        assert_eq!(rs.outbound[0].0, id);
+        assert_eq!(rs.outbound[0].1, OutboundState::AwaitingComp);
+        assert_eq!(rs.inbound_qos2, vec![PacketId::new(4).unwrap()]);
+        assert_eq!(&*rs.will.as_ref().unwrap().0.topic, "t");
     }
 }
