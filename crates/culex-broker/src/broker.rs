@@ -104,8 +104,10 @@ impl Broker {
                     }
                     Err(source) => {
                         tracing::error!("Error: {source}");
-                        // IPv6 may be missing; everything else is fatal.
-                        if addr.is_ipv4() || !config.local_only {
+                        // IPv6 may be missing on the machine (local-only mode, or
+                        // a listener on every interface); anything else is fatal.
+                        let optional = addr.is_ipv6() && (config.local_only || addr.ip().is_unspecified());
+                        if !optional {
                             return Err(BrokerError::Bind {
                                 addr: *addr,
                                 source,

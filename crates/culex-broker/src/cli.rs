@@ -133,8 +133,13 @@ fn daemonize(args: &[std::ffi::OsString]) -> std::process::ExitCode {
         .iter()
         .filter(|a| *a != "-d" && *a != "--daemon")
         .collect();
-    let spawned = Command::new(exe)
-        .arg("broker")
+    // `culex broker -d …` restarts as `culex broker …`; a binary that is the
+    // broker itself (the example) gets the arguments alone.
+    let mut command = Command::new(exe);
+    if std::env::args_os().nth(1).is_some_and(|a| a == "broker") {
+        command.arg("broker");
+    }
+    let spawned = command
         .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
