@@ -265,7 +265,10 @@ impl EventLoop {
         let mut stream = open(&self.options).await.map_err(io_err)?;
         self.rbuf.clear();
         self.wbuf.clear();
-        let clean_start = if self.connected_once {
+        // A 5.0 reconnect asks to resume (the session lives only as long as
+        // its expiry interval allows). A 3.x one keeps the caller's choice:
+        // a clean-session-0 session would never expire on the server.
+        let clean_start = if self.connected_once && self.options.protocol.is_v5() {
             false
         } else {
             self.options.clean_start

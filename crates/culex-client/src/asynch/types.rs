@@ -353,8 +353,9 @@ pub struct Options {
     pub protocol: Protocol,
     /// Keepalive in seconds (default 60; 0 off).
     pub keep_alive: u16,
-    /// Clean Session / Clean Start on the first connection (default true).
-    /// Reconnects after a loss use `false` so a session can resume.
+    /// Clean Session (3.x) / Clean Start (5.0) on the first connection
+    /// (default true). 3.x reconnects use the same value; 5.0 reconnects use
+    /// `false`, so a session with a Session Expiry Interval can resume.
     pub clean_start: bool,
     /// 5.0 Session Expiry Interval.
     pub session_expiry_interval: Option<u32>,
