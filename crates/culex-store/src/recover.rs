@@ -96,8 +96,13 @@ enum OpenFailure {
     Damaged(String),
 }
 
+/// The engine's page cache. The broker keeps its working state in memory
+/// and reads the store only at start-up, so a large cache (redb's default is
+/// 1 GiB) would only double the memory of a big retained set.
+const CACHE_BYTES: usize = 64 << 20;
+
 fn try_open(path: &Path) -> Result<Database, OpenFailure> {
-    match catch_unwind(|| Database::create(path)) {
+    match catch_unwind(|| Database::builder().set_cache_size(CACHE_BYTES).create(path)) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch)) => {
             Err(OpenFailure::Locked)
