@@ -347,8 +347,9 @@ impl Config {
         }
     }
 
-    /// The client id to use: `-i`, `-I` plus the process id, or for the
-    /// default id mosquitto's shape with culex's name.
+    /// The client id to use: `-i`, or `-I` plus the process id. Without
+    /// either the id is empty and the broker assigns one, except in MQTT 3.1,
+    /// which has no assigned ids: there, as libmosquitto does, a random one.
     pub fn client_id(&self) -> String {
         if let Some(id) = &self.id {
             return id.clone();
@@ -356,6 +357,14 @@ impl Config {
         let pid = std::process::id();
         match &self.id_prefix {
             Some(prefix) => format!("{prefix}{pid}"),
+            None if self.protocol == Protocol::V31 => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                // At most 23 characters, the limit 3.1 brokers may enforce.
+                format!("culex-{pid}-{nanos:09}")
+            }
             None => String::new(),
         }
     }

@@ -3,8 +3,10 @@
 pub mod args;
 pub mod format;
 mod json;
+mod link;
 mod run;
 mod session;
+mod tls;
 mod usage;
 
 pub use run::{run_with, Io};

@@ -4,4 +4,5 @@
 mod args;
 mod common;
 mod format;
+mod mqtt;
 mod passwd;

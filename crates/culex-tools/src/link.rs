@@ -1,0 +1,559 @@
+//! A blocking connection for the tools: a socket (TCP, Unix or TLS) driven
+//! around culex-client's sans-IO core, which owns every protocol rule
+//! (packet ids, QoS 1/2 handshakes, keepalive, CONNACK checks). This file
+//! only moves bytes and turns the core's borrowed events into owned ones.
+
+use crate::args::{Config, PropertyArg, PropertyTarget, PropertyValue, Protocol as ArgProtocol};
+use crate::format::{MessageProperties, MessageProperty};
+use crate::tls;
+use culex_client::core::{ConnectOptions, Connection, Event, Message, Millis};
+use culex_codec::packet::Will;
+use culex_codec::topic::{TopicFilter, TopicName};
+use culex_codec::{Properties, Protocol, QoS, ReasonCode, Seq, SubscriptionOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+/// Outgoing QoS 1/2 messages (and SUBSCRIBE/UNSUBSCRIBE) in flight at once.
+const OUT: usize = 64;
+/// Incoming QoS 2 messages awaiting PUBREL; announced as Receive Maximum.
+const IN: usize = 64;
+
+/// A received PUBLISH, owned.
+#[derive(Debug, Clone)]
+pub struct OwnedMessage {
+    /// Topic name.
+    pub topic: String,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// QoS of the delivery.
+    pub qos: u8,
+    /// Retain flag.
+    pub retain: bool,
+    /// Packet id, 0 for QoS 0.
+    pub mid: u16,
+    /// MQTT 5 properties.
+    pub properties: MessageProperties,
+}
+
+/// What came from the broker.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// An application message.
+    Message(OwnedMessage),
+    /// A QoS 1/2 publish completed (or was refused, in 5.0).
+    Published {
+        /// Its packet id.
+        id: u16,
+        /// The broker's reason.
+        reason: ReasonCode,
+    },
+    /// SUBACK.
+    Subscribed {
+        /// The SUBSCRIBE's packet id.
+        id: u16,
+        /// One code per filter.
+        reasons: Vec<ReasonCode>,
+    },
+    /// UNSUBACK.
+    Unsubscribed {
+        /// The UNSUBSCRIBE's packet id.
+        id: u16,
+    },
+    /// The broker sent DISCONNECT (5.0); the connection is over.
+    Disconnected,
+}
+
+/// Why the link failed.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The socket could not be opened or the TLS set-up failed: the text is
+    /// what mosquitto prints after `Error: `.
+    Connect(String),
+    /// The broker refused the connection.
+    Refused(ReasonCode),
+    /// The connection was lost or broken after it was up.
+    Lost(String),
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn set_timeout(&self, wait: Option<Duration>) -> std::io::Result<()> {
+        let wait = wait.map(|w| w.max(Duration::from_millis(1)));
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(wait),
+            Stream::Unix(s) => s.set_read_timeout(wait),
+            Stream::Tls(s) => s.get_ref().set_read_timeout(wait),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(buf),
+            Stream::Unix(s) => s.write_all(buf),
+            Stream::Tls(s) => {
+                s.write_all(buf)?;
+                s.flush()
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tls(s) => s.get_ref().shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+/// One connection to the broker.
+pub struct Link {
+    stream: Stream,
+    conn: Connection<OUT, IN>,
+    origin: Instant,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// The id the broker assigned (5.0), or the one we sent.
+    pub client_id: String,
+}
+
+/// The text of an OS error as C's `strerror` gives it (without Rust's
+/// " (os error N)" suffix), which is what mosquitto prints.
+pub fn strerror(error: &std::io::Error) -> String {
+    let text = match error.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => error.to_string(),
+    };
+    let text = match text.find(" (os error ") {
+        Some(at) => text.get(..at).unwrap_or(&text).to_string(),
+        None => text,
+    };
+    text.strip_prefix("failed to lookup address information: ")
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+fn open_tcp(config: &Config) -> std::io::Result<TcpStream> {
+    let port = config.effective_port();
+    let mut last = std::io::Error::new(ErrorKind::NotFound, "Name or service not known");
+    for addr in (config.host.as_str(), port).to_socket_addrs()? {
+        let attempt = match &config.bind_address {
+            None => TcpStream::connect(addr),
+            Some(bind) => {
+                let domain = socket2::Domain::for_address(addr);
+                let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+                let local = (bind.as_str(), 0)
+                    .to_socket_addrs()?
+                    .find(|a| a.is_ipv4() == addr.is_ipv4())
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(99))?;
+                socket.bind(&local.into())?;
+                socket.connect(&addr.into()).map(|()| socket.into())
+            }
+        };
+        match attempt {
+            Ok(stream) => {
+                if config.nodelay {
+                    stream.set_nodelay(true)?;
+                }
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+impl Link {
+    /// Opens the socket, sends CONNECT and waits for CONNACK.
+    pub fn connect(config: &Config, client_id: &str) -> Result<Link, LinkError> {
+        let stream = if config.unix {
+            UnixStream::connect(&config.host).map(Stream::Unix)
+        } else {
+            open_tcp(config).and_then(|tcp| {
+                if config.tls.enabled() {
+                    tls::wrap(config, tcp).map(|s| Stream::Tls(Box::new(s)))
+                } else {
+                    Ok(Stream::Tcp(tcp))
+                }
+            })
+        }
+        .map_err(|e| LinkError::Connect(strerror(&e)))?;
+        let mut link = Link {
+            stream,
+            conn: Connection::new(),
+            origin: Instant::now(),
+            rx: Vec::with_capacity(4096),
+            tx: Vec::with_capacity(4096),
+            client_id: client_id.to_string(),
+        };
+        let protocol = protocol(config);
+        let connect_users = user_properties(&config.properties, PropertyTarget::Connect);
+        let will_users = user_properties(&config.properties, PropertyTarget::Will);
+        let mut options = ConnectOptions::new(client_id);
+        options.protocol = protocol;
+        options.keep_alive = config.keepalive;
+        options.clean_start = config.clean_session;
+        options.username = config.username.as_deref();
+        options.password = config.password.as_deref();
+        options.properties =
+            properties(&config.properties, PropertyTarget::Connect, &connect_users);
+        if protocol.is_v5() {
+            if let Some(expiry) = config.session_expiry {
+                options.properties.session_expiry_interval = Some(expiry);
+            }
+        }
+        if let Some(will) = &config.will {
+            let topic = TopicName::new(&will.topic)
+                .map_err(|_| LinkError::Connect("Problem setting will.".into()))?;
+            options.will = Some(Will {
+                topic,
+                payload: &will.payload,
+                qos: qos(will.qos),
+                retain: will.retain,
+                properties: properties(&config.properties, PropertyTarget::Will, &will_users),
+            });
+        }
+        let now = link.now();
+        link.tx.clear();
+        link.conn
+            .connect(now, &options, &mut link.tx)
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        link.flush()?;
+        let deadline = Instant::now() + Duration::from_secs(u64::from(config.keepalive).max(10));
+        loop {
+            if Instant::now() >= deadline {
+                return Err(LinkError::Lost("no CONNACK from the broker".into()));
+            }
+            let mut assigned = None;
+            let connected =
+                link.read_packets(
+                    Some(deadline - Instant::now()),
+                    &mut |event, _| match event {
+                        Event::Connected(connack) => {
+                            assigned = connack
+                                .properties
+                                .assigned_client_identifier
+                                .map(str::to_string);
+                            true
+                        }
+                        _ => false,
+                    },
+                );
+            match connected {
+                Ok(true) => {
+                    if let Some(id) = assigned {
+                        link.client_id = id;
+                    }
+                    return Ok(link);
+                }
+                Ok(false) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn now(&self) -> Millis {
+        Millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Writes what the core queued (acknowledgements, PUBREL, PINGREQ) and
+    /// everything already in `tx`.
+    fn flush(&mut self) -> Result<(), LinkError> {
+        loop {
+            let now = self.now();
+            match self.conn.poll_transmit(now, &mut self.tx) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(LinkError::Lost(e.to_string())),
+            }
+        }
+        if !self.tx.is_empty() {
+            let result = self.stream.write_all(&self.tx);
+            self.tx.clear();
+            result.map_err(|e| LinkError::Lost(strerror(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Reads once (waiting at most `wait`, and never past the keepalive
+    /// deadline), feeds every whole packet to the core and hands each event
+    /// to `on_event`; returns whether `on_event` returned true for any.
+    fn read_packets(
+        &mut self,
+        wait: Option<Duration>,
+        on_event: &mut dyn FnMut(Event<'_>, &mut Vec<Incoming>) -> bool,
+    ) -> Result<bool, LinkError> {
+        let mut wanted = false;
+        let mut sink = Vec::new();
+        // Whole packets already buffered come first.
+        wanted |= self.drain_packets(on_event, &mut sink)?;
+        if wanted {
+            return Ok(true);
+        }
+        let now = self.now();
+        let keepalive_wait = self
+            .conn
+            .poll_timeout()
+            .map(|at| Duration::from_millis(at.since(now)));
+        let wait = match (wait, keepalive_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.stream
+            .set_timeout(wait)
+            .map_err(|e| LinkError::Lost(strerror(&e)))?;
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => return Err(LinkError::Lost("The connection was lost.".into())),
+            Ok(n) => self
+                .rx
+                .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(LinkError::Lost(strerror(&e))),
+        }
+        wanted |= self.drain_packets(on_event, &mut sink)?;
+        let now = self.now();
+        self.conn
+            .handle_timeout(now)
+            .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.flush()?;
+        Ok(wanted)
+    }
+
+    fn drain_packets(
+        &mut self,
+        on_event: &mut dyn FnMut(Event<'_>, &mut Vec<Incoming>) -> bool,
+        sink: &mut Vec<Incoming>,
+    ) -> Result<bool, LinkError> {
+        let mut wanted = false;
+        loop {
+            let now = self.now();
+            let used = match self.conn.decode(&self.rx) {
+                Ok(None) => break,
+                Err(e) => return Err(LinkError::Lost(e.to_string())),
+                Ok(Some((packet, used))) => {
+                    match self.conn.handle_packet(now, packet) {
+                        Ok(event) => wanted |= on_event(event, sink),
+                        Err(culex_client::core::Error::Refused(code)) => {
+                            return Err(LinkError::Refused(code))
+                        }
+                        Err(e) => return Err(LinkError::Lost(e.to_string())),
+                    }
+                    used
+                }
+            };
+            self.rx.drain(..used.min(self.rx.len()));
+            self.flush()?;
+        }
+        Ok(wanted)
+    }
+
+    /// Waits up to `wait` for packets and returns what they meant.
+    pub fn poll(&mut self, wait: Option<Duration>) -> Result<Vec<Incoming>, LinkError> {
+        let mut out = Vec::new();
+        let mut collect = |event: Event<'_>, _: &mut Vec<Incoming>| {
+            if let Some(incoming) = own(event) {
+                out.push(incoming);
+            }
+            false
+        };
+        self.read_packets(wait, &mut collect)?;
+        Ok(out)
+    }
+
+    /// Whether another QoS 1/2 publish fits in flight now.
+    pub fn can_publish(&self) -> bool {
+        self.conn.can_publish()
+    }
+
+    /// Sends a PUBLISH; returns its packet id for QoS 1/2.
+    pub fn publish(&mut self, message: &Message<'_>) -> Result<Option<u16>, LinkError> {
+        let now = self.now();
+        let id = self
+            .conn
+            .publish(now, message, &mut self.tx)
+            .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.flush()?;
+        Ok(id.map(|id| id.get()))
+    }
+
+    /// Sends one SUBSCRIBE for all `filters`; returns its packet id.
+    pub fn subscribe(
+        &mut self,
+        filters: &[(TopicFilter<'_>, SubscriptionOptions)],
+        properties: Properties<'_>,
+    ) -> Result<u16, LinkError> {
+        let now = self.now();
+        let id = self
+            .conn
+            .subscribe(now, filters, properties, &mut self.tx)
+            .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.flush()?;
+        Ok(id.get())
+    }
+
+    /// Sends one UNSUBSCRIBE for all `filters`; returns its packet id.
+    pub fn unsubscribe(
+        &mut self,
+        filters: &[TopicFilter<'_>],
+        properties: Properties<'_>,
+    ) -> Result<u16, LinkError> {
+        let now = self.now();
+        let id = self
+            .conn
+            .unsubscribe(now, filters, properties, &mut self.tx)
+            .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.flush()?;
+        Ok(id.get())
+    }
+
+    /// Sends DISCONNECT and closes the socket.
+    pub fn disconnect(mut self, properties: Properties<'_>) {
+        let now = self.now();
+        if self
+            .conn
+            .disconnect(now, ReasonCode::Success, properties, &mut self.tx)
+            .is_ok()
+        {
+            let _ = self.stream.write_all(&self.tx);
+        }
+        self.stream.shutdown();
+    }
+}
+
+fn own(event: Event<'_>) -> Option<Incoming> {
+    Some(match event {
+        Event::Message(publish) => Incoming::Message(OwnedMessage {
+            topic: publish.topic.as_str().to_string(),
+            payload: publish.payload.to_vec(),
+            qos: publish.qos as u8,
+            retain: publish.retain,
+            mid: publish.packet_id.map(|id| id.get()).unwrap_or(0),
+            properties: message_properties(&publish.properties),
+        }),
+        Event::Published { id, reason } => Incoming::Published {
+            id: id.get(),
+            reason,
+        },
+        Event::Subscribed(suback) => Incoming::Subscribed {
+            id: suback.packet_id.get(),
+            reasons: suback.reasons.iter().collect(),
+        },
+        Event::Unsubscribed(unsuback) => Incoming::Unsubscribed {
+            id: unsuback.packet_id.get(),
+        },
+        Event::Disconnected(_) => Incoming::Disconnected,
+        _ => return None,
+    })
+}
+
+/// The properties of a received PUBLISH, in the order mosquitto forwards
+/// them (the codec keeps fields, not their wire order).
+fn message_properties(p: &Properties<'_>) -> MessageProperties {
+    let mut list = Vec::new();
+    for id in p.subscription_identifiers.iter() {
+        list.push(MessageProperty::SubscriptionId(id));
+    }
+    for (key, value) in p.user_properties.iter() {
+        list.push(MessageProperty::User(key.to_string(), value.to_string()));
+    }
+    if let Some(v) = p.content_type {
+        list.push(MessageProperty::ContentType(v.to_string()));
+    }
+    if let Some(v) = p.correlation_data {
+        list.push(MessageProperty::CorrelationData(v.to_vec()));
+    }
+    if let Some(v) = p.response_topic {
+        list.push(MessageProperty::ResponseTopic(v.to_string()));
+    }
+    if let Some(v) = p.payload_format_indicator {
+        list.push(MessageProperty::PayloadFormat(v));
+    }
+    if let Some(v) = p.topic_alias {
+        list.push(MessageProperty::TopicAlias(v));
+    }
+    if let Some(v) = p.message_expiry_interval {
+        list.push(MessageProperty::MessageExpiry(v));
+    }
+    MessageProperties { list }
+}
+
+/// The codec's protocol for `-V`.
+pub fn protocol(config: &Config) -> Protocol {
+    match config.protocol {
+        ArgProtocol::V31 => Protocol::V3_1,
+        ArgProtocol::V311 => Protocol::V3_1_1,
+        ArgProtocol::V5 => Protocol::V5,
+    }
+}
+
+/// A QoS from its number (already checked to be 0..=2).
+pub fn qos(n: u8) -> QoS {
+    QoS::from_u8(n).unwrap_or(QoS::AtMostOnce)
+}
+
+/// The user properties given with `-D` for `target`, in order.
+pub fn user_properties(args: &[PropertyArg], target: PropertyTarget) -> Vec<(&str, &str)> {
+    args.iter()
+        .filter(|p| p.target == target)
+        .filter_map(|p| match &p.value {
+            PropertyValue::Pair(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `-D` properties for `target` as the codec's [`Properties`];
+/// `users` comes from [`user_properties`].
+pub fn properties<'a>(
+    args: &'a [PropertyArg],
+    target: PropertyTarget,
+    users: &'a [(&'a str, &'a str)],
+) -> Properties<'a> {
+    let mut p = Properties {
+        user_properties: Seq::Items(users),
+        ..Properties::default()
+    };
+    for arg in args.iter().filter(|a| a.target == target) {
+        match (arg.id, &arg.value) {
+            (0x01, PropertyValue::Byte(v)) => p.payload_format_indicator = Some(*v),
+            (0x02, PropertyValue::U32(v)) => p.message_expiry_interval = Some(*v),
+            (0x03, PropertyValue::Str(v)) => p.content_type = Some(v),
+            (0x08, PropertyValue::Str(v)) => p.response_topic = Some(v),
+            (0x09, PropertyValue::Binary(v)) => p.correlation_data = Some(v),
+            (0x11, PropertyValue::U32(v)) => p.session_expiry_interval = Some(*v),
+            (0x15, PropertyValue::Str(v)) => p.authentication_method = Some(v),
+            (0x16, PropertyValue::Binary(v)) => p.authentication_data = Some(v),
+            (0x17, PropertyValue::Byte(v)) => p.request_problem_information = Some(*v),
+            (0x18, PropertyValue::U32(v)) => p.will_delay_interval = Some(*v),
+            (0x19, PropertyValue::Byte(v)) => p.request_response_information = Some(*v),
+            (0x1C, PropertyValue::Str(v)) => p.server_reference = Some(v),
+            (0x1F, PropertyValue::Str(v)) => p.reason_string = Some(v),
+            (0x21, PropertyValue::U16(v)) => p.receive_maximum = Some(*v),
+            (0x22, PropertyValue::U16(v)) => p.topic_alias_maximum = Some(*v),
+            (0x23, PropertyValue::U16(v)) => p.topic_alias = Some(*v),
+            (0x27, PropertyValue::U32(v)) => p.maximum_packet_size = Some(*v),
+            _ => {}
+        }
+    }
+    p
+}

@@ -1,0 +1,195 @@
+//! TLS for the tools with rustls: `--cafile`, `--capath`, `--cert`/`--key`,
+//! `--insecure`, `--tls-version`, `--tls-alpn`, `--tls-use-os-certs`.
+//!
+//! rustls chooses its own cipher suites: `--ciphers` (an OpenSSL cipher
+//! list) is accepted and has no effect. TLS-PSK and OpenSSL engines do not
+//! exist in rustls and are refused with an error.
+
+use crate::args::Config;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
+use std::io::Error;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where Debian keeps the operating system's trusted CAs.
+const OS_CERTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn tls_error(text: &str) -> Error {
+    Error::other(text.to_string())
+}
+
+fn load_certs(path: &Path, roots: &mut RootCertStore) -> std::io::Result<usize> {
+    let file = std::fs::File::open(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut added = 0;
+    for cert in rustls_pemfile::certs(&mut reader) {
+        if roots.add(cert?).is_ok() {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// Checks the TLS options before connecting, with mosquitto's messages.
+pub fn check(config: &Config) -> Result<(), String> {
+    let tls = &config.tls;
+    if tls.psk.is_some() {
+        return Err("Error: Problem setting TLS-PSK options.\n".into());
+    }
+    if tls.engine {
+        return Err(
+            "Error: Problem setting TLS engine: OpenSSL engines are not available in culex.\n"
+                .into(),
+        );
+    }
+    for path in [&tls.cafile, &tls.cert, &tls.key].into_iter().flatten() {
+        if !path.is_file() {
+            return Err("Error: Problem setting TLS options: File not found.\n".into());
+        }
+    }
+    if let Some(dir) = &tls.capath {
+        if !dir.is_dir() {
+            return Err("Error: Problem setting TLS options: File not found.\n".into());
+        }
+    }
+    if let Some(version) = &tls.version {
+        if !matches!(version.as_str(), "tlsv1.2" | "tlsv1.3") {
+            return Err(
+                "Error: Problem setting TLS options, check the options are valid.\n".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn client_config(config: &Config) -> std::io::Result<ClientConfig> {
+    let tls = &config.tls;
+    let mut roots = RootCertStore::empty();
+    if let Some(cafile) = &tls.cafile {
+        load_certs(cafile, &mut roots)?;
+    }
+    if let Some(capath) = &tls.capath {
+        for entry in std::fs::read_dir(capath)? {
+            let path = entry?.path();
+            if path.is_file() {
+                // A directory may hold other files (hash links to them, keys):
+                // what does not parse as certificates is skipped.
+                let _ = load_certs(&path, &mut roots);
+            }
+        }
+    }
+    if tls.use_os_certs || (tls.cafile.is_none() && tls.capath.is_none()) {
+        let _ = load_certs(Path::new(OS_CERTS), &mut roots);
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.version.as_deref() {
+        Some("tlsv1.2") => &[&rustls::version::TLS12],
+        Some("tlsv1.3") => &[&rustls::version::TLS13],
+        _ => rustls::DEFAULT_VERSIONS,
+    };
+    let builder = ClientConfig::builder_with_protocol_versions(versions);
+    let roots = Arc::new(roots);
+    let builder = if tls.insecure {
+        let inner = WebPkiServerVerifier::builder(roots)
+            .build()
+            .map_err(|e| tls_error(&e.to_string()))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyName { inner }))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    let mut client = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let certs: Vec<CertificateDer<'static>> =
+                rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert)?))
+                    .collect::<Result<_, _>>()?;
+            let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+                std::fs::File::open(key)?,
+            ))?
+            .ok_or_else(|| tls_error("no private key found"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| tls_error(&e.to_string()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    if let Some(alpn) = &tls.alpn {
+        client.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    }
+    Ok(client)
+}
+
+/// Wraps a connected socket in TLS and completes the handshake.
+pub fn wrap(
+    config: &Config,
+    mut tcp: TcpStream,
+) -> std::io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    let client = client_config(config)?;
+    let name = ServerName::try_from(config.host.clone()).map_err(|e| tls_error(&e.to_string()))?;
+    let mut conn =
+        ClientConnection::new(Arc::new(client), name).map_err(|e| tls_error(&e.to_string()))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .map_err(|_| tls_error("A TLS error occurred."))?;
+    }
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+/// `--insecure`: the certificate chain is checked, the host name is not.
+#[derive(Debug)]
+struct AnyName {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
