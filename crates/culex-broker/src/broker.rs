@@ -106,7 +106,8 @@ impl Broker {
                         tracing::error!("Error: {source}");
                         // IPv6 may be missing on the machine (local-only mode, or
                         // a listener on every interface); anything else is fatal.
-                        let optional = addr.is_ipv6() && (config.local_only || addr.ip().is_unspecified());
+                        let optional =
+                            addr.is_ipv6() && (config.local_only || addr.ip().is_unspecified());
                         if !optional {
                             return Err(BrokerError::Bind {
                                 addr: *addr,
@@ -250,6 +251,7 @@ impl Shared {
         let limits = SessionLimits {
             max_inflight: config.limits.max_inflight_messages.unwrap_or(0),
             max_queued: config.limits.max_queued_messages,
+            max_queued_bytes: config.limits.max_queued_bytes,
         };
         Shared {
             config,

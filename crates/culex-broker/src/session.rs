@@ -84,6 +84,8 @@ pub struct SessionLimits {
     pub max_inflight: u16,
     /// Most messages waiting in the queue (`max_queued_messages`), `None`: no limit.
     pub max_queued: Option<usize>,
+    /// Most payload bytes waiting in the queue (`max_queued_bytes`), `None`: no limit.
+    pub max_queued_bytes: Option<usize>,
 }
 
 impl Default for SessionLimits {
@@ -91,6 +93,7 @@ impl Default for SessionLimits {
         SessionLimits {
             max_inflight: 20,
             max_queued: Some(1000),
+            max_queued_bytes: None,
         }
     }
 }
@@ -133,6 +136,7 @@ pub struct Session {
     ready_qos0: usize,
     incoming_qos2: HashSet<PacketId>,
     dropped: u64,
+    queued_bytes: usize,
     journal: Option<Vec<Change>>,
     /// Subscriptions by filter (as written, `$share/…` included).
     pub subscriptions: HashMap<String, SubscriptionEntry>,
@@ -152,6 +156,7 @@ impl Session {
             ready_qos0: 0,
             incoming_qos2: HashSet::new(),
             dropped: 0,
+            queued_bytes: 0,
             journal: None,
             subscriptions: HashMap::new(),
         }
@@ -254,15 +259,21 @@ impl Session {
                 return Delivered::Ready;
             }
         }
-        if self
+        let size = delivery.msg.payload.len();
+        let too_many = self
             .limits
             .max_queued
-            .is_some_and(|max| self.queue.len() >= max)
-        {
+            .is_some_and(|max| self.queue.len() >= max);
+        let too_big = self
+            .limits
+            .max_queued_bytes
+            .is_some_and(|max| self.queued_bytes.saturating_add(size) > max);
+        if too_many || too_big {
             self.dropped = self.dropped.saturating_add(1);
             return Delivered::Dropped;
         }
         self.record(|| Change::Queued(delivery.clone()));
+        self.queued_bytes = self.queued_bytes.saturating_add(size);
         self.queue.push_back(delivery);
         Delivered::Queued
     }
@@ -389,6 +400,7 @@ impl Session {
         self.inflight = kept;
         let (shared, rest): (Vec<Delivery>, Vec<Delivery>) =
             self.queue.drain(..).partition(|d| d.share.is_some());
+        self.queued_bytes = rest.iter().map(|d| d.msg.payload.len()).sum();
         self.queue = rest.into();
         taken.extend(shared);
         taken
@@ -445,6 +457,7 @@ impl Session {
             let Some(delivery) = self.queue.pop_front() else {
                 break;
             };
+            self.queued_bytes = self.queued_bytes.saturating_sub(delivery.msg.payload.len());
             self.record(|| Change::Dequeued);
             if delivery.msg.is_expired(now) {
                 continue;
@@ -557,6 +570,7 @@ mod tests {
         let mut s = Session::new(SessionLimits {
             max_inflight: 2,
             max_queued: Some(3),
+            max_queued_bytes: None,
         });
         for i in 0..5 {
             let m = msg(&format!("t{i}"), QoS::AtLeastOnce, t);
@@ -632,6 +646,7 @@ mod tests {
         let mut s = Session::new(SessionLimits {
             max_inflight: 0,
             max_queued: None,
+            max_queued_bytes: None,
         });
         s.attach(u16::MAX, t);
         let m = msg("a", QoS::AtLeastOnce, t);
@@ -656,6 +671,7 @@ mod tests {
         let mut s = Session::new(SessionLimits {
             max_inflight: 20,
             max_queued: None,
+            max_queued_bytes: None,
         });
         s.attach(3, t);
         let m = msg("a", QoS::ExactlyOnce, t);
@@ -688,6 +704,7 @@ mod tests {
         let mut s = Session::new(SessionLimits {
             max_inflight: 1,
             max_queued: None,
+            max_queued_bytes: None,
         });
         s.set_journaling(true);
         let m = msg("a", QoS::AtLeastOnce, t);
@@ -723,6 +740,26 @@ mod tests {
         assert!(s.take_changes().is_empty());
     }
 
+    /// `max_queued_bytes` bounds the queue by payload size too.
+    #[test]
+    fn queued_bytes_limit() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 1,
+            max_queued: None,
+            max_queued_bytes: Some(5),
+        });
+        let big = Arc::new(Message::new("a", "abc", QoS::AtLeastOnce, false, t));
+        assert_eq!(s.deliver(d(&big, QoS::AtLeastOnce), t), Delivered::Queued);
+        assert_eq!(s.deliver(d(&big, QoS::AtLeastOnce), t), Delivered::Dropped);
+        s.attach(u16::MAX, t);
+        assert_eq!(
+            s.deliver(d(&big, QoS::AtLeastOnce), t),
+            Delivered::Queued,
+            "room again after sending"
+        );
+    }
+
     /// QoS 0 overflow: dropped when the connection's queue is full.
     #[test]
     fn qos0_overflow_is_dropped() {
@@ -730,6 +767,7 @@ mod tests {
         let mut s = Session::new(SessionLimits {
             max_inflight: 20,
             max_queued: Some(2),
+            max_queued_bytes: None,
         });
         s.attach(u16::MAX, t);
         let m = msg("a", QoS::AtMostOnce, t);
