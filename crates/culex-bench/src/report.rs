@@ -77,7 +77,7 @@ pub struct Messages {
     pub stray: u64,
     /// Deliveries expected (sent × subscribers per message), when the run has both sides.
     pub expected: Option<u64>,
-    /// `received / expected`.
+    /// `received / expected`; `None` when nothing was expected.
     pub delivered_fraction: Option<f64>,
 }
 

@@ -267,13 +267,9 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
             received,
             stray: shared.stray.load(Relaxed),
             expected,
-            delivered_fraction: expected.map(|e| {
-                if e == 0 {
-                    1.0
-                } else {
-                    received as f64 / e as f64
-                }
-            }),
+            delivered_fraction: expected
+                .filter(|&e| e > 0)
+                .map(|e| received as f64 / e as f64),
         },
         throughput: Throughput {
             sent_per_s: sent as f64 / elapsed_s,
