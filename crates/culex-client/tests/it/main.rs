@@ -4,6 +4,7 @@
 
 mod asynch;
 mod blocking;
+mod embedded;
 mod fake_server;
 mod resume;
 mod robust;
