@@ -1,6 +1,10 @@
 //! Options, refusals and output formats.
 
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpListener};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use culex_testkit::{free_port, Mosquitto};
 
@@ -76,4 +80,57 @@ fn help_lists_every_scenario() {
     }
     let (code, _) = bench(&["nonsense"]);
     assert_eq!(code, ExitCode::from(2));
+}
+
+/// --source-ips spreads connections round-robin over the given local
+/// addresses: a minimal MQTT peer records where each connection came from.
+#[test]
+fn source_ips_spread_connections_over_local_addresses() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let peer = std::thread::spawn(move || {
+        let mut seen = BTreeSet::new();
+        let mut streams = Vec::new();
+        for _ in 0..8 {
+            let (mut stream, from) = listener.accept().expect("accept");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut connect = [0u8; 2];
+            stream.read_exact(&mut connect).expect("CONNECT header");
+            assert_eq!(connect[0], 0x10, "first packet is CONNECT");
+            let mut rest = vec![0u8; usize::from(connect[1])];
+            stream.read_exact(&mut rest).expect("CONNECT body");
+            // CONNACK: session not present, accepted.
+            stream
+                .write_all(&[0x20, 0x02, 0x00, 0x00])
+                .expect("CONNACK");
+            seen.insert(from.ip());
+            streams.push(stream);
+        }
+        // Hold every connection until the tool closes it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for mut stream in streams {
+            let mut sink = Vec::new();
+            while Instant::now() < deadline && stream.read_to_end(&mut sink).is_err() {}
+        }
+        seen
+    });
+    let port = port.to_string();
+    let (code, out) = bench(&[
+        "conn",
+        "-c",
+        "8",
+        "--source-ips",
+        "127.0.0.1-127.0.0.4",
+        "-d",
+        "300ms",
+        "-p",
+        &port,
+        "--quiet",
+    ]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let seen = peer.join().expect("peer");
+    let expected: BTreeSet<IpAddr> = (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+    assert_eq!(seen, expected);
 }
