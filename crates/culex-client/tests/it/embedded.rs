@@ -61,7 +61,7 @@ fn board_loop_over_embedded_io(kind: Kind) {
     let mut tx = [0u8; 256];
     // Messages also arrive while publish() waits for its acknowledgements.
     let received: std::sync::Mutex<Vec<Vec<u8>>> = Default::default();
-    let mut on_message = |_topic: &str, msg: &[u8]| received.lock().unwrap().push(msg.to_vec());
+    let on_message = |_topic: &str, msg: &[u8]| received.lock().unwrap().push(msg.to_vec());
     {
         let mut c = Client::with_transport(
             "embedded-board",
@@ -71,7 +71,7 @@ fn board_loop_over_embedded_io(kind: Kind) {
             &mut tx[..],
         )
         .keepalive(60);
-        c.set_callback(&mut on_message);
+        c.set_callback(on_message);
         c.connect(true).unwrap();
         c.subscribe("board/#", QoS::ExactlyOnce).unwrap();
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
