@@ -24,6 +24,12 @@ const PAYLOAD_SHOWN: usize = 256;
 pub fn dump(path: &Path, out: &mut impl Write) -> Result<(), StoreError> {
     let db = match catch_unwind(|| ReadOnlyDatabase::open(path)) {
         Ok(Ok(db)) => db,
+        Ok(Err(DatabaseError::RepairAborted)) => {
+            // Not closed cleanly (the broker was killed): the engine must
+            // repair before reading, which a read-only open cannot do.
+            // Repair a copy and leave the original as it is.
+            return dump_repaired_copy(path, out);
+        }
         Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => {
             return Err(StoreError::Locked(path.to_path_buf()))
         }
@@ -46,20 +52,66 @@ pub fn dump(path: &Path, out: &mut impl Write) -> Result<(), StoreError> {
             })
         }
     };
-    let rb = catch_unwind(AssertUnwindSafe(|| engine::read_all(&db))).unwrap_or_else(|_| {
-        engine::ReadBack {
-            engine_errors: vec!["the engine panicked while reading".into()],
-            ..engine::ReadBack::default()
-        }
-    });
-    write_dump(path, &rb, out).map_err(|source| StoreError::Io {
+    let rb = read(&db);
+    write_dump(path, &rb, out, "").map_err(|source| StoreError::Io {
         path: PathBuf::from("<output>"),
         source,
     })
 }
 
-fn write_dump(path: &Path, rb: &engine::ReadBack, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "Store: {}", path.display())?;
+fn dump_repaired_copy(path: &Path, out: &mut impl Write) -> Result<(), StoreError> {
+    let copy = std::env::temp_dir().join(format!(
+        "culex-store-dump-{}-{}.db",
+        std::process::id(),
+        crate::unix_ms_now()
+    ));
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::copy(path, &copy).map_err(io)?;
+    let result = match catch_unwind(|| redb::Database::create(&copy)) {
+        Ok(Ok(db)) => {
+            let rb = read(&db);
+            drop(db);
+            write_dump(
+                path,
+                &rb,
+                out,
+                " (not closed cleanly; read from a repaired copy)",
+            )
+            .map_err(|source| StoreError::Io {
+                path: PathBuf::from("<output>"),
+                source,
+            })
+        }
+        Ok(Err(e)) => Err(StoreError::Engine {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(StoreError::Engine {
+            path: path.to_path_buf(),
+            message: "the engine could not repair a copy of the file".into(),
+        }),
+    };
+    let _ = std::fs::remove_file(&copy);
+    result
+}
+
+fn read(db: &impl redb::ReadableDatabase) -> engine::ReadBack {
+    catch_unwind(AssertUnwindSafe(|| engine::read_all(db))).unwrap_or_else(|_| engine::ReadBack {
+        engine_errors: vec!["the engine panicked while reading".into()],
+        ..engine::ReadBack::default()
+    })
+}
+
+fn write_dump(
+    path: &Path,
+    rb: &engine::ReadBack,
+    out: &mut impl Write,
+    note: &str,
+) -> std::io::Result<()> {
+    writeln!(out, "Store: {}{note}", path.display())?;
     writeln!(out)?;
     writeln!(out, "Retained messages: {}", rb.retained.len())?;
     for m in &rb.retained {

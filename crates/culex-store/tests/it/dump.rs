@@ -73,3 +73,30 @@ fn store_main_handles_dump_and_refuses_anything_else() {
     );
     assert_eq!(store_main(vec![]), ExitCode::FAILURE);
 }
+
+#[test]
+fn dump_reads_a_store_left_by_a_killed_process() {
+    let (_dir, path) = temp_store();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_culex-store-crash-writer"))
+        .arg(&path)
+        .arg("0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first acknowledged step, then kill -9.
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.starts_with("ok 0 "), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let mut out = Vec::new();
+    dump(&path, &mut out).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the dump changes nothing");
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("not closed cleanly"), "{text}");
+    assert!(text.contains("'r/0/0' qos 1 retain 1"), "{text}");
+    assert!(text.contains("Client 'c0'"), "{text}");
+}
