@@ -45,6 +45,13 @@ impl DurableBrokerStore {
         &self.store
     }
 
+    /// Whether PUBACK/PUBREC must wait for durability: in `Sync` mode (the
+    /// default). In `Periodic` mode the broker acknowledges at once, and a
+    /// crash may lose the last window (that is the mode's documented trade).
+    pub fn acks_wait(&self) -> bool {
+        self.store.mode() == Durability::Sync
+    }
+
     /// Calls `f` once every change submitted so far is durable — at once if
     /// it already is, otherwise on the store's writer thread. `f` must not
     /// block: it sends the PUBACK/PUBREC through the connection's channel or
