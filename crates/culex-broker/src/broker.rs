@@ -297,8 +297,14 @@ impl Shared {
     }
 
     /// Routes one message: retained store, then every matching subscriber.
-    /// `matches` is a scratch vector the caller reuses.
-    pub fn publish(&self, msg: Arc<Message>, matches: &mut Vec<Match<SessionKey>>, now: Instant) {
+    /// `matches` is a scratch vector the caller reuses. Returns how many
+    /// subscribers matched.
+    pub fn publish(
+        &self,
+        msg: Arc<Message>,
+        matches: &mut Vec<Match<SessionKey>>,
+        now: Instant,
+    ) -> usize {
         if msg.retain {
             self.set_retained(&msg);
         }
@@ -307,6 +313,7 @@ impl Shared {
         self.subscriptions
             .read()
             .matches_with(&msg.topic, matches, &available);
+        let matched = matches.len();
         for m in matches.drain(..) {
             let handle = &m.key.0;
             // 5.0 no-local: not back to the publisher [MQTT-3.8.3-3].
@@ -329,6 +336,7 @@ impl Shared {
             };
             handle.deliver(self, delivery, now);
         }
+        matched
     }
 
     fn set_retained(&self, msg: &Arc<Message>) {

@@ -497,7 +497,11 @@ impl Conn {
     fn read_some(&mut self) -> Result<usize, Exit> {
         // Small first: most wake-ups of a quiet client carry one small packet;
         // a busy connection's buffer grows to 16 KiB reads.
-        let additional = if self.rbuf.capacity() == 0 { 512 } else { 16 * 1024 };
+        let additional = if self.rbuf.capacity() == 0 {
+            512
+        } else {
+            16 * 1024
+        };
         self.rbuf.reserve(additional);
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => Err(Exit::Closed),
@@ -739,8 +743,12 @@ impl Conn {
         if route {
             let msg = Message::from_publish(p, topic, frame, Some(self.client_id.clone()), now);
             let mut matches = std::mem::take(&mut self.matches);
-            self.shared.publish(Arc::new(msg), &mut matches, now);
+            let matched = self.shared.publish(Arc::new(msg), &mut matches, now);
             self.matches = matches;
+            if matched == 0 {
+                // 5.0 tells the publisher nobody was listening [MQTT 5.0, 3.4.2.1].
+                reason = ReasonCode::NoMatchingSubscribers;
+            }
         }
         // 3.x has no negative acknowledgements: a refused message is acked and dropped.
         let ack_reason = if v5 { reason } else { ReasonCode::Success };

@@ -519,3 +519,44 @@ fn server_keep_alive_from_max_keepalive() {
     );
     assert_eq!(reason, ReasonCode::Success);
 }
+
+/// PUBACK reason codes [MQTT 5.0, 3.4.2.1]: 0x10 when nobody subscribes,
+/// 0x99 for a payload whose format indicator says UTF-8 but is not
+/// [MQTT 5.0, 3.3.2.3.2], 0x00 otherwise.
+#[test]
+fn puback_reason_codes() {
+    let broker = BrokerThread::start();
+    let (mut c, _, _) = v5(broker.port(), "acks", true, None);
+    let mut send = |topic: &str, payload: &[u8], format: Option<u8>, id: u16| {
+        c.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: TopicName::new(topic).unwrap(),
+            packet_id: Some(pid(id)),
+            properties: Properties {
+                payload_format_indicator: format,
+                ..Properties::default()
+            },
+            payload,
+        }));
+        match c.recv().packet() {
+            Packet::PubAck(a) => a.reason,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        send("nobody", b"x", None, 1),
+        ReasonCode::NoMatchingSubscribers
+    );
+    assert_eq!(
+        send("nobody", &[0xff, 0xfe], Some(1), 2),
+        ReasonCode::PayloadFormatInvalid
+    );
+    let (mut sub, _, _) = v5(broker.port(), "listener", true, None);
+    subscribe(&mut sub, "somebody", SubscriptionOptions::default(), None);
+    assert_eq!(
+        send("somebody", "é".as_bytes(), Some(1), 3),
+        ReasonCode::Success
+    );
+}
