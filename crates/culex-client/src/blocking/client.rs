@@ -393,16 +393,17 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         send(&mut self.transport, &mut self.tx, |out| conn.ping(now, out)).map(|_| ())
     }
 
-    /// Publishes `msg` to `topic`. For QoS 1 it waits for PUBACK, for QoS 2
-    /// for PUBCOMP; messages arriving meanwhile go to the callback.
+    /// Publishes `msg` (bytes or a string, as umqtt accepts both) to
+    /// `topic`. For QoS 1 it waits for PUBACK, for QoS 2 for PUBCOMP;
+    /// messages arriving meanwhile go to the callback.
     pub fn publish(
         &mut self,
         topic: &str,
-        msg: &[u8],
+        msg: impl AsRef<[u8]>,
         retain: bool,
         qos: QoS,
     ) -> Result<(), Error<T::Error>> {
-        self.publish_with(&Message::new(topic, msg, qos, retain))
+        self.publish_with(&Message::new(topic, msg.as_ref(), qos, retain))
     }
 
     /// Publishes a message with 5.0 properties (ignored in 3.1.1).

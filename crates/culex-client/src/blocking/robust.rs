@@ -116,7 +116,14 @@ impl<'a> RobustClient<'a> {
     }
 
     /// Publishes, reconnecting and retrying on failure.
-    pub fn publish(&mut self, topic: &str, msg: &[u8], retain: bool, qos: QoS) -> Result<()> {
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        msg: impl AsRef<[u8]>,
+        retain: bool,
+        qos: QoS,
+    ) -> Result<()> {
+        let msg = msg.as_ref();
         self.retry(|c| c.publish(topic, msg, retain, qos))
     }
 

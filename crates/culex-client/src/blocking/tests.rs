@@ -146,7 +146,7 @@ fn a_fixed_transmit_buffer_too_small_for_a_publish_is_an_error() {
     let mut c = Client::with_transport("c", wire.clone(), || Millis(0), &mut rx[..], &mut tx[..]);
     wire.push(&CONNACK);
     c.connect(true).unwrap();
-    let r = c.publish("t", &[0u8; 100], false, crate::QoS::AtMostOnce);
+    let r = c.publish("t", [0u8; 100], false, crate::QoS::AtMostOnce);
     assert!(matches!(
         r,
         Err(Error::BufferTooSmall) | Err(Error::Mqtt(_))

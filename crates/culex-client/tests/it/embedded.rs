@@ -75,7 +75,7 @@ fn board_loop_over_embedded_io(kind: Kind) {
         c.connect(true).unwrap();
         c.subscribe("board/#", QoS::ExactlyOnce).unwrap();
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-            c.publish("board/btn", &[b'0' + qos as u8], false, qos)
+            c.publish("board/btn", [b'0' + qos as u8], false, qos)
                 .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
