@@ -799,4 +799,14 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
     pub fn server_maximum_packet_size(&self) -> u32 {
         self.server_maximum_packet_size
     }
+
+    /// The server's Receive Maximum (5.0 CONNACK; 65535 when not given).
+    pub fn server_receive_maximum(&self) -> u16 {
+        self.server_receive_maximum
+    }
+
+    /// The highest QoS the server accepts (5.0 CONNACK Maximum QoS).
+    pub fn server_maximum_qos(&self) -> QoS {
+        self.server_maximum_qos
+    }
 }

@@ -171,6 +171,7 @@ fn server_receive_maximum_limits_publishes_in_flight() {
         }),
     )
     .unwrap();
+    assert_eq!(c.server_receive_maximum(), 1);
     publish(&mut c, 0, QoS::AtLeastOnce).unwrap();
     assert!(!c.can_publish());
     assert_eq!(
@@ -502,4 +503,30 @@ fn manual_acks_wait_for_the_application() {
         .unwrap();
     assert_eq!(ev, Event::None);
     assert_eq!(transmit(&mut c, 2), [PacketType::PubRec]);
+}
+
+#[test]
+fn server_maximum_qos_is_enforced() {
+    // [MQTT-3.2.2-11]: no PUBLISH above the server's Maximum QoS.
+    let mut c = Connection::<4, 4>::new();
+    let mut opts = ConnectOptions::new("c1");
+    opts.protocol = Protocol::V5;
+    c.connect(Millis(0), &opts, &mut Vec::new()).unwrap();
+    let props = Properties {
+        maximum_qos: Some(1),
+        ..Properties::default()
+    };
+    let connack = ConnAck {
+        session_present: false,
+        reason: ReasonCode::Success,
+        properties: props,
+    };
+    c.handle_packet(Millis(0), Packet::ConnAck(connack))
+        .unwrap();
+    assert_eq!(c.server_maximum_qos(), QoS::AtLeastOnce);
+    assert_eq!(
+        publish(&mut c, 0, QoS::ExactlyOnce),
+        Err(Error::QoSNotSupported)
+    );
+    assert!(publish(&mut c, 0, QoS::AtLeastOnce).is_ok());
 }
