@@ -73,3 +73,81 @@ pub fn mosquitto(tool: Tool, args: &[&str]) -> Outcome {
         stderr: rename(output.stderr),
     }
 }
+
+/// A `Write` whose bytes another thread can watch while a tool runs.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+/// Runs a culex tool on its own thread, its stdout watchable as it runs;
+/// the receiver yields the exit code and stderr at the end.
+pub fn spawn_watched(tool: Tool, args: &[&str]) -> (std::sync::mpsc::Receiver<Outcome>, SharedBuf) {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let out = SharedBuf::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = out.clone();
+    std::thread::spawn(move || {
+        let mut input: &[u8] = b"";
+        let mut stderr = Vec::new();
+        let io = culex_tools::Io {
+            stdin: &mut input,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        };
+        let code = culex_tools::run_with(tool, &args, b"", io);
+        let _ = tx.send(Outcome {
+            code: i32::from(code),
+            stdout: Vec::new(),
+            stderr,
+        });
+    });
+    (rx, out)
+}
+
+/// Debian's mosquitto on a port chosen by the caller (so that it can be
+/// restarted on the same port); killed on drop.
+pub struct FixedMosquitto {
+    _dir: tempfile::TempDir,
+    _child: culex_testkit::ChildGuard,
+}
+
+impl FixedMosquitto {
+    pub fn start(port: u16, extra: &str) -> FixedMosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n"),
+        )
+        .expect("conf");
+        let child = Command::new(culex_testkit::tool("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let guard = culex_testkit::ChildGuard(child);
+        culex_testkit::wait_for_port(port, Duration::from_secs(10));
+        FixedMosquitto {
+            _dir: dir,
+            _child: guard,
+        }
+    }
+}

@@ -3,6 +3,8 @@
 
 mod args;
 mod common;
+mod culex_broker;
 mod format;
 mod mqtt;
 mod passwd;
+mod resilience;

@@ -503,9 +503,7 @@ def on_message(c, u, m):
     props = Properties(PacketTypes.PUBLISH)
     if hasattr(m.properties, "CorrelationData"):
         props.CorrelationData = m.properties.CorrelationData
-    info = c.publish(m.properties.ResponseTopic, b"answer to " + m.payload, qos=1, properties=props)
-    info.wait_for_publish(5)
-    c.disconnect()
+    c.publish(m.properties.ResponseTopic, b"answer to " + m.payload, qos=1, properties=props)
 c.on_connect = on_connect
 c.on_subscribe = on_subscribe
 c.on_message = on_message

@@ -1,0 +1,258 @@
+//! culex sub keeps reconnecting when the broker goes away, as mosquitto_sub
+//! does, and TLS (rustls) works against a TLS listener of Debian's mosquitto.
+
+use crate::common::{culex, spawn_watched, FixedMosquitto};
+use culex_testkit::{free_port, run_with_timeout, tool};
+use culex_tools::args::Tool;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn mosquitto_pub(port: u16, args: &[&str]) -> bool {
+    let mut cmd = Command::new(tool("mosquitto_pub"));
+    cmd.args(["-p", &port.to_string()]).args(args);
+    run_with_timeout(&mut cmd, Duration::from_secs(10))
+        .status
+        .success()
+}
+
+#[test]
+fn sub_reconnects_and_resubscribes_after_the_broker_restarts() {
+    let port = free_port();
+    let first = FixedMosquitto::start(port, "");
+    assert!(mosquitto_pub(port, &["-r", "-t", "rc/one", "-m", "before"]));
+    let port_text = port.to_string();
+    let (done, out) = spawn_watched(
+        Tool::Sub,
+        &["-p", &port_text, "-t", "rc/#", "-C", "2", "-v", "-W", "20"],
+    );
+    let limit = Instant::now() + Duration::from_secs(10);
+    while !out.text().contains("rc/one before") {
+        assert!(Instant::now() < limit, "first message never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let _second = FixedMosquitto::start(port, "");
+    let outcome = loop {
+        if let Ok(outcome) = done.recv_timeout(Duration::from_millis(100)) {
+            break outcome;
+        }
+        assert!(
+            Instant::now() < limit + Duration::from_secs(5),
+            "no message after the restart"
+        );
+        mosquitto_pub(port, &["-t", "rc/two", "-m", "after"]);
+    };
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(out.text(), "rc/one before\nrc/two after\n");
+}
+
+/// A CA and a server certificate for `localhost` (no IP address), made with openssl.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(tool("openssl"));
+        cmd.current_dir(dir).args(args);
+        let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend_from_slice(&ec);
+    ca.extend_from_slice(&[
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=culex test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend_from_slice(&ec);
+    csr.extend_from_slice(&[
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    // mosquitto drops root for its own user before it reads the key.
+    use std::os::unix::fs::PermissionsExt;
+    for (name, mode) in [("", 0o755), ("server.key", 0o644)] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
+    }
+}
+
+#[test]
+fn tls_with_cafile_insecure_and_a_bad_ca() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    certificates(certs.path());
+    let path = |name: &str| certs.path().join(name).to_string_lossy().into_owned();
+    let port = free_port();
+    let _broker = FixedMosquitto::start(
+        port,
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            path("ca.crt"),
+            path("server.crt"),
+            path("server.key")
+        ),
+    );
+    let port = port.to_string();
+    let ca = path("ca.crt");
+    // A retained message over TLS, read back over TLS.
+    let out = culex(
+        Tool::Pub,
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "-t",
+            "tls/a",
+            "-m",
+            "secret",
+            "-r",
+            "-q",
+            "1",
+        ],
+    );
+    assert_eq!((out.code, out.stderr_text()), (0, String::new()));
+    let out = culex(
+        Tool::Sub,
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "-t",
+            "tls/a",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-v",
+        ],
+    );
+    assert_eq!(
+        (out.code, String::from_utf8_lossy(&out.stdout).into_owned()),
+        (0, "tls/a secret\n".into())
+    );
+    // The certificate names localhost, not 127.0.0.1: only --insecure accepts that.
+    let refused = culex(
+        Tool::Pub,
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "-t",
+            "tls/b",
+            "-m",
+            "x",
+        ],
+    );
+    assert_eq!(
+        (refused.code, refused.stderr_text()),
+        (1, "Error: A TLS error occurred.\n".to_string())
+    );
+    let insecure = culex(
+        Tool::Pub,
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            &ca,
+            "--insecure",
+            "-t",
+            "tls/b",
+            "-m",
+            "x",
+        ],
+    );
+    assert_eq!((insecure.code, insecure.stderr_text()), (0, String::new()));
+    // A CA that did not sign the server's certificate is refused.
+    let out = culex(
+        Tool::Pub,
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--cafile",
+            &path("server.crt"),
+            "-t",
+            "tls/c",
+            "-m",
+            "x",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    // A missing CA file is reported as mosquitto does, before connecting.
+    let out = culex(
+        Tool::Pub,
+        &[
+            "-p",
+            &port,
+            "--cafile",
+            "/nonexistent/ca.crt",
+            "-t",
+            "tls/d",
+            "-m",
+            "x",
+        ],
+    );
+    assert_eq!(
+        out.stderr_text(),
+        "Error: Problem setting TLS options: File not found.\n"
+    );
+}
