@@ -63,6 +63,11 @@ pub trait Buffer {
         let _ = len;
         false
     }
+    /// The largest packet the buffer can ever hold, or `None` when it grows.
+    /// A 5.0 client announces this as its Maximum Packet Size.
+    fn limit(&mut self) -> Option<usize> {
+        Some(self.bytes().len())
+    }
 }
 
 impl Buffer for &mut [u8] {
@@ -87,6 +92,9 @@ impl Buffer for alloc::vec::Vec<u8> {
             self.resize(len, 0);
         }
         true
+    }
+    fn limit(&mut self) -> Option<usize> {
+        None
     }
 }
 
@@ -341,6 +349,11 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         options.username = self.user;
         options.password = self.password;
         options.will = will;
+        if let Some(limit) = self.rx.limit() {
+            // 5.0 [MQTT-3.1.2-24]: the server must not send a larger packet.
+            options.properties.maximum_packet_size =
+                Some(u32::try_from(limit).unwrap_or(u32::MAX).max(1));
+        }
         let now = self.clock.now();
         let conn = &mut self.conn;
         send(&mut self.transport, &mut self.tx, |out| {
@@ -547,6 +560,8 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         }
         let rx_len = self.rx_len;
         if rx_len >= self.rx.bytes().len() && !self.rx.grow_to(rx_len.saturating_mul(2).max(256)) {
+            // The stream cannot be read past this packet: give the link up.
+            self.abort();
             return Err(Error::BufferTooSmall);
         }
         let free = self.rx.bytes().get_mut(rx_len..).unwrap_or_default();
@@ -581,6 +596,8 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
                 // Make sure a large packet will fit once it arrives.
                 if let Ok(Some(len)) = peek_len(buffered) {
                     if len > self.rx.bytes().len() && !self.rx.grow_to(len) {
+                        // The stream cannot be read past this packet: give the link up.
+                        self.abort();
                         return Err(Error::BufferTooSmall);
                     }
                 }

@@ -136,6 +136,32 @@ fn a_packet_larger_than_a_fixed_buffer_is_an_error_not_a_panic() {
     publish.extend_from_slice(&[b'x'; 40]);
     wire.push(&publish);
     assert!(matches!(c.check_msg(), Err(Error::BufferTooSmall)));
+    assert!(
+        !c.is_connected(),
+        "the rest of the stream is unreadable: link closed"
+    );
+}
+
+#[test]
+fn a_v5_client_with_a_fixed_buffer_announces_its_maximum_packet_size() {
+    let wire = Scripted::default();
+    let mut rx = [0u8; 200];
+    let mut tx = [0u8; 64];
+    let mut c = Client::with_transport("c", wire.clone(), || Millis(0), &mut rx[..], &mut tx[..])
+        .protocol(culex_codec::Protocol::V5);
+    // 5.0 CONNACK: no flags, success, no properties.
+    wire.push(&[0x20, 0x03, 0x00, 0x00, 0x00]);
+    c.connect(true).unwrap();
+    let written = wire.take_written();
+    let (packet, _) = culex_codec::decode(&written, culex_codec::Protocol::V5, u32::MAX)
+        .unwrap()
+        .unwrap();
+    match packet {
+        culex_codec::Packet::Connect(connect) => {
+            assert_eq!(connect.properties.maximum_packet_size, Some(200))
+        }
+        other => panic!("expected CONNECT, got {other:?}"),
+    }
 }
 
 #[test]

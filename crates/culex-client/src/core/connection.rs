@@ -716,8 +716,9 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
             return None;
         }
         match self.ping_sent {
-            // The server must answer a PINGREQ within a reasonable time
-            // [MQTT-3.1.2-24]; we allow one keepalive period.
+            // A client that gets no PINGRESP "within a reasonable amount of
+            // time" should close the connection (3.1.2.10 / 5.0 3.1.2.10);
+            // we allow one keepalive period.
             Some(sent) => Some(sent.plus(self.keep_alive_ms)),
             None if self.ping_due => Some(self.last_sent),
             // [MQTT-3.1.2-23]: a packet at least once per keepalive period.

@@ -179,7 +179,7 @@ fn ping_gets_pingresp(kind: Kind) {
 }
 
 fn without_pings_the_broker_drops_an_idle_client(kind: Kind) {
-    // [MQTT-3.1.2-24]: the server disconnects after 1.5 x keepalive of
+    // 3.1.1 [MQTT-3.1.2-24]: the server disconnects after 1.5 x keepalive of
     // silence (mosquitto checks every few seconds: about 5.5 s for 1 s).
     let broker = TestBroker::start(kind, "");
     let mut c = MQTTClient::new("silent", "127.0.0.1")
