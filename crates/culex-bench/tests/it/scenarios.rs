@@ -6,11 +6,16 @@ use culex_testkit::{run_with_timeout, tool, Mosquitto};
 
 use crate::support::{bench_json, count, num};
 
+/// mosquitto drops QoS 1/2 messages beyond `max_queued_messages` (1000 by
+/// default) for a subscriber that falls behind, as one starved of CPU on a
+/// busy machine may; 0 lifts the limit, so counts depend on the tool alone.
+const UNLIMITED_QUEUES: &str = "max_queued_messages 0";
+
 /// At QoS 1 every message sent is acknowledged and delivered exactly to its
 /// pair's subscriber (mosquitto does not duplicate on a healthy connection).
 #[test]
 fn pairs_at_qos1_deliver_everything_sent() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let s = bench_json(broker.port, &["pairs", "-c", "2", "-q", "1", "-d", "1s"]);
     let sent = count(&s, "/messages/sent");
     assert!(sent > 0, "nothing sent: {s:#}");
@@ -30,7 +35,7 @@ fn pairs_at_qos1_deliver_everything_sent() {
 /// QoS 2 over MQTT 5.0: the four-packet exchange completes for every message.
 #[test]
 fn pairs_at_qos2_over_v5_complete_every_exchange() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let s = bench_json(
         broker.port,
         &["pairs", "-c", "2", "-q", "2", "-V", "5", "-d", "1s"],
@@ -49,7 +54,7 @@ fn pairs_at_qos2_over_v5_complete_every_exchange() {
 /// Fan-out delivers each message once to every subscriber: sent × N.
 #[test]
 fn fanout_delivers_sent_times_subscribers() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let s = bench_json(broker.port, &["fanout", "-c", "3", "-q", "1", "-d", "1s"]);
     let sent = count(&s, "/messages/sent");
     assert!(sent > 0);
@@ -108,7 +113,7 @@ fn latency_runs_at_a_fixed_rate_and_times_every_message() {
 /// A payload too short for a timestamp still counts, but is not timed.
 #[test]
 fn short_payloads_are_counted_but_not_timed() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let s = bench_json(
         broker.port,
         &[
@@ -153,7 +158,7 @@ fn connections_spread_over_source_addresses() {
 /// `pub` and `sub` work as two halves of one measurement in separate runs.
 #[test]
 fn separate_pub_and_sub_runs_see_the_same_messages() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let port = broker.port;
     let sub = std::thread::spawn(move || {
         bench_json(
@@ -185,7 +190,7 @@ fn separate_pub_and_sub_runs_see_the_same_messages() {
 /// can leave behind) is reported as a stray, not counted as delivered.
 #[test]
 fn messages_from_elsewhere_are_strays_not_deliveries() {
-    let broker = Mosquitto::start("");
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
     let port = broker.port.to_string();
     let published = run_with_timeout(
         std::process::Command::new(tool("mosquitto_pub")).args([
