@@ -1,0 +1,3 @@
+//! Integration tests of the `culex` binary.
+
+mod tools;
