@@ -284,7 +284,6 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         out: &mut Vec<Match<K>>,
         available: &dyn Fn(&K) -> bool,
     ) {
-        let levels: Vec<&str> = topic.split('/').collect();
         // A filter starting with a wildcard never matches a `$` topic [MQTT-4.7.2-1].
         let dollar = topic.starts_with('$');
         let start = out.len();
@@ -293,7 +292,7 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
             start,
             available,
         };
-        collect(&self.root, &levels, 0, dollar, &mut cx);
+        collect(&self.root, Some(topic), 0, dollar, &mut cx);
     }
 }
 
@@ -346,9 +345,11 @@ struct Collect<'a, K> {
     available: &'a dyn Fn(&K) -> bool,
 }
 
+/// Walks the tree along `rest`, the levels of the topic not yet matched
+/// (`None` once all are), without allocating.
 fn collect<K: Clone + Eq + Hash>(
     node: &Node<K>,
-    levels: &[&str],
+    rest: Option<&str>,
     depth: usize,
     dollar: bool,
     cx: &mut Collect<'_, K>,
@@ -362,7 +363,7 @@ fn collect<K: Clone + Eq + Hash>(
             pick(cx, g);
         }
     }
-    let Some((level, rest)) = levels.split_first() else {
+    let Some(remaining) = rest else {
         for e in &node.exact {
             add(cx, e);
         }
@@ -371,10 +372,14 @@ fn collect<K: Clone + Eq + Hash>(
         }
         return;
     };
-    if let Some(child) = node.children.get(*level) {
+    let (level, rest) = match remaining.split_once('/') {
+        Some((level, rest)) => (level, Some(rest)),
+        None => (remaining, None),
+    };
+    if let Some(child) = node.children.get(level) {
         collect(child, rest, depth + 1, dollar, cx);
     }
-    if wildcards_allowed && *level != "+" {
+    if wildcards_allowed && level != "+" {
         if let Some(child) = node.children.get("+") {
             collect(child, rest, depth + 1, dollar, cx);
         }
