@@ -134,3 +134,62 @@ fn source_ips_spread_connections_over_local_addresses() {
     let expected: BTreeSet<IpAddr> = (1..=4).map(|i| IpAddr::from([127, 0, 0, i])).collect();
     assert_eq!(seen, expected);
 }
+
+/// A broker that refuses the CONNECT fails the run, naming the reason.
+#[test]
+fn refused_connections_fail_the_run_with_the_reason() {
+    use clap::Parser;
+    let broker = Mosquitto::start("allow_anonymous false");
+    let port = broker.port.to_string();
+    let cli = culex_bench::Cli::try_parse_from([
+        "culex bench",
+        "pairs",
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "-p",
+        &port,
+        "--quiet",
+    ])
+    .expect("arguments parse");
+    let (scenario, opts) = cli.command.split();
+    let plan = culex_bench::Plan::new(scenario, opts).expect("plan");
+    match culex_bench::execute(plan) {
+        Err(culex_bench::BenchError::NoConnection(why)) => {
+            assert!(
+                why.contains("refused") && why.contains("NotAuthorized"),
+                "{why}"
+            );
+        }
+        other => panic!("expected a refused run, got {other:?}"),
+    }
+}
+
+/// -u and -P log in to a broker that requires a password.
+#[test]
+fn username_and_password_log_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passwords = dir.path().join("passwords");
+    let made = culex_testkit::run_with_timeout(
+        std::process::Command::new(culex_testkit::tool("mosquitto_passwd"))
+            .arg("-b")
+            .arg("-c")
+            .arg(&passwords)
+            .args(["bench", "s3cret"]),
+        Duration::from_secs(10),
+    );
+    assert!(made.status.success(), "{made:?}");
+    let broker = Mosquitto::start(&format!(
+        "allow_anonymous false\npassword_file {}",
+        passwords.display()
+    ));
+    let port = broker.port.to_string();
+    let args = [
+        "pairs", "-c", "1", "-q", "1", "-r", "50", "-d", "300ms", "-p", &port, "--quiet",
+    ];
+    let (code, _) = bench(&[&args[..], &["-u", "bench", "-P", "s3cret"]].concat());
+    assert_eq!(code, ExitCode::SUCCESS);
+    let (code, _) = bench(&[&args[..], &["-u", "bench", "-P", "wrong"]].concat());
+    assert_eq!(code, ExitCode::from(1));
+}
