@@ -20,6 +20,8 @@
 #   BENCH       the load generator command (default: "$CULEX bench")
 #   CULEX_BROKER  culex's broker command (default: "$CULEX broker")
 #
+# Each cell also shows the broker's peak RSS and the cores it used over the run.
+#
 # The load generator shares the machine's cores with the broker it measures:
 # ratios between brokers are what count; absolute figures drift between runs.
 set -euo pipefail
@@ -134,11 +136,14 @@ scenario_args() {
 
 rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# CPU seconds (user + system) a process has used, from /proc/PID/stat (in 1/100 s).
+cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ printf "%.2f", ($12 + $13) / 100 }' || echo 0; }
+
 # Runs scenario $1 (bench arguments in $3) against broker $2 started fresh;
 # the result goes to $OUT/$4-$2/result.json.
 run_one() {
     local scenario=$1 broker=$2 args_text=$3 tag=$4
-    local dir="$OUT/$tag-$broker" port pid rss_before rss_peak
+    local dir="$OUT/$tag-$broker" port pid rss_before rss_peak cpu_before cpu_after t_before t_after
     mkdir -p "$dir"
     port=$(free_port)
     pid=$(start_broker "$broker" "$port" "$dir")
@@ -148,17 +153,24 @@ run_one() {
         return
     fi
     rss_before=$(rss_kib "$pid" VmRSS)
+    cpu_before=$(cpu_s "$pid")
+    t_before=$(date +%s.%N)
     read -r -a args <<<"$args_text"
     echo "== $scenario / $broker: culex bench ${args[*]} -d $DURATION -p $port" >&2
     if ! "${BENCH[@]}" "${args[@]}" -d "$DURATION" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
         echo "   (the run counted errors or failed: see $dir/bench.err)" >&2
     fi
     rss_peak=$(rss_kib "$pid" VmHWM)
+    cpu_after=$(cpu_s "$pid")
+    t_after=$(date +%s.%N)
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     if jq -e . "$dir/bench.json" >/dev/null 2>&1; then
         jq --argjson before "${rss_before:-0}" --argjson peak "${rss_peak:-0}" \
-            '. + {broker_rss_before_kib: $before, broker_rss_peak_kib: $peak}' \
+            --argjson cpu0 "${cpu_before:-0}" --argjson cpu1 "${cpu_after:-0}" \
+            --argjson t0 "$t_before" --argjson t1 "$t_after" \
+            '. + {broker_rss_before_kib: $before, broker_rss_peak_kib: $peak,
+                  broker_cpu_s: ($cpu1 - $cpu0), broker_wall_s: ($t1 - $t0)}' \
             "$dir/bench.json" >"$dir/result.json"
     else
         echo "{\"error\": $(jq -Rs . <"$dir/bench.err")}" >"$dir/result.json"
@@ -191,6 +203,12 @@ def si(x):
 def mib(kib):
     return f"{kib / 1024:.0f} MB"
 
+def broker_cpu(r):
+    # The broker's CPU over the whole bench run (setup, measured phase, drain), in cores.
+    if "broker_cpu_s" not in r:
+        return ""
+    return f", broker {r['broker_cpu_s'] / max(r['broker_wall_s'], 1e-3):.2f} cores"
+
 def cell(scenario, r):
     if "error" in r:
         return "failed"
@@ -206,7 +224,7 @@ def cell(scenario, r):
         per = (r["broker_rss_peak_kib"] - r["broker_rss_before_kib"]) * 1024 / max(c["established"], 1)
         return f"{c['established']} at {si(c['connect_rate'])}/s, {per:.0f} B/conn{errors}"
     p99 = f", p99 {lat['p99'] / 1000:.1f} ms" if lat else ""
-    return f"{si(t['received_per_s'])}/s, {frac}{p99}, {rss}{errors}"
+    return f"{si(t['received_per_s'])}/s, {frac}{p99}, {rss}{broker_cpu(r)}{errors}"
 
 def load(tag):
     with open(os.path.join(out, tag, "result.json")) as f:
