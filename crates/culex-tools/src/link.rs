@@ -130,6 +130,13 @@ pub struct Link {
     tx: Vec<u8>,
     /// The id the broker assigned (5.0), or the one we sent.
     pub client_id: String,
+    /// `-d`: describe every packet sent and received in `log`.
+    debug: bool,
+    /// libmosquitto's debug lines, for the caller to print.
+    pub log: Vec<String>,
+    /// The last message id used: libmosquitto numbers QoS 0 messages too,
+    /// and `-d` shows that number.
+    last_mid: u16,
 }
 
 /// The text of an OS error as C's `strerror` gives it (without Rust's
@@ -200,6 +207,9 @@ impl Link {
             rx: Vec::with_capacity(4096),
             tx: Vec::with_capacity(4096),
             client_id: client_id.to_string(),
+            debug: config.debug,
+            log: Vec::new(),
+            last_mid: 0,
         };
         let protocol = protocol(config);
         let connect_users = user_properties(&config.properties, PropertyTarget::Connect);
@@ -283,6 +293,9 @@ impl Link {
             }
         }
         if !self.tx.is_empty() {
+            if self.debug {
+                self.describe_sent();
+            }
             let result = self.stream.write_all(&self.tx);
             self.tx.clear();
             result.map_err(|e| LinkError::Lost(strerror(&e)))?;
@@ -351,6 +364,11 @@ impl Link {
                 Ok(None) => break,
                 Err(e) => return Err(LinkError::Lost(e.to_string())),
                 Ok(Some((packet, used))) => {
+                    if self.debug {
+                        for line in describe(&packet, false, self.conn.protocol(), 0) {
+                            self.log.push(format!("Client {} {line}", self.name()));
+                        }
+                    }
                     match self.conn.handle_packet(now, packet) {
                         Ok(event) => wanted |= on_event(event, sink),
                         Err(culex_client::core::Error::Refused(code)) => {
@@ -392,6 +410,10 @@ impl Link {
             .conn
             .publish(now, message, &mut self.tx)
             .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.last_mid = match id {
+            Some(id) => id.get(),
+            None => self.last_mid.checked_add(1).unwrap_or(1),
+        };
         self.flush()?;
         Ok(id.map(|id| id.get()))
     }
@@ -407,6 +429,7 @@ impl Link {
             .conn
             .subscribe(now, filters, properties, &mut self.tx)
             .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.last_mid = id.get();
         self.flush()?;
         Ok(id.get())
     }
@@ -422,22 +445,145 @@ impl Link {
             .conn
             .unsubscribe(now, filters, properties, &mut self.tx)
             .map_err(|e| LinkError::Lost(e.to_string()))?;
+        self.last_mid = id.get();
         self.flush()?;
         Ok(id.get())
     }
 
-    /// Sends DISCONNECT and closes the socket.
-    pub fn disconnect(mut self, properties: Properties<'_>) {
+    /// Sends DISCONNECT and closes the socket; returns the last debug lines.
+    pub fn disconnect(mut self, properties: Properties<'_>) -> Vec<String> {
         let now = self.now();
         if self
             .conn
             .disconnect(now, ReasonCode::Success, properties, &mut self.tx)
             .is_ok()
         {
+            if self.debug {
+                self.describe_sent();
+            }
             let _ = self.stream.write_all(&self.tx);
         }
         self.stream.shutdown();
+        self.log
     }
+
+    fn name(&self) -> &str {
+        if self.client_id.is_empty() {
+            "(null)"
+        } else {
+            &self.client_id
+        }
+    }
+
+    /// Adds a debug line for each packet in `tx`, as libmosquitto logs them.
+    fn describe_sent(&mut self) {
+        let protocol = self.conn.protocol();
+        let mut offset = 0;
+        let mut lines = Vec::new();
+        while let Some(rest) = self.tx.get(offset..) {
+            match culex_codec::decode(rest, protocol, u32::MAX) {
+                Ok(Some((packet, used))) if used > 0 => {
+                    for line in describe(&packet, true, protocol, self.last_mid) {
+                        lines.push(format!("Client {} {line}", self.name()));
+                    }
+                    offset += used;
+                }
+                _ => break,
+            }
+        }
+        self.log.extend(lines);
+    }
+}
+
+/// libmosquitto's debug description of a packet (each line follows "Client ID ").
+/// `qos0_mid` is the number libmosquitto gives a QoS 0 PUBLISH.
+fn describe(
+    packet: &culex_codec::Packet<'_>,
+    sending: bool,
+    protocol: Protocol,
+    qos0_mid: u16,
+) -> Vec<String> {
+    use culex_codec::Packet as P;
+    let dir = if sending { "sending" } else { "received" };
+    let line = match packet {
+        P::Connect(_) => "sending CONNECT".to_string(),
+        P::ConnAck(c) => {
+            let code = if protocol.is_v5() {
+                c.reason as u8
+            } else {
+                c.reason.to_v3_connack()
+            };
+            format!("received CONNACK ({code})")
+        }
+        P::Publish(p) => format!(
+            "{dir} PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+            u8::from(p.dup),
+            p.qos as u8,
+            u8::from(p.retain),
+            p.packet_id.map(|id| id.get()).unwrap_or(qos0_mid),
+            p.topic.as_str(),
+            p.payload.len()
+        ),
+        P::PubAck(r) if sending => format!(
+            "sending PUBACK (m{}, rc{})",
+            r.packet_id.get(),
+            r.reason as u8
+        ),
+        P::PubAck(r) => format!(
+            "received PUBACK (Mid: {}, RC:{})",
+            r.packet_id.get(),
+            r.reason as u8
+        ),
+        P::PubRec(r) if sending => format!(
+            "sending PUBREC (m{}, rc{})",
+            r.packet_id.get(),
+            r.reason as u8
+        ),
+        P::PubRec(r) => format!("received PUBREC (Mid: {})", r.packet_id.get()),
+        P::PubRel(r) if sending => format!("sending PUBREL (m{})", r.packet_id.get()),
+        P::PubRel(r) => format!("received PUBREL (Mid: {})", r.packet_id.get()),
+        P::PubComp(r) if sending => format!("sending PUBCOMP (m{})", r.packet_id.get()),
+        P::PubComp(r) => format!(
+            "received PUBCOMP (Mid: {}, RC:{})",
+            r.packet_id.get(),
+            r.reason as u8
+        ),
+        P::Subscribe(s) => {
+            return s
+                .filters
+                .iter()
+                .map(|(filter, options)| {
+                    format!(
+                        "sending SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x{:02x})",
+                        s.packet_id.get(),
+                        filter.as_str(),
+                        options.qos as u8,
+                        options.to_byte() & 0xfc
+                    )
+                })
+                .collect()
+        }
+        P::SubAck(_) => "received SUBACK".to_string(),
+        P::Unsubscribe(u) => {
+            return u
+                .filters
+                .iter()
+                .map(|filter| {
+                    format!(
+                        "sending UNSUBSCRIBE (Mid: {}, Topic: {})",
+                        u.packet_id.get(),
+                        filter.as_str()
+                    )
+                })
+                .collect()
+        }
+        P::UnsubAck(_) => "received UNSUBACK".to_string(),
+        P::PingReq => "sending PINGREQ".to_string(),
+        P::PingResp => "received PINGRESP".to_string(),
+        P::Disconnect(_) => format!("{dir} DISCONNECT"),
+        P::Auth(_) => format!("{dir} AUTH"),
+    };
+    vec![line]
 }
 
 fn own(event: Event<'_>) -> Option<Incoming> {

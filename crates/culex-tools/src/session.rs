@@ -182,7 +182,31 @@ impl Run<'_> {
 
     fn connect(&mut self) -> Result<Link, u8> {
         let id = self.config.client_id();
-        Link::connect(self.config, &id).map_err(|e| self.connect_failed(e))
+        let mut link = Link::connect(self.config, &id).map_err(|e| self.connect_failed(e))?;
+        self.flush_log(&mut link);
+        Ok(link)
+    }
+
+    /// Prints `-d`'s debug lines gathered by the link, as libmosquitto does.
+    fn flush_log(&mut self, link: &mut Link) {
+        self.print_log(std::mem::take(&mut link.log));
+    }
+
+    fn print_log(&mut self, lines: Vec<String>) {
+        for line in lines {
+            let _ = writeln!(self.stdout, "{line}");
+        }
+        let _ = self.stdout.flush();
+    }
+
+    fn poll_link(
+        &mut self,
+        link: &mut Link,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Incoming>, LinkError> {
+        let result = link.poll(wait);
+        self.flush_log(link);
+        result
     }
 
     fn print(&mut self, message: &OwnedMessage) {
@@ -203,13 +227,14 @@ impl Run<'_> {
         }
     }
 
-    fn disconnect(&self, link: Link) {
+    fn disconnect(&mut self, link: Link) {
         let users = link::user_properties(&self.config.properties, PropertyTarget::Disconnect);
-        link.disconnect(link::properties(
+        let lines = link.disconnect(link::properties(
             &self.config.properties,
             PropertyTarget::Disconnect,
             &users,
         ));
+        self.print_log(lines);
     }
 
     /// Waits until the link can take another QoS 1/2 message, handing any
@@ -233,7 +258,7 @@ impl Run<'_> {
         outstanding: &mut Vec<u16>,
         wait: Option<Duration>,
     ) -> Result<(), u8> {
-        match link.poll(wait) {
+        match self.poll_link(link, wait) {
             Ok(events) => {
                 for event in events {
                     if let Incoming::Published { id, reason } = event {
@@ -271,7 +296,9 @@ impl Run<'_> {
         let users = link::user_properties(&config.properties, PropertyTarget::Publish);
         let mut message = Message::new(topic, payload, link::qos(config.qos), config.retain);
         message.properties = link::properties(&config.properties, PropertyTarget::Publish, &users);
-        match link.publish(&message) {
+        let published = link.publish(&message);
+        self.flush_log(link);
+        match published {
             Ok(Some(id)) => {
                 outstanding.push(id);
                 Ok(())
@@ -463,6 +490,7 @@ impl Run<'_> {
             let props = link::properties(&config.properties, PropertyTarget::Unsubscribe, &users);
             pending.push(link.unsubscribe(&filters, props)?);
         }
+        self.flush_log(link);
         Ok(pending)
     }
 
@@ -478,7 +506,10 @@ impl Run<'_> {
         loop {
             let attempt = Link::connect(config, &config.client_id());
             let mut link = match attempt {
-                Ok(link) => link,
+                Ok(mut link) => {
+                    self.flush_log(&mut link);
+                    link
+                }
                 Err(LinkError::Refused(code)) => {
                     return self.connect_failed(LinkError::Refused(code))
                 }
@@ -510,7 +541,7 @@ impl Run<'_> {
                     self.disconnect(link);
                     return code;
                 }
-                let events = match link.poll(wait) {
+                let events = match self.poll_link(&mut link, wait) {
                     Ok(events) => events,
                     Err(_) => break,
                 };
@@ -521,6 +552,12 @@ impl Run<'_> {
                     match event {
                         Incoming::Subscribed { id, reasons } => {
                             pending.retain(|p| *p != id);
+                            if config.debug {
+                                let codes: Vec<String> =
+                                    reasons.iter().map(|r| (*r as u8).to_string()).collect();
+                                let line = format!("Subscribed (mid: {id}): {}", codes.join(", "));
+                                self.print_log(vec![line]);
+                            }
                             if !reasons.is_empty() && reasons.iter().all(|r| r.is_error()) {
                                 self.error("All subscription requests were denied.\n");
                             }
@@ -596,6 +633,7 @@ impl Run<'_> {
                 if let Ok(Some(id)) = link.publish(&clear) {
                     removing.push(id);
                 }
+                self.flush_log(link);
             }
         }
         if config.retained_only && !message.retain {
@@ -657,7 +695,7 @@ impl Run<'_> {
                 self.disconnect(link);
                 return code;
             }
-            let events = match link.poll(wait) {
+            let events = match self.poll_link(&mut link, wait) {
                 Ok(events) => events,
                 Err(_) => {
                     self.error("Error: The connection was lost.\n");
@@ -693,7 +731,9 @@ impl Run<'_> {
                 };
                 let mut message = Message::new(topic, &payload, link::qos(config.qos), false);
                 message.properties = request_props;
-                match link.publish(&message) {
+                let published = link.publish(&message);
+                self.flush_log(&mut link);
+                match published {
                     Ok(Some(id)) => outstanding.push(id),
                     Ok(None) => {}
                     Err(_) => {

@@ -556,3 +556,45 @@ fn rr_sends_response_topic_and_correlation_data_and_prints_the_answer() {
         "resp/me answer to question c-42\n"
     );
 }
+
+#[test]
+fn debug_lines_match_libmosquittos() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let cases: &[(Tool, &[&str])] = &[
+        (Tool::Pub, &["-d", "-t", "dbg/a", "-m", "hi", "-q", "0"]),
+        (
+            Tool::Pub,
+            &["-d", "-t", "dbg/a", "-m", "hi", "-q", "1", "-r"],
+        ),
+        (Tool::Pub, &["-d", "-t", "dbg/b", "-m", "hello", "-q", "2"]),
+        (
+            Tool::Pub,
+            &[
+                "-d", "-t", "dbg/c", "-m", "v5", "-q", "1", "-V", "5", "-i", "fixed-id",
+            ],
+        ),
+        (
+            Tool::Sub,
+            &[
+                "-d", "-E", "-t", "dbg/x", "-t", "dbg/y", "-q", "1", "-i", "sub-id",
+            ],
+        ),
+        (
+            Tool::Sub,
+            &["-d", "-E", "-t", "dbg/x", "-R", "-V", "5", "-i", "sub-id"],
+        ),
+    ];
+    for (tool, args) in cases {
+        let mut full = vec!["-p", port.as_str()];
+        full.extend_from_slice(args);
+        let ours = culex(*tool, &full);
+        let theirs = mosquitto(*tool, &full);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "{tool:?} {args:?}"
+        );
+        assert_eq!(ours.code, theirs.code, "{tool:?} {args:?}");
+    }
+}
