@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::auth::{Policy, SharedPolicy};
 use crate::config::Config;
 use crate::message::Message;
+use crate::retained::RetainedTree;
 use crate::session::{Delivered, Delivery, Session, SessionLimits};
 use crate::store::{MemoryStore, Store};
 use crate::subscriptions::{Match, SubscriptionTree};
@@ -208,7 +209,7 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     pub subscriptions: RwLock<SubscriptionTree<SessionKey>>,
-    pub retained: RwLock<HashMap<Arc<str>, Arc<Message>>>,
+    pub retained: RwLock<RetainedTree>,
     pub connections: AtomicUsize,
     pub stats: Stats,
     /// Whether any listener has an ACL: without one, deliveries skip the check.
@@ -260,7 +261,7 @@ impl Shared {
             store,
             sessions: Sessions::new(),
             subscriptions: RwLock::new(SubscriptionTree::new()),
-            retained: RwLock::new(HashMap::new()),
+            retained: RwLock::new(RetainedTree::new()),
             connections: AtomicUsize::new(0),
             stats: Stats::default(),
             acl_active: AtomicBool::new(false),
@@ -342,14 +343,12 @@ impl Shared {
     fn set_retained(&self, msg: &Arc<Message>) {
         if msg.payload.is_empty() {
             // An empty retained payload clears the topic [MQTT-3.3.1-10].
-            if self.retained.write().remove(&*msg.topic).is_some()
-                && !msg.topic.starts_with("$SYS/")
-            {
+            if self.retained.write().remove(&msg.topic) && !msg.topic.starts_with("$SYS/") {
                 self.store.retained_clear(&msg.topic);
             }
         } else {
             // A new retained message replaces the old one [MQTT-3.3.1-5].
-            self.retained.write().insert(msg.topic.clone(), msg.clone());
+            self.retained.write().insert(msg.clone());
             // `$SYS` values are regenerated at start; they are not stored.
             if !msg.topic.starts_with("$SYS/") {
                 self.store.retained_set(msg);
@@ -359,20 +358,7 @@ impl Shared {
 
     /// The retained messages matching `filter` (validated, no `$share/`).
     pub fn retained_matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
-        let retained = self.retained.read();
-        if !filter.contains(['+', '#']) {
-            return retained
-                .get(filter)
-                .filter(|m| !m.is_expired(now))
-                .cloned()
-                .into_iter()
-                .collect();
-        }
-        retained
-            .values()
-            .filter(|m| !m.is_expired(now) && culex_codec::topic::matches(filter, &m.topic))
-            .cloned()
-            .collect()
+        self.retained.read().matching(filter, now)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod config;
 mod connection;
 pub mod log;
 pub mod message;
+pub mod retained;
 pub mod session;
 pub mod store;
 pub mod subscriptions;
