@@ -29,8 +29,6 @@ const EVENT_BACKLOG: usize = 16;
 /// acknowledgements (otherwise an application publishing from its handler
 /// and the loop would wait on each other), up to this many events.
 const EVENT_HARD_CAP: usize = 4096;
-/// Filters per SUBSCRIBE when restoring subscriptions.
-const RESTORE_CHUNK: usize = 16;
 
 type Done<T> = oneshot::Sender<Result<T, ClientError>>;
 
@@ -50,6 +48,18 @@ enum PendingAck {
         filters: Vec<String>,
         done: Option<Done<Vec<ReasonCode>>>,
     },
+}
+
+impl PendingAck {
+    /// Answers the application's request (if it made one) with `error`.
+    fn fail(self, error: ClientError) {
+        let done = match self {
+            PendingAck::Subscribe { done, .. } | PendingAck::Unsubscribe { done, .. } => done,
+        };
+        if let Some(done) = done {
+            let _ = done.send(Err(error));
+        }
+    }
 }
 
 enum End {
@@ -136,19 +146,16 @@ impl EventLoop {
     }
 
     async fn run(&mut self) {
-        let mut delay = self
+        let initial_delay = self
             .options
             .reconnect
             .map(|r| r.initial)
             .unwrap_or_default();
+        let mut delay = initial_delay;
         loop {
             let end = match self.connect_once().await {
                 Ok(stream) => {
-                    delay = self
-                        .options
-                        .reconnect
-                        .map(|r| r.initial)
-                        .unwrap_or_default();
+                    delay = initial_delay;
                     self.serve(stream).await
                 }
                 Err(event) => End::Lost(std::boxed::Box::new(event)),
@@ -221,8 +228,9 @@ impl EventLoop {
         self.pending.iter().filter(|p| p.id.is_none()).count()
     }
 
-    /// A request taken while disconnected: queued for the next connection
-    /// (QoS 0 messages too, since the application asked for them).
+    /// Queues a request until it can be sent: while disconnected, until the
+    /// next connection (QoS 0 messages too, since the application asked for
+    /// them).
     fn accept_offline(&mut self, request: Request) {
         match request {
             Request::Publish { message, done } => self.pending.push_back(PendingPublish {
@@ -364,28 +372,24 @@ impl EventLoop {
     /// After CONNACK: re-send what the session still needs, restore
     /// subscriptions when it was lost.
     fn resume(&mut self, session_present: bool) {
-        // SUBSCRIBE/UNSUBSCRIBE awaiting acknowledgement are sent again.
-        let mut requeue: Vec<PendingAck> = self.acks.drain().map(|(_, a)| a).collect();
-        requeue.extend(self.held.drain(..));
-        if !session_present && !self.subscriptions.is_empty() {
-            let subs: Vec<(String, SubscriptionOptions, Option<u32>)> = self.subscriptions.clone();
-            for chunk in subs.chunks(RESTORE_CHUNK) {
-                // Subscriptions with different identifiers go separately.
-                for (filter, options, id) in chunk {
-                    requeue.insert(
-                        0,
-                        PendingAck::Subscribe {
-                            filters: std::vec![(filter.clone(), *options)],
-                            properties: super::SubscribeProperties {
-                                subscription_identifier: *id,
-                                user_properties: Vec::new(),
-                            },
-                            done: None,
-                        },
-                    );
+        // Lost subscriptions are restored first, one filter a SUBSCRIBE since
+        // each keeps its own subscription identifier; then SUBSCRIBE and
+        // UNSUBSCRIBE awaiting acknowledgement are sent again.
+        let mut requeue: Vec<PendingAck> = Vec::new();
+        if !session_present {
+            requeue.extend(self.subscriptions.iter().map(|(filter, options, id)| {
+                PendingAck::Subscribe {
+                    filters: std::vec![(filter.clone(), *options)],
+                    properties: super::SubscribeProperties {
+                        subscription_identifier: *id,
+                        user_properties: Vec::new(),
+                    },
+                    done: None,
                 }
-            }
+            }));
         }
+        requeue.extend(self.acks.drain().map(|(_, a)| a));
+        requeue.extend(self.held.drain(..));
         self.held.extend(requeue);
         let inflight: HashMap<u16, InflightKind> = self
             .conn
@@ -398,16 +402,8 @@ impl EventLoop {
             match inflight.get(&id.get()) {
                 Some(InflightKind::PubAck) | Some(InflightKind::PubRec) => {
                     // [MQTT-4.4.0-1]: re-send with DUP on a resumed session.
-                    let m = &p.message;
-                    let r = m.properties.with_wire(|props| {
-                        let msg = core::Message {
-                            topic: &m.topic,
-                            payload: &m.payload,
-                            qos: m.qos,
-                            retain: m.retain,
-                            properties: props,
-                        };
-                        self.conn.republish(now, id, &msg, &mut self.wbuf)
+                    let r = with_core_message(&p.message, |msg| {
+                        self.conn.republish(now, id, msg, &mut self.wbuf)
                     });
                     if r.is_err() {
                         p.id = None;
@@ -479,7 +475,7 @@ impl EventLoop {
                         Err(e) => return End::Lost(gone(None, None, Some(e.to_string()))),
                     }
                 }
-                                request = self.requests.recv(), if can_take && self.closing.is_none() => {
+                request = self.requests.recv(), if can_take && self.closing.is_none() => {
                     match request {
                         // Every handle is gone: finish in-flight work, then disconnect.
                         None => self.begin_closing(ReasonCode::Success, None, None),
@@ -616,35 +612,14 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Takes a request from the application while connected.
+    /// Takes a request from the application while connected: a QoS 0
+    /// publish goes out at once and a disconnect starts closing; the rest
+    /// is queued as when offline.
     fn accept(&mut self, request: Request) {
         match request {
-            Request::Publish { message, done } => {
-                if message.qos == crate::QoS::AtMostOnce {
-                    let result = self.encode_publish(&message, None).map(|_| ());
-                    let _ = done.send(result);
-                } else {
-                    self.pending.push_back(PendingPublish {
-                        id: None,
-                        message,
-                        done: Some(done),
-                    });
-                }
-            }
-            Request::Subscribe {
-                filters,
-                properties,
-                done,
-            } => self.held.push_back(PendingAck::Subscribe {
-                filters,
-                properties,
-                done: Some(done),
-            }),
-            Request::Unsubscribe { filters, done } => {
-                self.held.push_back(PendingAck::Unsubscribe {
-                    filters,
-                    done: Some(done),
-                })
+            Request::Publish { message, done } if message.qos == crate::QoS::AtMostOnce => {
+                let result = self.encode_publish(&message).map(|_| ());
+                let _ = done.send(result);
             }
             Request::Disconnect {
                 reason,
@@ -653,6 +628,7 @@ impl EventLoop {
             } => {
                 self.begin_closing(reason, session_expiry_interval, Some(done));
             }
+            other => self.accept_offline(other),
         }
     }
 
@@ -701,7 +677,7 @@ impl EventLoop {
             }
             if p.message.qos == crate::QoS::AtMostOnce {
                 if let Some(p) = self.pending.remove(i) {
-                    let result = self.encode_publish(&p.message, None).map(|_| ());
+                    let result = self.encode_publish(&p.message).map(|_| ());
                     if let Some(done) = p.done {
                         let _ = done.send(result);
                     }
@@ -714,7 +690,7 @@ impl EventLoop {
                 break;
             }
             let message = p.message.clone();
-            match self.encode_publish(&message, Some(())) {
+            match self.encode_publish(&message) {
                 Ok(id) => {
                     if let Some(p) = self.pending.get_mut(i) {
                         p.id = id;
@@ -800,40 +776,18 @@ impl EventLoop {
             }
             Err(ClientError::Full) => Err(ack),
             Err(e) => {
-                match ack {
-                    PendingAck::Subscribe {
-                        done: Some(done), ..
-                    }
-                    | PendingAck::Unsubscribe {
-                        done: Some(done), ..
-                    } => {
-                        let _ = done.send(Err(e));
-                    }
-                    _ => {}
-                }
+                ack.fail(e);
                 Ok(())
             }
         }
     }
 
-    /// Encodes a PUBLISH; `track` is `Some` for QoS 1/2 (the id is returned).
-    fn encode_publish(
-        &mut self,
-        m: &Message,
-        track: Option<()>,
-    ) -> Result<Option<PacketId>, ClientError> {
-        let _ = track;
+    /// Encodes a PUBLISH; for QoS 1/2 the packet id is returned.
+    fn encode_publish(&mut self, m: &Message) -> Result<Option<PacketId>, ClientError> {
         let now = self.now();
-        m.properties.with_wire(|props| {
-            let msg = core::Message {
-                topic: &m.topic,
-                payload: &m.payload,
-                qos: m.qos,
-                retain: m.retain,
-                properties: props,
-            };
+        with_core_message(m, |msg| {
             self.conn
-                .publish(now, &msg, &mut self.wbuf)
+                .publish(now, msg, &mut self.wbuf)
                 .map_err(map_core_error)
         })
     }
@@ -865,24 +819,8 @@ impl EventLoop {
                 let _ = done.send(Err(error.clone()));
             }
         }
-        let acks: Vec<PendingAck> = self
-            .acks
-            .drain()
-            .map(|(_, a)| a)
-            .chain(self.held.drain(..))
-            .collect();
-        for ack in acks {
-            match ack {
-                PendingAck::Subscribe {
-                    done: Some(done), ..
-                }
-                | PendingAck::Unsubscribe {
-                    done: Some(done), ..
-                } => {
-                    let _ = done.send(Err(error.clone()));
-                }
-                _ => {}
-            }
+        for ack in self.acks.drain().map(|(_, a)| a).chain(self.held.drain(..)) {
+            ack.fail(error.clone());
         }
         while let Ok(request) = self.requests.try_recv() {
             match request {
@@ -895,6 +833,19 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Lends `m` to `f` in the core's borrowed form.
+fn with_core_message<R>(m: &Message, f: impl FnOnce(&core::Message<'_>) -> R) -> R {
+    m.properties.with_wire(|properties| {
+        f(&core::Message {
+            topic: &m.topic,
+            payload: &m.payload,
+            qos: m.qos,
+            retain: m.retain,
+            properties,
+        })
+    })
 }
 
 fn map_core_error(e: core::Error) -> ClientError {
