@@ -402,23 +402,14 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
         properties: Properties<'_>,
         out: &mut impl Output,
     ) -> Result<PacketId, Error> {
-        self.require_session()?;
-        if self.out.is_full() {
-            return Err(Error::InflightFull);
-        }
-        let id = self.next_id()?;
-        let packet = Packet::Subscribe(Subscribe {
-            packet_id: id,
-            properties: self.v5_only(properties),
-            filters: Seq::Items(filters),
-        });
-        self.encode(now, &packet, out)?;
-        self.out.insert(OutSlot {
-            id,
-            kind: InflightKind::SubAck,
-            rel_pending: false,
-        });
-        Ok(id)
+        let properties = self.v5_only(properties);
+        self.send_awaiting(now, InflightKind::SubAck, out, |packet_id| {
+            Packet::Subscribe(Subscribe {
+                packet_id,
+                properties,
+                filters: Seq::Items(filters),
+            })
+        })
     }
 
     /// Encodes an UNSUBSCRIBE and returns its packet id; the UNSUBACK comes
@@ -430,20 +421,34 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
         properties: Properties<'_>,
         out: &mut impl Output,
     ) -> Result<PacketId, Error> {
+        let properties = self.v5_only(properties);
+        self.send_awaiting(now, InflightKind::UnsubAck, out, |packet_id| {
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                properties,
+                filters: Seq::Items(filters),
+            })
+        })
+    }
+
+    /// Takes a packet id and an in-flight slot awaiting `kind`, and encodes
+    /// the packet `make` builds with that id.
+    fn send_awaiting<'p>(
+        &mut self,
+        now: Millis,
+        kind: InflightKind,
+        out: &mut impl Output,
+        make: impl FnOnce(PacketId) -> Packet<'p>,
+    ) -> Result<PacketId, Error> {
         self.require_session()?;
         if self.out.is_full() {
             return Err(Error::InflightFull);
         }
         let id = self.next_id()?;
-        let packet = Packet::Unsubscribe(Unsubscribe {
-            packet_id: id,
-            properties: self.v5_only(properties),
-            filters: Seq::Items(filters),
-        });
-        self.encode(now, &packet, out)?;
+        self.encode(now, &make(id), out)?;
         self.out.insert(OutSlot {
             id,
-            kind: InflightKind::UnsubAck,
+            kind,
             rel_pending: false,
         });
         Ok(id)
