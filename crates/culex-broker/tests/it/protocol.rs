@@ -517,3 +517,25 @@ fn shared_subscription_member_leaving_hands_over_messages() {
         vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]
     );
 }
+
+/// A protocol violation closes the connection and publishes the will
+/// [MQTT-3.1.2-8]: here a second CONNECT [MQTT-3.1.0-2].
+#[test]
+fn will_on_protocol_violation() {
+    let broker = BrokerThread::start();
+    let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
+    watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
+    let (mut bad, _, _) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "violator",
+            will: Some(("will/violator", b"broke the rules", QoS::AtMostOnce, false)),
+            ..ConnectOpts::default()
+        },
+    );
+    bad.send_raw(&[
+        0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'x',
+    ]);
+    assert!(bad.is_closed_within(Duration::from_secs(2)));
+    assert_eq!(watcher.recv().publish().payload, b"broke the rules");
+}
