@@ -83,3 +83,41 @@ impl Output for bytes::BytesMut {
         self.extend_from_slice(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_output_refuses_what_does_not_fit_and_keeps_what_was_written() {
+        let mut buf = [0u8; 4];
+        let mut out = SliceOutput::new(&mut buf);
+        assert!(out.is_empty());
+        assert_eq!(out.reserve(3), Ok(()));
+        out.put(&[1, 2, 3]);
+        assert_eq!(
+            out.reserve(2),
+            Err(EncodeError::BufferTooSmall { needed: 5 })
+        );
+        assert_eq!(out.written(), &[1, 2, 3]);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn vec_output_grows() {
+        let mut out = alloc::vec::Vec::new();
+        assert_eq!(Output::reserve(&mut out, 2), Ok(()));
+        Output::put(&mut out, &[7, 8]);
+        assert_eq!(out, [7, 8]);
+    }
+
+    #[cfg(feature = "bytes")]
+    #[test]
+    fn bytes_mut_output_grows() {
+        let mut out = bytes::BytesMut::new();
+        assert_eq!(Output::reserve(&mut out, 2), Ok(()));
+        Output::put(&mut out, &[7, 8]);
+        assert_eq!(&out[..], &[7, 8]);
+    }
+}

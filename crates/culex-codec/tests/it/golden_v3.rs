@@ -433,3 +433,24 @@ fn ping_and_disconnect() {
         );
     }
 }
+
+#[test]
+fn packets_back_to_back_decode_one_at_a_time() {
+    // PINGREQ, then a PUBLISH, then half a PUBACK.
+    let buf = [0xC0, 0x00, 0x30, 0x03, 0x00, 0x01, b't', 0x40, 0x02, 0x00];
+    let (first, used) = culex_codec::decode(&buf, Protocol::V3_1_1, 64)
+        .unwrap()
+        .unwrap();
+    assert_eq!((first, used), (Packet::PingReq, 2));
+    let (second, used2) = culex_codec::decode(&buf[used..], Protocol::V3_1_1, 64)
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(second, Packet::Publish(p) if p.topic.as_str() == "t" && p.payload.is_empty())
+    );
+    assert_eq!(used2, 5);
+    assert_eq!(
+        culex_codec::decode(&buf[used + used2..], Protocol::V3_1_1, 64),
+        Ok(None)
+    );
+}
