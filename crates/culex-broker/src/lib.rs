@@ -1,14 +1,28 @@
 //! The culex MQTT broker: mosquitto-compatible configuration, authentication,
 //! sessions, routing and the tokio runtime that drives connections.
 //!
-//! Embed it with [`Broker::start`] (see [`testing`] for tests), or run it as
-//! `culex broker` through [`cli::main`]. The layers, outside in:
+//! Embed it with [`Broker::start`] (a [`config::Config`] in, a
+//! [`RunningBroker`] out: `local_addrs()`, `reload_policies()`, graceful
+//! `shutdown()`); tests use [`testing`] (`start_local()` on 127.0.0.1:0, or
+//! `BrokerThread` from sync code). `culex broker` is [`cli::main`].
+//!
+//! The layers, outside in:
 //! - [`config`] and [`auth`]: mosquitto.conf, password and ACL files;
-//! - `broker` and `connection`: the tokio runtime (listeners, one task per
-//!   connection that also routes what it reads, graceful shutdown);
-//! - [`session`] and [`subscriptions`]: the sans-IO core (QoS flows, queues,
-//!   packet ids, topic matching), tested on a simulated clock;
-//! - [`store`]: the boundary every durable mutation crosses.
+//! - `broker` (listeners, shared state, routing, housekeeping, shutdown) and
+//!   `connection` (one tokio task per connection: it decodes frames, routes
+//!   the PUBLISHes it reads itself, and writes every ready packet in one
+//!   write per wake-up); [`log`] formats mosquitto's log lines on `tracing`;
+//!   `sys` publishes `$SYS/broker/…`;
+//! - the sans-IO core, tested on a simulated clock: [`session`] (QoS flows
+//!   both ways, packet ids, in-flight window, offline queue and its limits,
+//!   a journal of durable changes), [`subscriptions`] (the topic tree,
+//!   shared groups), [`retained`] (the retained-message tree);
+//! - [`store`]: the boundary every durable mutation crosses ([`store::MemoryStore`]
+//!   keeps nothing; a durable engine plugs in with `Broker::start_with_store`).
+//!
+//! No lock is held across `.await`: the subscription tree is read-locked for
+//! one match per PUBLISH, each session has its own mutex, and the session map
+//! is sharded.
 #![cfg_attr(
     not(test),
     warn(

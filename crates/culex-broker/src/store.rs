@@ -5,7 +5,8 @@
 //! tree, retained messages) and tells the store about each change that must
 //! survive a restart. Today only [`MemoryStore`] exists, which keeps nothing
 //! (state lives in memory only, as the config warning says); a durable engine
-//! (issue 10) implements the same trait and adds [`Store::load`] on start-up.
+//! (issue 10) implements the same trait, plus a way to load its state on
+//! start-up.
 //!
 //! Calls are made by the runtime, never by the sans-IO session core, and may
 //! be made while a session's lock is held: an implementation must not block
