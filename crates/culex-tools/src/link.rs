@@ -71,11 +71,25 @@ pub enum LinkError {
     /// The socket could not be opened or the TLS set-up failed: the text is
     /// what mosquitto prints after `Error: `.
     Connect(String),
+    /// The host name did not resolve.
+    Lookup,
     /// The broker refused the connection.
     Refused(ReasonCode),
     /// The connection was lost or broken after it was up.
     Lost(String),
 }
+
+/// A host name that did not resolve (libmosquitto's "Lookup error").
+#[derive(Debug)]
+struct LookupFailed(String);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LookupFailed {}
 
 enum Stream {
     Tcp(TcpStream),
@@ -158,7 +172,12 @@ pub fn strerror(error: &std::io::Error) -> String {
 fn open_tcp(config: &Config) -> std::io::Result<TcpStream> {
     let port = config.effective_port();
     let mut last = std::io::Error::new(ErrorKind::NotFound, "Name or service not known");
-    for addr in (config.host.as_str(), port).to_socket_addrs()? {
+    let addrs = (config.host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            std::io::Error::new(ErrorKind::AddrNotAvailable, LookupFailed(e.to_string()))
+        })?;
+    for addr in addrs {
         let attempt = match &config.bind_address {
             None => TcpStream::connect(addr),
             Some(bind) => {
@@ -199,7 +218,13 @@ impl Link {
                 }
             })
         }
-        .map_err(|e| LinkError::Connect(strerror(&e)))?;
+        .map_err(|e| {
+            if e.get_ref().is_some_and(|inner| inner.is::<LookupFailed>()) {
+                LinkError::Lookup
+            } else {
+                LinkError::Connect(strerror(&e))
+            }
+        })?;
         let mut link = Link {
             stream,
             conn: Connection::new(),

@@ -159,6 +159,10 @@ impl Run<'_> {
                 self.error(&format!("Error: {text}\n"));
                 1
             }
+            LinkError::Lookup => {
+                self.error("Unable to connect (Lookup error.).\n");
+                1
+            }
             LinkError::Refused(code) => {
                 let v5 = self.v5();
                 let number = if v5 { code as u8 } else { code.to_v3_connack() };
@@ -548,6 +552,7 @@ impl Run<'_> {
                 // Acknowledgements first: a message below may end the run,
                 // and the acks that came with it must not be lost.
                 let mut messages = Vec::new();
+                let mut all_denied = false;
                 for event in events {
                     match event {
                         Incoming::Subscribed { id, reasons } => {
@@ -560,6 +565,7 @@ impl Run<'_> {
                             }
                             if !reasons.is_empty() && reasons.iter().all(|r| r.is_error()) {
                                 self.error("All subscription requests were denied.\n");
+                                all_denied = true;
                             }
                         }
                         Incoming::Unsubscribed { id } => pending.retain(|p| *p != id),
@@ -567,6 +573,11 @@ impl Run<'_> {
                         Incoming::Disconnected => {}
                         Incoming::Message(message) => messages.push(message),
                     }
+                }
+                if all_denied {
+                    // Nothing to wait for: mosquitto_sub disconnects too.
+                    self.disconnect(link);
+                    return 1;
                 }
                 for message in messages {
                     match self.on_message(

@@ -447,6 +447,29 @@ fn refused_credentials_give_connack_code_and_mosquittos_message() {
 }
 
 #[test]
+fn unknown_host_is_a_lookup_error() {
+    for (tool, args) in [
+        (
+            Tool::Pub,
+            vec!["-h", "nonexistent.invalid", "-t", "a", "-m", "x"],
+        ),
+        (Tool::Sub, vec!["-h", "nonexistent.invalid", "-t", "a"]),
+    ] {
+        let ours = culex(tool, &args);
+        let theirs = mosquitto(tool, &args);
+        assert_eq!(
+            (ours.code, ours.stderr_text()),
+            (1, "Unable to connect (Lookup error.).\n".to_string())
+        );
+        assert_eq!(
+            (ours.code, ours.stderr),
+            (theirs.code, theirs.stderr),
+            "{tool:?}"
+        );
+    }
+}
+
+#[test]
 fn unreachable_broker_exits_1_with_strerror() {
     let port = culex_testkit::free_port().to_string();
     for (tool, args) in [

@@ -256,3 +256,54 @@ fn tls_with_cafile_insecure_and_a_bad_ca() {
         "Error: Problem setting TLS options: File not found.\n"
     );
 }
+
+#[test]
+fn unix_socket_with_unix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // mosquitto drops root for its own user before it binds the socket.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let socket = dir.path().join("mqtt.sock");
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener 0 {}\nallow_anonymous true\n", socket.display()),
+    )
+    .expect("conf");
+    let child = Command::new(tool("mosquitto"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto");
+    let _guard = culex_testkit::ChildGuard(child);
+    let limit = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < limit, "mosquitto made no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let path = socket.to_string_lossy().into_owned();
+    let (done, out) = spawn_watched(
+        Tool::Sub,
+        &["--unix", &path, "-t", "u/x", "-C", "1", "-W", "10", "-v"],
+    );
+    let outcome = loop {
+        if let Ok(outcome) = done.recv_timeout(Duration::from_millis(50)) {
+            break outcome;
+        }
+        assert!(
+            Instant::now() < limit,
+            "nothing arrived over the unix socket"
+        );
+        let published = culex(
+            Tool::Pub,
+            &["--unix", &path, "-t", "u/x", "-m", "over a unix socket"],
+        );
+        assert_eq!(published.code, 0, "{published:?}");
+    };
+    assert_eq!(
+        (outcome.code, out.text()),
+        (0, "u/x over a unix socket\n".to_string())
+    );
+}
