@@ -22,6 +22,22 @@
 //! subscription identifiers) stay as validated wire bytes in a [`Seq`] and are
 //! read again on iteration.
 //!
+//! ```
+//! use culex_codec::{decode, Packet, Protocol};
+//!
+//! // A QoS 0 PUBLISH of "hi" to "a/b", then the first byte of the next packet.
+//! let buf = [0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i', 0xC0];
+//! let (packet, used) = decode(&buf, Protocol::V3_1_1, 1024)?.expect("a whole packet");
+//! assert_eq!(used, 9);
+//! let Packet::Publish(publish) = packet else { unreachable!() };
+//! assert_eq!((publish.topic.as_str(), publish.payload), ("a/b", &b"hi"[..]));
+//!
+//! let mut out = Vec::new();
+//! packet.encode(Protocol::V3_1_1, &mut out)?;
+//! assert_eq!(out, buf[..used]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Every malformed input yields a [`DecodeError`] whose message names the
 //! rule of the specification it breaks; nothing a peer sends can panic.
 //!
