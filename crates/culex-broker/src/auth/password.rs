@@ -109,39 +109,34 @@ impl PasswordHash {
         if parts.next() != Some("") {
             return Err(PasswordError::InvalidHash("does not start with '$'"));
         }
-        let kind = parts.next();
-        let hash = match kind {
-            Some("6") => {
-                let salt = decode(parts.next())?;
-                let hash = decode(parts.next())?;
-                if hash.len() != HASH_LEN {
-                    return Err(PasswordError::InvalidHash("wrong hash length"));
-                }
-                PasswordHash::Sha512 { salt, hash }
-            }
-            Some("7") => {
-                let iterations: u32 = parts
+        // `$6$` has no iteration count; otherwise both are SALT$HASH.
+        let iterations = match parts.next() {
+            Some("6") => None,
+            Some("7") => Some(
+                parts
                     .next()
                     .and_then(|n| n.parse().ok())
                     .filter(|n| (1..=MAX_ITERATIONS).contains(n))
-                    .ok_or(PasswordError::InvalidHash("bad iteration count"))?;
-                let salt = decode(parts.next())?;
-                let hash = decode(parts.next())?;
-                if hash.len() != HASH_LEN {
-                    return Err(PasswordError::InvalidHash("wrong hash length"));
-                }
-                PasswordHash::Pbkdf2Sha512 {
-                    iterations,
-                    salt,
-                    hash,
-                }
-            }
+                    .ok_or(PasswordError::InvalidHash("bad iteration count"))?,
+            ),
             _ => return Err(PasswordError::InvalidHash("unknown hash type")),
         };
+        let salt = decode(parts.next())?;
+        let hash = decode(parts.next())?;
+        if hash.len() != HASH_LEN {
+            return Err(PasswordError::InvalidHash("wrong hash length"));
+        }
         if parts.next().is_some() {
             return Err(PasswordError::InvalidHash("too many fields"));
         }
-        Ok(hash)
+        Ok(match iterations {
+            None => PasswordHash::Sha512 { salt, hash },
+            Some(iterations) => PasswordHash::Pbkdf2Sha512 {
+                iterations,
+                salt,
+                hash,
+            },
+        })
     }
 
     /// Whether `password` matches, compared in constant time.
