@@ -139,8 +139,9 @@ impl Acl {
                     if topic.is_empty() {
                         return Err(invalid(&format!("missing topic in {keyword} line")));
                     }
-                    if !valid_filter(topic) {
-                        return Err(invalid(&format!("invalid topic '{topic}'")));
+                    // The same grammar a SUBSCRIBE's filter must follow.
+                    if let Err(e) = culex_codec::topic::TopicFilter::new(topic) {
+                        return Err(invalid(&format!("invalid topic '{topic}': {e}")));
                     }
                     let rule = Rule {
                         access,
@@ -288,20 +289,6 @@ fn split_word(text: &str) -> (&str, &str) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (text, ""),
     }
-}
-
-/// A topic filter's grammar: `#` only alone and last, `+` only alone.
-fn valid_filter(filter: &str) -> bool {
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return false;
-        }
-        if level.contains('+') && level != "+" {
-            return false;
-        }
-    }
-    !filter.contains('\0')
 }
 
 /// Whether every topic matched by `filter` is also matched by `rule`.
