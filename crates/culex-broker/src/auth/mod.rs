@@ -1,7 +1,6 @@
 //! Authentication (password file) and authorisation (ACL file), with
-//! mosquitto's file formats and semantics.
-//!
-//! (Contract for the broker core; the auth work fills it in.)
+//! mosquitto's file formats and semantics. [`Policy`] is what the broker
+//! core consults; [`password`] and [`acl`] read the two files.
 
 pub mod acl;
 pub mod password;
@@ -53,18 +52,18 @@ impl Policy {
     /// Builds a policy from security settings, reading the password and ACL
     /// files they name (also used to reload them on SIGHUP).
     pub fn load(security: &crate::config::Security) -> Result<Policy, PolicyError> {
-        let passwords = match &security.password_file {
-            Some(path) => Some(password::PasswordFile::load(path)?),
-            None => None,
-        };
-        let acl = match &security.acl_file {
-            Some(path) => Some(acl::Acl::load(path)?),
-            None => None,
-        };
         Ok(Policy {
             allow_anonymous: security.allow_anonymous,
-            passwords,
-            acl,
+            passwords: security
+                .password_file
+                .as_deref()
+                .map(password::PasswordFile::load)
+                .transpose()?,
+            acl: security
+                .acl_file
+                .as_deref()
+                .map(acl::Acl::load)
+                .transpose()?,
         })
     }
 
@@ -104,25 +103,10 @@ impl Policy {
 
 /// `$SYS/broker/connection/+/state`.
 fn is_bridge_state_topic(topic: &str) -> bool {
-    let mut levels = topic.split('/');
-    matches!(
-        (
-            levels.next(),
-            levels.next(),
-            levels.next(),
-            levels.next(),
-            levels.next(),
-            levels.next()
-        ),
-        (
-            Some("$SYS"),
-            Some("broker"),
-            Some("connection"),
-            Some(_),
-            Some("state"),
-            None
-        )
-    )
+    topic
+        .strip_prefix("$SYS/broker/connection/")
+        .and_then(|rest| rest.strip_suffix("/state"))
+        .is_some_and(|id| !id.contains('/'))
 }
 
 /// Why a policy's files could not be loaded.
