@@ -508,3 +508,93 @@ fn auth() {
         }),
     );
 }
+
+#[test]
+fn connack_with_every_server_property() {
+    #[rustfmt::skip]
+    let bytes = [
+        0x20, 0x36,                             // CONNACK, remaining length 54
+        0x00, 0x00,                             // no session, Success
+        0x33,                                   // 51 bytes of properties:
+        0x11, 0x00, 0x00, 0x00, 0x3C,           //   session expiry 60
+        0x15, 0x00, 0x01, b'm',                 //   authentication method "m"
+        0x16, 0x00, 0x01, 0x01,                 //   authentication data 01
+        0x1A, 0x00, 0x01, b'i',                 //   response information "i"
+        0x1C, 0x00, 0x01, b's',                 //   server reference "s"
+        0x1F, 0x00, 0x01, b'r',                 //   reason string "r"
+        0x21, 0x00, 0x0A,                       //   receive maximum 10
+        0x22, 0x00, 0x05,                       //   topic alias maximum 5
+        0x25, 0x00,                             //   retain not available
+        0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // user property k=v
+        0x27, 0x00, 0x00, 0x10, 0x00,           //   maximum packet size 4096
+        0x28, 0x01,                             //   wildcard subscriptions available
+        0x29, 0x00,                             //   subscription ids not available
+        0x2A, 0x01,                             //   shared subscriptions available
+    ];
+    let users = [("k", "v")];
+    golden(
+        V5,
+        &bytes,
+        Packet::ConnAck(ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: Properties {
+                session_expiry_interval: Some(60),
+                authentication_method: Some("m"),
+                authentication_data: Some(&[1]),
+                response_information: Some("i"),
+                server_reference: Some("s"),
+                reason_string: Some("r"),
+                receive_maximum: Some(10),
+                topic_alias_maximum: Some(5),
+                retain_available: Some(0),
+                user_properties: Seq::Items(&users),
+                maximum_packet_size: Some(4096),
+                wildcard_subscription_available: Some(1),
+                subscription_identifiers_available: Some(0),
+                shared_subscription_available: Some(1),
+                ..no_props()
+            },
+        }),
+    );
+}
+
+#[test]
+fn connect_with_request_and_authentication_properties() {
+    #[rustfmt::skip]
+    let bytes = [
+        0x10, 0x1E,                         // CONNECT, remaining length 30
+        0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05,
+        0x82,                               // user name, clean start
+        0x00, 0x00,                         // keep alive off
+        0x0E,                               // 14 bytes of properties:
+        0x15, 0x00, 0x01, b'm',             //   authentication method "m"
+        0x16, 0x00, 0x00,                   //   empty authentication data
+        0x17, 0x00,                         //   no problem information
+        0x19, 0x01,                         //   request response information
+        0x22, 0x00, 0x0A,                   //   topic alias maximum 10
+        0x00, 0x00,                         // empty client id
+        0x00, 0x01, b'u',                   // user name
+    ];
+    golden(
+        V5,
+        &bytes,
+        Packet::Connect(Connect {
+            protocol: V5,
+            clean_start: true,
+            keep_alive: 0,
+            client_id: "",
+            will: None,
+            username: Some("u"),
+            password: None,
+            properties: Properties {
+                authentication_method: Some("m"),
+                authentication_data: Some(&[]),
+                request_problem_information: Some(0),
+                request_response_information: Some(1),
+                topic_alias_maximum: Some(10),
+                ..no_props()
+            },
+        }),
+    );
+}
