@@ -126,7 +126,8 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Presence events on `$SYS/broker/clients/ID/state` (culex's own option).
     pub presence_events: bool,
-    /// The files the config was read from, for messages and reloads.
+    /// The main file the config was read from (None without one), for
+    /// messages and reloads.
     pub source: Option<PathBuf>,
     /// Options accepted that change nothing (or not yet), one line each,
     /// `FILE:LINE: OPTION: why`, for the broker to log as warnings.

@@ -114,10 +114,7 @@ struct Parser {
 /// Reads `path` (and its `include_dir`s) into a [`Config`]; `cmd_ports` are
 /// the `-p` ports, used only in local-only mode.
 pub(super) fn parse_file(path: &Path, cmd_ports: &[u16]) -> Result<Config, ConfigError> {
-    let text = read(path)?;
-    let mut parser = Parser::new();
-    parser.parse_text(&text, path, true)?;
-    Ok(parser.finish(Some(path.to_path_buf()), cmd_ports))
+    parse_text(&read(path)?, path, cmd_ports)
 }
 
 /// Parses config text as if read from `name` (includes are still read from disk).
@@ -297,21 +294,18 @@ impl Parser {
                 let value = parse_bool(option, rest, loc)?;
                 self.security_target().allow_anonymous = Some(value);
             }
-            "password_file" => {
+            "password_file" | "acl_file" => {
                 let value = path_value(option, rest, loc)?;
                 let target = self.security_target();
-                if target.password_file.is_some() {
+                let file = if option == "password_file" {
+                    &mut target.password_file
+                } else {
+                    &mut target.acl_file
+                };
+                if file.is_some() {
                     return Err(loc.invalid(option, "duplicate value in configuration"));
                 }
-                target.password_file = Some(value);
-            }
-            "acl_file" => {
-                let value = path_value(option, rest, loc)?;
-                let target = self.security_target();
-                if target.acl_file.is_some() {
-                    return Err(loc.invalid(option, "duplicate value in configuration"));
-                }
-                target.acl_file = Some(value);
+                *file = Some(value);
             }
             "allow_zero_length_clientid" => {
                 let value = parse_bool(option, rest, loc)?;

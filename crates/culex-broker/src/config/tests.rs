@@ -300,7 +300,18 @@ fn persistent_client_expiration_units() {
             "{value}"
         );
     }
-    for bad in ["1", "d", "1s", "-1d", "0d", "x1d", "99999999999999999y"] {
+    // A unit that is not ASCII must be refused, not split mid-character.
+    for bad in [
+        "1",
+        "d",
+        "1s",
+        "-1d",
+        "0d",
+        "x1d",
+        "99999999999999999y",
+        "1é",
+        "é",
+    ] {
         assert!(
             parse(&format!("persistent_client_expiration {bad}\n")).is_err(),
             "{bad}"
