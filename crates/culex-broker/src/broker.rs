@@ -44,6 +44,9 @@ pub enum BrokerError {
     /// The password or ACL file could not be loaded.
     #[error("{0}")]
     Policy(String),
+    /// The store could not be read.
+    #[error("unable to load the store: {0}")]
+    Store(String),
 }
 
 /// Entry point of the library API.
@@ -79,6 +82,9 @@ impl Broker {
             let policy = Policy::load(security).map_err(|e| BrokerError::Policy(e.to_string()))?;
             policies.push(Arc::new(RwLock::new(Arc::new(policy))));
         }
+        let snapshot = store
+            .load()
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
         let shared: Arc<Shared> = Arc::new(Shared::new(
@@ -88,8 +94,8 @@ impl Broker {
             shutdown_rx,
             alive_tx,
         ));
-
         shared.update_acl_active();
+        restore(&shared, snapshot);
         let mut local_addrs = Vec::new();
         let mut listeners = Vec::new();
         for (index, listener) in config.listeners.iter().enumerate() {
@@ -508,6 +514,62 @@ impl Sessions {
             .iter()
             .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
             .collect()
+    }
+}
+
+/// Rebuilds retained messages, sessions and delayed wills from a store's
+/// snapshot, before any client can connect.
+fn restore(shared: &Shared, snapshot: crate::store::Snapshot) {
+    let now = Instant::now();
+    {
+        let mut retained = shared.retained.write();
+        for msg in snapshot.retained {
+            retained.insert(Arc::new(msg));
+        }
+    }
+    let delivery = |msg: Message, qos: QoS| Delivery {
+        msg: Arc::new(msg),
+        qos,
+        retain: false,
+        subscription_ids: Vec::new(),
+        share: None,
+    };
+    for saved in snapshot.sessions {
+        let client_id: Arc<str> = Arc::from(saved.client_id.as_str());
+        let (handle, _) = shared.sessions.get_or_create(&client_id, shared.limits);
+        {
+            let mut inner = handle.inner.lock();
+            inner.expiry = saved.expiry_interval;
+            inner.disconnected_at = Some(now);
+            let session = &mut inner.session;
+            for (id, msg, qos, state) in saved.outbound {
+                session.restore_outbound(id, delivery(msg, qos), state);
+            }
+            for (msg, qos) in saved.queued {
+                session.restore_queued(delivery(msg, qos));
+            }
+            for id in saved.inbound_qos2 {
+                session.restore_inbound_qos2(id);
+            }
+            for (filter, options, id) in &saved.subscriptions {
+                session.subscriptions.insert(
+                    filter.clone(),
+                    crate::session::SubscriptionEntry {
+                        options: *options,
+                        id: *id,
+                    },
+                );
+            }
+        }
+        let mut tree = shared.subscriptions.write();
+        for (filter, options, id) in saved.subscriptions {
+            tree.subscribe(&filter, SessionKey(handle.clone()), options, id);
+        }
+    }
+    let mut wills = shared.delayed_wills.lock();
+    for (client_id, will) in snapshot.delayed_wills {
+        // Due at once: the delay ran while the broker was down.
+        wills.insert(Arc::from(client_id.as_str()), (now, will));
     }
 }
 

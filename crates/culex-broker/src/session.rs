@@ -378,6 +378,29 @@ impl Session {
         }
     }
 
+    /// Restores an outbound message in flight (from a store, before attach).
+    pub fn restore_outbound(&mut self, id: PacketId, delivery: Delivery, state: OutboundState) {
+        if !self.inflight.iter().any(|f| f.packet_id == id) {
+            self.inflight.push_back(InFlight {
+                packet_id: id,
+                delivery,
+                state,
+            });
+            self.next_id = id.get().wrapping_add(1);
+        }
+    }
+
+    /// Restores a queued message (from a store, oldest first).
+    pub fn restore_queued(&mut self, delivery: Delivery) {
+        self.queued_bytes = self.queued_bytes.saturating_add(delivery.msg.payload.len());
+        self.queue.push_back(delivery);
+    }
+
+    /// Restores an inbound QoS 2 id awaiting PUBREL.
+    pub fn restore_inbound_qos2(&mut self, id: PacketId) {
+        self.incoming_qos2.insert(id);
+    }
+
     /// Whether a new QoS 1/2 message would be sent at once (attached, window
     /// not full, nothing queued): shared subscriptions prefer such members.
     pub fn has_window(&self) -> bool {

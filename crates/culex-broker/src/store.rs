@@ -16,6 +16,39 @@ use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
 use crate::message::Message;
 
+/// Everything a store hands back on start-up ([`Store::load`]).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Retained messages.
+    pub retained: Vec<Message>,
+    /// Persistent sessions, all disconnected.
+    pub sessions: Vec<SessionSnapshot>,
+    /// Wills that were waiting for their delay: published once the broker is up.
+    pub delayed_wills: Vec<(String, Message)>,
+}
+
+/// One persistent session as stored.
+#[derive(Debug, Default)]
+pub struct SessionSnapshot {
+    /// The client identifier.
+    pub client_id: String,
+    /// Seconds it lives after disconnect; `None`: forever.
+    pub expiry_interval: Option<u32>,
+    /// Filter (as subscribed, `$share/…` included), options, identifier.
+    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    /// Queued messages, oldest first, with their delivery QoS.
+    pub queued: Vec<(Message, QoS)>,
+    /// Outbound QoS 1/2 messages in flight, in the order they were sent.
+    pub outbound: Vec<(PacketId, Message, QoS, OutboundState)>,
+    /// Inbound QoS 2 ids received and not yet released.
+    pub inbound_qos2: Vec<PacketId>,
+}
+
+/// Why a store could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
 /// Where a message sent to a client stands in the QoS flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboundState {
@@ -31,6 +64,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// per-message journal of queued and in-flight state entirely.
     fn is_durable(&self) -> bool {
         false
+    }
+    /// The state to restore, read once at start-up before any listener opens.
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot::default())
     }
     /// A retained message was set on `msg.topic`.
     fn retained_set(&self, msg: &Message);
