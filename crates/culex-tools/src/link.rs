@@ -151,6 +151,10 @@ pub struct Link {
     /// The last message id used: libmosquitto numbers QoS 0 messages too,
     /// and `-d` shows that number.
     last_mid: u16,
+    /// CONNACK accepted.
+    connected: bool,
+    /// What arrived and was not yet returned by [`Link::poll`].
+    queue: Vec<Incoming>,
 }
 
 /// The text of an OS error as C's `strerror` gives it (without Rust's
@@ -235,6 +239,8 @@ impl Link {
             debug: config.debug,
             log: Vec::new(),
             last_mid: 0,
+            connected: false,
+            queue: Vec::new(),
         };
         let protocol = protocol(config);
         let connect_users = user_properties(&config.properties, PropertyTarget::Connect);
@@ -270,36 +276,13 @@ impl Link {
             .map_err(|e| LinkError::Connect(e.to_string()))?;
         link.flush()?;
         let deadline = Instant::now() + Duration::from_secs(u64::from(config.keepalive).max(10));
-        loop {
+        while !link.connected {
             if Instant::now() >= deadline {
                 return Err(LinkError::Lost("no CONNACK from the broker".into()));
             }
-            let mut assigned = None;
-            let connected =
-                link.read_packets(
-                    Some(deadline - Instant::now()),
-                    &mut |event, _| match event {
-                        Event::Connected(connack) => {
-                            assigned = connack
-                                .properties
-                                .assigned_client_identifier
-                                .map(str::to_string);
-                            true
-                        }
-                        _ => false,
-                    },
-                );
-            match connected {
-                Ok(true) => {
-                    if let Some(id) = assigned {
-                        link.client_id = id;
-                    }
-                    return Ok(link);
-                }
-                Ok(false) => {}
-                Err(e) => return Err(e),
-            }
+            link.read_packets(Some(deadline - Instant::now()))?;
         }
+        Ok(link)
     }
 
     fn now(&self) -> Millis {
@@ -329,20 +312,9 @@ impl Link {
     }
 
     /// Reads once (waiting at most `wait`, and never past the keepalive
-    /// deadline), feeds every whole packet to the core and hands each event
-    /// to `on_event`; returns whether `on_event` returned true for any.
-    fn read_packets(
-        &mut self,
-        wait: Option<Duration>,
-        on_event: &mut dyn FnMut(Event<'_>, &mut Vec<Incoming>) -> bool,
-    ) -> Result<bool, LinkError> {
-        let mut wanted = false;
-        let mut sink = Vec::new();
-        // Whole packets already buffered come first.
-        wanted |= self.drain_packets(on_event, &mut sink)?;
-        if wanted {
-            return Ok(true);
-        }
+    /// deadline) and feeds every whole packet to the core; what the packets
+    /// meant is queued for [`Link::poll`].
+    fn read_packets(&mut self, wait: Option<Duration>) -> Result<(), LinkError> {
         let now = self.now();
         let keepalive_wait = self
             .conn
@@ -368,21 +340,15 @@ impl Link {
                 ) => {}
             Err(e) => return Err(LinkError::Lost(strerror(&e))),
         }
-        wanted |= self.drain_packets(on_event, &mut sink)?;
+        self.drain_packets()?;
         let now = self.now();
         self.conn
             .handle_timeout(now)
             .map_err(|e| LinkError::Lost(e.to_string()))?;
-        self.flush()?;
-        Ok(wanted)
+        self.flush()
     }
 
-    fn drain_packets(
-        &mut self,
-        on_event: &mut dyn FnMut(Event<'_>, &mut Vec<Incoming>) -> bool,
-        sink: &mut Vec<Incoming>,
-    ) -> Result<bool, LinkError> {
-        let mut wanted = false;
+    fn drain_packets(&mut self) -> Result<(), LinkError> {
         loop {
             let now = self.now();
             let used = match self.conn.decode(&self.rx) {
@@ -395,7 +361,15 @@ impl Link {
                         }
                     }
                     match self.conn.handle_packet(now, packet) {
-                        Ok(event) => wanted |= on_event(event, sink),
+                        Ok(Event::Connected(connack)) => {
+                            if let Some(id) = connack.properties.assigned_client_identifier {
+                                self.client_id = id.to_string();
+                            }
+                            self.connected = true;
+                        }
+                        // Messages can come in the same read as CONNACK
+                        // (a resumed session): they are kept for poll.
+                        Ok(event) => self.queue.extend(own(event)),
                         Err(culex_client::core::Error::Refused(code)) => {
                             return Err(LinkError::Refused(code))
                         }
@@ -407,20 +381,16 @@ impl Link {
             self.rx.drain(..used.min(self.rx.len()));
             self.flush()?;
         }
-        Ok(wanted)
+        Ok(())
     }
 
-    /// Waits up to `wait` for packets and returns what they meant.
+    /// Waits up to `wait` for packets and returns what they meant; returns
+    /// at once with what is already queued.
     pub fn poll(&mut self, wait: Option<Duration>) -> Result<Vec<Incoming>, LinkError> {
-        let mut out = Vec::new();
-        let mut collect = |event: Event<'_>, _: &mut Vec<Incoming>| {
-            if let Some(incoming) = own(event) {
-                out.push(incoming);
-            }
-            false
-        };
-        self.read_packets(wait, &mut collect)?;
-        Ok(out)
+        if self.queue.is_empty() {
+            self.read_packets(wait)?;
+        }
+        Ok(std::mem::take(&mut self.queue))
     }
 
     /// Whether another QoS 1/2 publish fits in flight now.

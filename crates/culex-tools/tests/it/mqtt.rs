@@ -621,3 +621,156 @@ fn debug_lines_match_libmosquittos() {
         assert_eq!(ours.code, theirs.code, "{tool:?} {args:?}");
     }
 }
+
+#[test]
+fn persistent_session_keeps_qos1_messages_while_offline() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    for version in ["mqttv311", "mqttv5"] {
+        let id = format!("keeper-{version}");
+        let topic = format!("offline/{version}");
+        // -c with a client id: the broker keeps the subscription after -E ends the run.
+        let out = culex(
+            Tool::Sub,
+            &[
+                "-p", &port, "-V", version, "-c", "-i", &id, "-q", "1", "-t", &topic, "-E",
+            ],
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+        mosquitto_pub(
+            broker.port,
+            &["-q", "1", "-t", &topic, "-m", "queued while away"],
+        );
+        let out = culex(
+            Tool::Sub,
+            &[
+                "-p", &port, "-V", version, "-c", "-i", &id, "-q", "1", "-t", &topic, "-C", "1",
+                "-W", "5", "-v",
+            ],
+        );
+        assert_eq!(
+            (out.code, String::from_utf8_lossy(&out.stdout).into_owned()),
+            (0, format!("{topic} queued while away\n"))
+        );
+    }
+}
+
+#[test]
+fn mqtt5_properties_from_pub_reach_sub() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let done = spawn_culex(
+        Tool::Sub,
+        strings(&[
+            "-p",
+            &port,
+            "-V",
+            "5",
+            "-t",
+            "props",
+            "-C",
+            "1",
+            "-W",
+            "10",
+            "-F",
+            "%P|%C|%R|%D|%F|%p",
+        ]),
+    );
+    let limit = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        if let Ok(outcome) = done.recv_timeout(Duration::from_millis(50)) {
+            break outcome;
+        }
+        assert!(Instant::now() < limit, "no message");
+        let args = [
+            "-p",
+            &port,
+            "-t",
+            "props",
+            "-m",
+            "body",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "publish",
+            "content-type",
+            "text/plain",
+            "-D",
+            "publish",
+            "response-topic",
+            "back",
+            "-D",
+            "publish",
+            "correlation-data",
+            "xyz",
+            "-D",
+            "publish",
+            "payload-format-indicator",
+            "1",
+        ];
+        assert_eq!(culex(Tool::Pub, &args).code, 0);
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.stdout),
+        "k:v|text/plain|back|xyz|1|body\n"
+    );
+}
+
+#[test]
+fn will_is_published_when_the_session_is_taken_over() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    // A watcher for the will.
+    let watcher = spawn_culex(
+        Tool::Sub,
+        strings(&["-p", &port, "-t", "wills/#", "-C", "1", "-W", "15", "-v"]),
+    );
+    // The client with a will; -d shows when it is subscribed.
+    let (_willer, out) = crate::common::spawn_watched(
+        Tool::Sub,
+        &[
+            "-p",
+            &port,
+            "-i",
+            "has-a-will",
+            "-t",
+            "w/x",
+            "-W",
+            "4",
+            "-d",
+            "--will-topic",
+            "wills/has-a-will",
+            "--will-payload",
+            "gone",
+            "--will-qos",
+            "1",
+        ],
+    );
+    let limit = Instant::now() + Duration::from_secs(10);
+    while !out.text().contains("SUBACK") {
+        assert!(
+            Instant::now() < limit,
+            "the client with a will never subscribed"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Another connection with the same id takes the session over: the
+    // broker closes the first one without DISCONNECT and sends its will.
+    let outcome = loop {
+        if let Ok(outcome) = watcher.recv_timeout(Duration::from_millis(200)) {
+            break outcome;
+        }
+        assert!(Instant::now() < limit, "no will");
+        mosquitto_pub(
+            broker.port,
+            &["-i", "has-a-will", "-t", "w/y", "-m", "takeover"],
+        );
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.stdout),
+        "wills/has-a-will gone\n"
+    );
+}
