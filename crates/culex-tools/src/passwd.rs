@@ -375,13 +375,15 @@ fn os_message(e: &std::io::Error) -> String {
 }
 
 fn read(file: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(file).map_err(|e| {
-        fail(format!(
-            "Error: Unable to open password file {}. {}.",
-            file.display(),
-            os_message(&e)
-        ))
-    })
+    std::fs::read_to_string(file).map_err(|e| cannot_open(file, &e))
+}
+
+fn cannot_open(file: &Path, e: &std::io::Error) -> Failure {
+    fail(format!(
+        "Error: Unable to open password file {}. {}.",
+        file.display(),
+        os_message(e)
+    ))
 }
 
 /// Rewrites the file in place, keeping its owner and permissions as
@@ -404,11 +406,7 @@ fn write(file: &Path, lines: &[String], create: bool) -> Result<(), Failure> {
                 os_message(&e)
             ))
         } else {
-            fail(format!(
-                "Error: Unable to open password file {}. {}.",
-                file.display(),
-                os_message(&e)
-            ))
+            cannot_open(file, &e)
         }
     })?;
     handle
