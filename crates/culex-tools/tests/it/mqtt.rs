@@ -447,6 +447,34 @@ fn refused_credentials_give_connack_code_and_mosquittos_message() {
 }
 
 #[test]
+fn bind_address_is_used_or_refused_like_mosquitto() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let ok = culex(
+        Tool::Pub,
+        &["-p", &port, "-A", "127.0.0.1", "-t", "bind", "-m", "x"],
+    );
+    assert_eq!((ok.code, ok.stderr_text()), (0, String::new()));
+    // An address this machine does not have.
+    let args = [
+        "-p",
+        port.as_str(),
+        "-A",
+        "192.0.2.1",
+        "-t",
+        "bind",
+        "-m",
+        "x",
+    ];
+    let ours = culex(Tool::Pub, &args);
+    let theirs = mosquitto(Tool::Pub, &args);
+    assert_eq!(
+        (ours.code, ours.stderr_text()),
+        (theirs.code, theirs.stderr_text())
+    );
+}
+
+#[test]
 fn unknown_host_is_a_lookup_error() {
     for (tool, args) in [
         (
