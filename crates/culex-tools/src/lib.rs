@@ -4,7 +4,7 @@
 //! messages and `~/.config/culex_*` defaults files) → `session` (what each
 //! tool does once connected, mosquitto's exit codes) → `link` (a blocking
 //! socket, TCP, Unix or rustls TLS, around culex-client's sans-IO core, which
-//! owns every protocol rule) → [`format`] (mosquitto_sub's output: `-v`,
+//! owns every protocol rule) → [`format`](mod@format) (mosquitto_sub's output: `-v`,
 //! `-N`, the whole `-F` language, cJSON-exact `%j`/`%J`). [`run_with`] runs a
 //! tool in-process with any streams, which is how the tests drive them.
 
