@@ -32,6 +32,15 @@ pub fn run(
             return 1;
         }
     }
+    // libmosquitto refuses CONNECT properties outside MQTT 5.
+    let connect_properties = config
+        .properties
+        .iter()
+        .any(|p| p.target == PropertyTarget::Connect);
+    if connect_properties && !link::protocol(config).is_v5() {
+        tool.error("Unable to connect (This feature is not supported.).\n");
+        return 1;
+    }
     match config.tool {
         Tool::Pub => tool.publish(stdin),
         Tool::Sub => tool.subscribe(),
