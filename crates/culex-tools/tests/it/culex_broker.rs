@@ -251,3 +251,47 @@ fn rr_through_culex_broker_with_a_culex_responder() {
         (0, "answers/1 pong\n".into())
     );
 }
+
+#[test]
+fn refusal_exit_codes_through_culex_broker() {
+    // A password file written by mosquitto_passwd, and no anonymous access.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "").expect("pw");
+    let mut passwd = std::process::Command::new(culex_testkit::tool("mosquitto_passwd"));
+    passwd.args(["-b"]).arg(&pw).args(["user", "secret"]);
+    assert!(
+        culex_testkit::run_with_timeout(&mut passwd, Duration::from_secs(10))
+            .status
+            .success()
+    );
+    let mut config = culex_broker::testing::local_config();
+    config.security.allow_anonymous = false;
+    config.security.password_file = Some(pw);
+    let broker = BrokerThread::start_with(config);
+    let port = broker.port().to_string();
+    let cases: &[(Tool, &[&str], i32, &str)] = &[
+        (Tool::Pub, &["-t", "a", "-m", "x", "-u", "user", "-P", "wrong"], 5, "Connection error: Connection Refused: not authorised.\nError: The connection was refused.\n"),
+        (Tool::Sub, &["-t", "a", "-u", "user", "-P", "wrong"], 5, "Connection error: Connection Refused: not authorised.\n"),
+        (Tool::Sub, &["-t", "a", "-u", "user", "-P", "wrong", "-V", "5"], 135, "Connection error: Not authorized\n"),
+        (Tool::Rr, &["-t", "a", "-e", "b", "-m", "x"], 135, "Connection error: Not authorized\n"),
+    ];
+    for (tool, args, code, stderr) in cases {
+        let mut full = vec!["-p", port.as_str()];
+        full.extend_from_slice(args);
+        let out = culex(*tool, &full);
+        assert_eq!(
+            (out.code, out.stderr_text()),
+            (*code, stderr.to_string()),
+            "{tool:?} {args:?}"
+        );
+    }
+    // The right password gets in.
+    let out = culex(
+        Tool::Pub,
+        &[
+            "-p", &port, "-u", "user", "-P", "secret", "-t", "a", "-m", "x",
+        ],
+    );
+    assert_eq!((out.code, out.stderr_text()), (0, String::new()));
+}
