@@ -593,9 +593,12 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         let frame_len = match culex_codec::check_frame(buffered, u32::MAX) {
             Ok(Some(len)) => len,
             Ok(None) => {
-                // Make sure a large packet will fit once it arrives.
-                if let Ok(Some(len)) = peek_len(buffered) {
-                    if len > self.rx.bytes().len() && !self.rx.grow_to(len) {
+                // A packet that can never fit a fixed buffer fails at once. A
+                // growable one grows in `step` as bytes arrive, not to the
+                // length the server announces: five bytes must not cost
+                // 256 MiB.
+                if let (Ok(Some(len)), Some(limit)) = (peek_len(buffered), self.rx.limit()) {
+                    if len > limit {
                         // The stream cannot be read past this packet: give the link up.
                         self.abort();
                         return Err(Error::BufferTooSmall);

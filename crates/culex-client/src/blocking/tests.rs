@@ -181,3 +181,45 @@ fn a_fixed_transmit_buffer_too_small_for_a_publish_is_an_error() {
         .publish("t", b"fits", false, crate::QoS::AtMostOnce)
         .is_ok());
 }
+
+/// A growable buffer that records the largest size it was asked to grow to.
+struct Watched {
+    bytes: Vec<u8>,
+    largest: Rc<Cell<usize>>,
+}
+
+impl super::Buffer for Watched {
+    fn bytes(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+    fn grow_to(&mut self, len: usize) -> bool {
+        self.largest.set(self.largest.get().max(len));
+        self.bytes.resize(len.max(self.bytes.len()), 0);
+        true
+    }
+    fn limit(&mut self) -> Option<usize> {
+        None
+    }
+}
+
+#[test]
+fn a_growable_buffer_grows_with_the_bytes_received_not_the_length_announced() {
+    let wire = Scripted::default();
+    let largest = Rc::new(Cell::new(0));
+    let watched = || Watched {
+        bytes: Vec::new(),
+        largest: largest.clone(),
+    };
+    let mut c = Client::with_transport("c", wire.clone(), || Millis(0), watched(), watched());
+    wire.push(&CONNACK);
+    c.connect(true).unwrap();
+    // A PUBLISH header announcing the largest remaining length MQTT allows
+    // (268,435,455 bytes), followed by only a few bytes of it.
+    wire.push(&[0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x01, b't']);
+    assert_eq!(c.check_msg().unwrap(), 0);
+    assert!(
+        largest.get() < 64 * 1024,
+        "five bytes from the server made the client allocate {} bytes",
+        largest.get()
+    );
+}
