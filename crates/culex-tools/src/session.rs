@@ -32,6 +32,11 @@ pub fn run(
             return 1;
         }
     }
+    // MQTT 3.x has no password without a user name [MQTT-3.1.2-22].
+    if config.password.is_some() && config.username.is_none() && !link::protocol(config).is_v5() {
+        tool.error("Error: Problem setting username and/or password.\n");
+        return 1;
+    }
     // libmosquitto refuses CONNECT properties outside MQTT 5.
     let connect_properties = config
         .properties

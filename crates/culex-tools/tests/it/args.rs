@@ -154,6 +154,14 @@ const BAD: &[(Tool, &[&str])] = &[
             "311",
         ],
     ),
+    (
+        Tool::Pub,
+        &["-t", "a", "-m", "x", "-P", "password-without-user"],
+    ),
+    (
+        Tool::Sub,
+        &["-t", "a", "-P", "password-without-user", "-V", "31"],
+    ),
     (Tool::Pub, &["-t", "a", "-m", "x", "--will-payload", "x"]),
     (Tool::Pub, &["-t", "a", "-m", "x", "--will-retain"]),
     (Tool::Pub, &["-t", "a", "-m", "x", "--will-topic", "w/#"]),
