@@ -48,6 +48,7 @@ mod event_loop;
 mod types;
 
 use std::string::String;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::vec::Vec;
 
@@ -246,9 +247,8 @@ impl Client {
 #[cfg(feature = "tls")]
 pub type TlsConfig = Arc<rustls::ClientConfig>;
 
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send + Sync>() {}
-    is_send::<Client>();
-    let _ = Arc::new(());
-}
+// The handle is cloned into other tasks and threads: keep it Send + Sync.
+const _: () = {
+    const fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Client>();
+};
