@@ -2,14 +2,15 @@
 //! converts the broker's records to the store's and back.
 //!
 //! Wiring (see the store crate's docs for the guarantees):
-//! - start-up: [`DurableBrokerStore::open`] returns the `Recovered` state;
-//!   the broker rebuilds retained messages with [`message_from_stored`],
-//!   sessions with [`options_from_byte`] for subscriptions, and schedules
-//!   delayed wills, before it accepts connections;
+//! - start-up: open it with [`DurableBrokerStore::open`] (the path from
+//!   `culex_store::store_path`, the mode from `Durability::from_mosquitto`)
+//!   and pass it to `Broker::start_with_store`; [`Store::load`] hands the
+//!   restored state over once (and logs what a damaged store set aside);
 //! - PUBACK (QoS 1) and PUBREC (QoS 2) are sent only once the changes the
 //!   PUBLISH caused are durable: after routing it, the connection calls
 //!   [`DurableBrokerStore::after_durable`] and writes the acknowledgement
-//!   from the callback (or awaits a oneshot the callback completes).
+//!   from the callback (or awaits a oneshot the callback completes) when
+//!   [`DurableBrokerStore::acks_wait`] says so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,25 +20,32 @@ use culex_store::{
     DelayedWill, Durability, DurabilityError, DurableStore, OutboundPhase, Qos, QueuedMessage,
     Recovered, StoreError, StoredMessage, StoredProps,
 };
+use parking_lot::Mutex;
 
 use crate::message::{Message, MessageProps};
-use crate::store::{OutboundState, Store};
+use crate::store::{OutboundState, SessionSnapshot, Snapshot, Store};
 
 /// A [`Store`] that keeps everything in a `culex_store::DurableStore`.
 #[derive(Debug)]
 pub struct DurableBrokerStore {
     store: DurableStore,
+    /// What the file held at open, until [`Store::load`] takes it.
+    recovered: Mutex<Option<Recovered>>,
 }
 
 impl DurableBrokerStore {
-    /// Opens the store file at `path` in `mode` and returns the state it
-    /// holds (with warnings about anything damaged that was set aside).
+    /// Opens the store file at `path` in `mode` (creating it when missing).
+    /// Damage never makes this fail; a store locked by another running
+    /// broker or an unwritable directory does.
     pub fn open(
         path: &std::path::Path,
         mode: Durability,
-    ) -> Result<(DurableBrokerStore, Recovered), StoreError> {
+    ) -> Result<DurableBrokerStore, StoreError> {
         let (store, recovered) = DurableStore::open(path, mode)?;
-        Ok((DurableBrokerStore { store }, recovered))
+        Ok(DurableBrokerStore {
+            store,
+            recovered: Mutex::new(Some(recovered)),
+        })
     }
 
     /// The underlying store (tickets, flush, close).
@@ -148,102 +156,103 @@ pub fn message_from_stored(s: &StoredMessage, now: Instant) -> Message {
     }
 }
 
-/// A message with the QoS of its delivery.
-pub type QueuedDelivery = (Arc<Message>, QoS);
-
-/// A stored session in the broker's types, ready to be rebuilt.
-#[derive(Debug, Clone)]
-pub struct RestoredSession {
-    /// The client id.
-    pub client_id: String,
-    /// Session expiry interval in seconds (`None`: never).
-    pub expiry_interval: Option<u32>,
-    /// When the session record was last written (Unix ms), from which an
-    /// offline session's expiry counts.
-    pub updated_unix_ms: u64,
-    /// Subscriptions: filter (with any `$share/GROUP/` prefix), options,
-    /// subscription identifier. Entries with an invalid options byte are
-    /// left out.
-    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
-    /// Queued messages, oldest first, with their delivery QoS.
-    pub queued: Vec<QueuedDelivery>,
-    /// Outbound flights by packet id: the phase, and the message with its
-    /// delivery QoS when one was kept.
-    pub outbound: Vec<(PacketId, OutboundState, Option<QueuedDelivery>)>,
-    /// Inbound QoS 2 packet ids awaiting PUBREL: a re-sent PUBLISH with one
-    /// of these ids must not be delivered again.
-    pub inbound_qos2: Vec<PacketId>,
-    /// A delayed will and when (Unix ms) it is due.
-    pub will: Option<(Message, u64)>,
-}
-
-/// Everything in `recovered`, in the broker's types: retained messages and
-/// sessions. Messages whose expiry passed while the broker was down come
-/// back already expired (the broker drops them as usual).
-pub fn restore(recovered: &Recovered, now: Instant) -> (Vec<Message>, Vec<RestoredSession>) {
+/// The broker's [`Snapshot`] of `recovered`. Messages whose expiry passed
+/// while the broker was down come back already expired (the broker drops
+/// them as usual). An outbound flight whose message was not kept is left
+/// out unless it only awaits PUBCOMP (a PUBREL needs only the packet id).
+pub fn snapshot(recovered: &Recovered, now: Instant) -> Snapshot {
     let retained = recovered
         .retained
         .iter()
         .map(|m| message_from_stored(m, now))
         .collect();
+    let mut delayed_wills = Vec::new();
     let sessions = recovered
         .sessions
         .iter()
-        .map(|s| RestoredSession {
-            client_id: s.client_id.clone(),
-            expiry_interval: s.expiry_interval,
-            updated_unix_ms: s.updated_unix_ms,
-            subscriptions: s
-                .subscriptions
-                .iter()
-                .filter_map(|sub| {
-                    options_from_byte(sub.options).map(|o| (sub.filter.clone(), o, sub.identifier))
-                })
-                .collect(),
-            queued: s
-                .queued
-                .iter()
-                .map(|q| {
-                    (
-                        Arc::new(message_from_stored(&q.message, now)),
-                        qos_from_store(q.qos),
-                    )
-                })
-                .collect(),
-            outbound: s
-                .outbound
-                .iter()
-                .filter_map(|o| {
-                    let state = match o.phase {
-                        OutboundPhase::AwaitingAck => OutboundState::AwaitingAck,
-                        OutboundPhase::AwaitingComp => OutboundState::AwaitingComp,
-                    };
-                    let msg = o.message.as_ref().map(|q| {
-                        (
-                            Arc::new(message_from_stored(&q.message, now)),
-                            qos_from_store(q.qos),
-                        )
-                    });
-                    PacketId::new(o.packet_id).map(|id| (id, state, msg))
-                })
-                .collect(),
-            inbound_qos2: s
-                .inbound_qos2
-                .iter()
-                .filter_map(|&id| PacketId::new(id))
-                .collect(),
-            will: s
-                .will
-                .as_ref()
-                .map(|w| (message_from_stored(&w.message, now), w.publish_at_unix_ms)),
+        .map(|s| {
+            if let Some(w) = &s.will {
+                delayed_wills.push((s.client_id.clone(), message_from_stored(&w.message, now)));
+            }
+            SessionSnapshot {
+                client_id: s.client_id.clone(),
+                expiry_interval: s.expiry_interval,
+                subscriptions: s
+                    .subscriptions
+                    .iter()
+                    .filter_map(|sub| {
+                        options_from_byte(sub.options)
+                            .map(|o| (sub.filter.clone(), o, sub.identifier))
+                    })
+                    .collect(),
+                queued: s
+                    .queued
+                    .iter()
+                    .map(|q| (message_from_stored(&q.message, now), qos_from_store(q.qos)))
+                    .collect(),
+                outbound: s
+                    .outbound
+                    .iter()
+                    .filter_map(|o| {
+                        let id = PacketId::new(o.packet_id)?;
+                        match (o.phase, &o.message) {
+                            (phase, Some(q)) => Some((
+                                id,
+                                message_from_stored(&q.message, now),
+                                qos_from_store(q.qos),
+                                state_from_phase(phase),
+                            )),
+                            (OutboundPhase::AwaitingComp, None) => Some((
+                                id,
+                                Message::new("", Vec::new(), QoS::ExactlyOnce, false, now),
+                                QoS::ExactlyOnce,
+                                OutboundState::AwaitingComp,
+                            )),
+                            (OutboundPhase::AwaitingAck, None) => None,
+                        }
+                    })
+                    .collect(),
+                inbound_qos2: s
+                    .inbound_qos2
+                    .iter()
+                    .filter_map(|&id| PacketId::new(id))
+                    .collect(),
+            }
         })
         .collect();
-    (retained, sessions)
+    Snapshot {
+        retained,
+        sessions,
+        delayed_wills,
+    }
+}
+
+fn state_from_phase(phase: OutboundPhase) -> OutboundState {
+    match phase {
+        OutboundPhase::AwaitingAck => OutboundState::AwaitingAck,
+        OutboundPhase::AwaitingComp => OutboundState::AwaitingComp,
+    }
 }
 
 impl Store for DurableBrokerStore {
     fn is_durable(&self) -> bool {
         true
+    }
+
+    fn load(&self) -> Result<Snapshot, crate::store::StoreError> {
+        let Some(recovered) = self.recovered.lock().take() else {
+            return Ok(Snapshot::default());
+        };
+        for warning in &recovered.warnings {
+            tracing::warn!("Persistence: {warning}.");
+        }
+        tracing::info!(
+            "Restored {} retained messages and {} sessions from {}.",
+            recovered.retained.len(),
+            recovered.sessions.len(),
+            self.store.path().display()
+        );
+        Ok(snapshot(&recovered, Instant::now()))
     }
 
     fn retained_set(&self, msg: &Message) {
@@ -370,10 +379,10 @@ mod tests {
     }
 
     #[test]
-    fn every_trait_call_reaches_the_file() {
+    fn every_trait_call_reaches_the_file_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("culex.db");
-        let (store, _) = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
+        let store = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
         let now = Instant::now();
         let m = Message::new("t", "p", QoS::AtLeastOnce, true, now);
         store.retained_set(&m);
@@ -389,25 +398,25 @@ mod tests {
         store.after_durable(move |r| tx.send(r).unwrap());
         rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
         drop(store);
-        let (_store, r) = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
-        assert_eq!(r.retained.len(), 1);
-        let s = &r.sessions[0];
-        assert_eq!(s.expiry_interval, Some(30));
-        assert_eq!(options_from_byte(s.subscriptions[0].options), Some(opts));
-        assert_eq!(s.queued.len(), 1);
-        assert_eq!(s.outbound[0].phase, OutboundPhase::AwaitingComp);
-        assert_eq!(s.inbound_qos2, vec![4]);
-        assert!(s.will.is_some());
 
-        let (retained, sessions) = restore(&r, Instant::now());
-        assert_eq!(&*retained[0].topic, "t");
-        let rs = &sessions[0];
-        assert_eq!(rs.subscriptions, vec![("t/#".to_owned(), opts, Some(2))]);
-        assert_eq!(rs.queued.len(), 1);
-        assert_eq!(rs.queued[0].1, QoS::AtLeastOnce);
-        assert_eq!(rs.outbound[0].0, id);
-        assert_eq!(rs.outbound[0].1, OutboundState::AwaitingComp);
-        assert_eq!(rs.inbound_qos2, vec![PacketId::new(4).unwrap()]);
-        assert_eq!(&*rs.will.as_ref().unwrap().0.topic, "t");
+        let store = DurableBrokerStore::open(&path, Durability::Sync).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.retained.len(), 1);
+        assert_eq!(&*snap.retained[0].topic, "t");
+        let s = &snap.sessions[0];
+        assert_eq!(s.client_id, "c");
+        assert_eq!(s.expiry_interval, Some(30));
+        assert_eq!(s.subscriptions, vec![("t/#".to_owned(), opts, Some(2))]);
+        assert_eq!(s.queued.len(), 1);
+        assert_eq!(s.queued[0].1, QoS::AtLeastOnce);
+        assert_eq!(
+            (s.outbound[0].0, s.outbound[0].3),
+            (id, OutboundState::AwaitingComp)
+        );
+        assert_eq!(s.inbound_qos2, vec![PacketId::new(4).unwrap()]);
+        assert_eq!(snap.delayed_wills.len(), 1);
+        assert_eq!(snap.delayed_wills[0].0, "c");
+        // Handed over once.
+        assert!(store.load().unwrap().sessions.is_empty());
     }
 }
