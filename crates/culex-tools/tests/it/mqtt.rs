@@ -802,3 +802,90 @@ fn will_is_published_when_the_session_is_taken_over() {
         "wills/has-a-will gone\n"
     );
 }
+
+#[test]
+fn json_output_keeps_the_wire_order_of_properties() {
+    let broker = Mosquitto::start("");
+    let args = [
+        "-V",
+        "5",
+        "-r",
+        "-t",
+        "order/x",
+        "-m",
+        "[1]",
+        "-D",
+        "publish",
+        "payload-format-indicator",
+        "1",
+        "-D",
+        "publish",
+        "user-property",
+        "a",
+        "b",
+        "-D",
+        "publish",
+        "response-topic",
+        "r/t",
+        "-D",
+        "publish",
+        "user-property",
+        "c",
+        "d",
+        "-D",
+        "publish",
+        "correlation-data",
+        "cd",
+        "-D",
+        "publish",
+        "content-type",
+        "text/x",
+        "-D",
+        "publish",
+        "message-expiry-interval",
+        "1000",
+    ];
+    mosquitto_pub(broker.port, &args);
+    let port = broker.port.to_string();
+    for format in ["%j", "%J"] {
+        let args = [
+            "-p",
+            &port,
+            "-V",
+            "5",
+            "-t",
+            "order/#",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-D",
+            "subscribe",
+            "subscription-identifier",
+            "9",
+            "-F",
+            format,
+        ];
+        let ours = culex(Tool::Sub, &args);
+        let theirs = mosquitto(Tool::Sub, &args);
+        let digits = |b: &[u8]| {
+            // Times and the remaining expiry change between the two runs.
+            let mut out = String::new();
+            for c in String::from_utf8_lossy(b).chars() {
+                if !(c.is_ascii_digit() && out.ends_with('9')) {
+                    out.push(if c.is_ascii_digit() { '9' } else { c });
+                }
+            }
+            out
+        };
+        assert!(
+            String::from_utf8_lossy(&ours.stdout).contains("\"subscription-identifier\":9"),
+            "{ours:?}"
+        );
+        assert_eq!(digits(&ours.stdout), digits(&theirs.stdout), "{format}");
+        assert_eq!(
+            (ours.code, ours.stderr_text()),
+            (theirs.code, theirs.stderr_text())
+        );
+    }
+}
