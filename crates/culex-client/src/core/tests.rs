@@ -71,6 +71,28 @@ fn connected<const O: usize, const I: usize>(keep_alive: u16) -> Connection<O, I
     c
 }
 
+/// A 5.0 client (keepalive 60 s) accepted at time 0 by a CONNACK with
+/// `properties`.
+fn connected_v5<const O: usize, const I: usize>(
+    properties: Properties<'static>,
+) -> Connection<O, I> {
+    let mut c = Connection::<O, I>::new();
+    let mut opts = ConnectOptions::new("c1");
+    opts.protocol = Protocol::V5;
+    assert_eq!(opts.keep_alive, 60);
+    c.connect(Millis(0), &opts, &mut Vec::new()).unwrap();
+    let connack = ConnAck {
+        session_present: false,
+        reason: ReasonCode::Success,
+        properties,
+    };
+    let ev = c
+        .handle_packet(Millis(0), Packet::ConnAck(connack))
+        .unwrap();
+    assert!(matches!(ev, Event::Connected(_)));
+    c
+}
+
 fn transmit<const O: usize, const I: usize>(c: &mut Connection<O, I>, now: u64) -> Vec<PacketType> {
     let mut out = Vec::new();
     while c.poll_transmit(Millis(now), &mut out).unwrap().is_some() {}
@@ -153,24 +175,10 @@ fn outgoing_table_full_refuses_until_acked() {
 #[test]
 fn server_receive_maximum_limits_publishes_in_flight() {
     // [MQTT-4.9.0-2] no more unacknowledged QoS 1/2 PUBLISH than the server allows.
-    let mut c = Connection::<8, 8>::new();
-    let mut opts = ConnectOptions::new("c1");
-    opts.protocol = Protocol::V5;
-    let mut out = Vec::new();
-    c.connect(Millis(0), &opts, &mut out).unwrap();
-    let props = Properties {
+    let mut c = connected_v5::<8, 8>(Properties {
         receive_maximum: Some(1),
         ..Properties::default()
-    };
-    c.handle_packet(
-        Millis(0),
-        Packet::ConnAck(ConnAck {
-            session_present: false,
-            reason: ReasonCode::Success,
-            properties: props,
-        }),
-    )
-    .unwrap();
+    });
     assert_eq!(c.server_receive_maximum(), 1);
     publish(&mut c, 0, QoS::AtLeastOnce).unwrap();
     assert!(!c.can_publish());
@@ -238,25 +246,11 @@ fn keepalive_zero_sets_no_timer() {
 
 #[test]
 fn server_keep_alive_overrides_ours() {
-    let mut c = Connection::<4, 4>::new();
-    let mut opts = ConnectOptions::new("c1");
-    opts.protocol = Protocol::V5;
-    opts.keep_alive = 60;
-    let mut out = Vec::new();
-    c.connect(Millis(0), &opts, &mut out).unwrap();
-    let props = Properties {
+    // We ask for 60 s.
+    let c = connected_v5::<4, 4>(Properties {
         server_keep_alive: Some(7),
         ..Properties::default()
-    };
-    c.handle_packet(
-        Millis(0),
-        Packet::ConnAck(ConnAck {
-            session_present: false,
-            reason: ReasonCode::Success,
-            properties: props,
-        }),
-    )
-    .unwrap();
+    });
     assert_eq!(c.poll_timeout(), Some(Millis(7_000)));
 }
 
@@ -508,21 +502,10 @@ fn manual_acks_wait_for_the_application() {
 #[test]
 fn server_maximum_qos_is_enforced() {
     // [MQTT-3.2.2-11]: no PUBLISH above the server's Maximum QoS.
-    let mut c = Connection::<4, 4>::new();
-    let mut opts = ConnectOptions::new("c1");
-    opts.protocol = Protocol::V5;
-    c.connect(Millis(0), &opts, &mut Vec::new()).unwrap();
-    let props = Properties {
+    let mut c = connected_v5::<4, 4>(Properties {
         maximum_qos: Some(1),
         ..Properties::default()
-    };
-    let connack = ConnAck {
-        session_present: false,
-        reason: ReasonCode::Success,
-        properties: props,
-    };
-    c.handle_packet(Millis(0), Packet::ConnAck(connack))
-        .unwrap();
+    });
     assert_eq!(c.server_maximum_qos(), QoS::AtLeastOnce);
     assert_eq!(
         publish(&mut c, 0, QoS::ExactlyOnce),

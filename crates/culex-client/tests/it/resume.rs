@@ -25,15 +25,19 @@ async fn read_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// Decodes one 3.1.1 packet the client sent.
+fn packet(frame: &[u8]) -> Packet<'_> {
+    decode(frame, Protocol::V3_1_1, u32::MAX)
+        .unwrap()
+        .unwrap()
+        .0
+}
+
 async fn accept(listener: &TcpListener) -> (TcpStream, bool) {
     let (mut s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
     let mut buf = Vec::new();
     let frame = read_frame(&mut s, &mut buf).await;
-    let clean = match decode(&frame, Protocol::V3_1_1, u32::MAX)
-        .unwrap()
-        .unwrap()
-        .0
-    {
+    let clean = match packet(&frame) {
         Packet::Connect(c) => c.clean_start,
         other => panic!("expected CONNECT, got {other:?}"),
     };
@@ -71,11 +75,7 @@ async fn unacknowledged_publish_and_pubrel_are_resent_on_a_resumed_session() {
     let mut ids = Vec::new();
     for _ in 0..2 {
         let frame = read_frame(&mut s, &mut buf).await;
-        match decode(&frame, Protocol::V3_1_1, u32::MAX)
-            .unwrap()
-            .unwrap()
-            .0
-        {
+        match packet(&frame) {
             Packet::Publish(p) => {
                 assert!(!p.dup);
                 ids.push((p.qos, p.packet_id.unwrap().get()));
@@ -101,11 +101,7 @@ async fn unacknowledged_publish_and_pubrel_are_resent_on_a_resumed_session() {
     let mut saw_pubrel = false;
     for _ in 0..2 {
         let frame = read_frame(&mut s, &mut buf).await;
-        match decode(&frame, Protocol::V3_1_1, u32::MAX)
-            .unwrap()
-            .unwrap()
-            .0
-        {
+        match packet(&frame) {
             Packet::Publish(p) => {
                 assert!(p.dup, "[MQTT-3.3.1-1] re-sent with DUP");
                 assert_eq!(p.packet_id.unwrap().get(), q1_id);
