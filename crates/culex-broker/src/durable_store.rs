@@ -48,6 +48,22 @@ impl DurableBrokerStore {
         })
     }
 
+    /// The store `persistence true` asks for: the file named by
+    /// `persistence_location`/`persistence_file` (`culex.db` by default,
+    /// never mosquitto's own `mosquitto.db` format), in the durability mode
+    /// `autosave_interval`/`autosave_on_changes` map to.
+    pub fn open_from_config(
+        persistence: &crate::config::Persistence,
+    ) -> Result<DurableBrokerStore, StoreError> {
+        let path =
+            culex_store::store_path(persistence.location.as_deref(), persistence.file.as_deref());
+        let mode = Durability::from_mosquitto(
+            persistence.autosave_interval,
+            Some(persistence.autosave_on_changes),
+        );
+        DurableBrokerStore::open(&path, mode)
+    }
+
     /// The underlying store (tickets, flush, close).
     pub fn inner(&self) -> &DurableStore {
         &self.store
