@@ -684,7 +684,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, p
         .or(shared.config.limits.max_connections);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::broker::shutdown_requested(&mut shutdown) => return,
             r = listener.accept() => r,
         };
         match accepted {
@@ -719,7 +719,7 @@ async fn housekeeping(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::broker::shutdown_requested(&mut shutdown) => return,
             _ = tick.tick() => {}
         }
         let now = Instant::now();
@@ -752,6 +752,19 @@ async fn housekeeping(shared: Arc<Shared>) {
                 shared.stats.clients_expired.fetch_add(1, Ordering::Relaxed);
                 end_session(&shared, &handle, None);
             }
+        }
+    }
+}
+
+/// Completes once shutdown is asked for. A dropped [`RunningBroker`] (the
+/// sender gone) never asks: the broker keeps running, as documented.
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

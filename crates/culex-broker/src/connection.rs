@@ -151,7 +151,9 @@ pub(crate) async fn run(
         matches: Vec::new(),
         outgoing: Vec::new(),
     };
-    let accepted = match tokio::time::timeout(CONNECT_TIMEOUT, conn.handshake()).await {
+    // Handshake and finish are boxed: only the serving loop's state stays in
+    // an idle connection's task.
+    let accepted = match tokio::time::timeout(CONNECT_TIMEOUT, Box::pin(conn.handshake())).await {
         Ok(Ok(accepted)) => accepted,
         Ok(Err(exit)) => {
             conn.log_early_exit(&exit);
@@ -160,7 +162,7 @@ pub(crate) async fn run(
         Err(_) => false,
     };
     if !accepted {
-        conn.final_flush().await;
+        Box::pin(conn.final_flush()).await;
         return;
     }
     let connected = conn.shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
@@ -175,7 +177,7 @@ pub(crate) async fn run(
         Some((conn.peer, conn.protocol)),
     );
     let exit = conn.serve().await;
-    let still_current = conn.finish(exit).await;
+    let still_current = Box::pin(conn.finish(exit)).await;
     conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
     if still_current {
         crate::sys::presence(&conn.shared, &conn.client_id, None);
@@ -439,28 +441,48 @@ impl Conn {
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
+        // One keep-alive timer for the whole connection: when it fires early
+        // (packets arrived since it was set) it is pushed to the new deadline,
+        // so busy connections do not touch the timer wheel per packet.
+        let mut timer = self
+            .keepalive
+            .map(|k| Box::pin(tokio::time::sleep_until((self.last_seen + k).into())));
         loop {
             let now = Instant::now();
             self.drain_session(now);
             if let Err(exit) = self.try_flush() {
                 return exit;
             }
-            let deadline = self.keepalive.map(|k| self.last_seen + k);
             let want_read = self.wbuf.len() < HIGH_WATER;
             let want_write = !self.wbuf.is_empty();
             let event = {
                 let stream = &self.stream;
+                let keepalive = async {
+                    match timer.as_mut() {
+                        Some(t) => t.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
+                    _ = crate::broker::shutdown_requested(&mut shutdown) => Event::Shutdown,
                     _ = signal.wake.notified() => Event::Wake,
                     r = stream.readable(), if want_read => Event::Readable(r),
                     r = stream.writable(), if want_write => Event::Writable(r),
-                    _ = sleep_until(deadline) => Event::Timeout,
+                    _ = keepalive => Event::Timeout,
                 }
             };
             match event {
                 Event::Shutdown => return Exit::Shutdown,
-                Event::Timeout => return Exit::Timeout,
+                Event::Timeout => {
+                    let (Some(k), Some(t)) = (self.keepalive, timer.as_mut()) else {
+                        continue;
+                    };
+                    let deadline = self.last_seen + k;
+                    if Instant::now() >= deadline {
+                        return Exit::Timeout;
+                    }
+                    t.as_mut().reset(deadline.into());
+                }
                 Event::Wake => {
                     if signal.kicked.load(Ordering::Acquire) {
                         return Exit::Kicked;
@@ -1303,12 +1325,5 @@ impl Conn {
             }
         }
         current
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -39,7 +39,7 @@ pub(crate) async fn publish_sys(shared: Arc<Shared>) {
     );
     loop {
         tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::broker::shutdown_requested(&mut shutdown) => return,
             _ = tick.tick() => {}
         }
         let values = snapshot(&shared, started, &mut loads, interval);
