@@ -200,16 +200,7 @@ impl EventLoop {
             let events = self.events.clone();
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return true,
-                permit = events.reserve(), if !self.backlog.is_empty() => {
-                    match (permit, self.backlog.pop_front()) {
-                        (Ok(permit), Some((event, ack))) => {
-                            permit.send(event);
-                            self.ack_delivered(ack);
-                        }
-                        // Nobody listens: events are dropped (and acknowledged).
-                        (_, first) => self.drop_backlog(first),
-                    }
-                }
+                permit = events.reserve(), if !self.backlog.is_empty() => self.deliver(permit),
                 request = self.requests.recv(), if can_take => {
                     match request {
                         None => return false,
@@ -483,16 +474,7 @@ impl EventLoop {
                     }
                 }
                 _ = sleep_until_opt(closing_deadline), if closing_deadline.is_some() => {}
-                permit = events.reserve(), if !self.backlog.is_empty() => {
-                    match (permit, self.backlog.pop_front()) {
-                        (Ok(permit), Some((event, ack))) => {
-                            permit.send(event);
-                            self.ack_delivered(ack);
-                        }
-                        // Nobody listens: events are dropped (and acknowledged).
-                        (_, first) => self.drop_backlog(first),
-                    }
-                }
+                permit = events.reserve(), if !self.backlog.is_empty() => self.deliver(permit),
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
                     let now = self.now();
                     if let Err(e) = self.conn.handle_timeout(now) {
@@ -629,6 +611,19 @@ impl EventLoop {
                 self.begin_closing(reason, session_expiry_interval, Some(done));
             }
             other => self.accept_offline(other),
+        }
+    }
+
+    /// Hands the oldest held-back event to the application through `permit`
+    /// and acknowledges it; when nobody listens any more, every held-back
+    /// event is dropped (and acknowledged).
+    fn deliver(&mut self, permit: Result<mpsc::Permit<'_, Event>, mpsc::error::SendError<()>>) {
+        match (permit, self.backlog.pop_front()) {
+            (Ok(permit), Some((event, ack))) => {
+                permit.send(event);
+                self.ack_delivered(ack);
+            }
+            (_, first) => self.drop_backlog(first),
         }
     }
 
