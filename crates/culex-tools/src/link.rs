@@ -257,6 +257,14 @@ impl Link {
             if let Some(expiry) = config.session_expiry {
                 options.properties.session_expiry_interval = Some(expiry);
             }
+            // As mosquitto's tools do: with -C below 20, the broker may not
+            // send (and we do not acknowledge) more than we will print.
+            if options.properties.receive_maximum.is_none() {
+                options.properties.receive_maximum = config
+                    .msg_count
+                    .filter(|c| *c < 20)
+                    .and_then(|c| u16::try_from(c).ok());
+            }
         }
         if let Some(will) = &config.will {
             let topic = TopicName::new(&will.topic)

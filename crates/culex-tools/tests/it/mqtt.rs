@@ -889,3 +889,38 @@ fn json_output_keeps_the_wire_order_of_properties() {
         );
     }
 }
+
+#[test]
+fn count_below_20_limits_receive_maximum_so_nothing_is_lost() {
+    let broker = Mosquitto::start("");
+    let port = broker.port.to_string();
+    let base = [
+        "-p",
+        port.as_str(),
+        "-V",
+        "5",
+        "-c",
+        "-i",
+        "counted",
+        "-q",
+        "1",
+        "-t",
+        "count/x",
+    ];
+    let mut setup = base.to_vec();
+    setup.push("-E");
+    assert_eq!(culex(Tool::Sub, &setup).code, 0);
+    for n in ["one", "two", "three"] {
+        mosquitto_pub(broker.port, &["-q", "1", "-t", "count/x", "-m", n]);
+    }
+    // Each run takes one message; the others stay queued for the next run.
+    for expect in ["one", "two", "three"] {
+        let mut args = base.to_vec();
+        args.extend(["-C", "1", "-W", "5"]);
+        let out = culex(Tool::Sub, &args);
+        assert_eq!(
+            (out.code, String::from_utf8_lossy(&out.stdout).into_owned()),
+            (0, format!("{expect}\n"))
+        );
+    }
+}
