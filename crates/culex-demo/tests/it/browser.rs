@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use culex_demo::demo::{Demo, DemoOptions};
 use culex_testkit::{run_with_timeout, tool};
 
-use crate::support::wait_online;
+use crate::support::{demo_with_embedded_broker, wait_online};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -39,15 +38,7 @@ fn ensure_playwright() {
 fn holding_blue_in_the_page_lights_green() {
     let chromium = tool("chromium");
     ensure_playwright();
-    // As `culex demo` runs by default: with its own embedded broker.
-    let options = DemoOptions {
-        http: "127.0.0.1:0".parse().unwrap(),
-        http_given: true,
-        mqtt: "127.0.0.1:0".parse().unwrap(),
-        mqtt_given: true,
-        ..DemoOptions::default()
-    };
-    let demo = Demo::start(&options).expect("demo starts");
+    let demo = demo_with_embedded_broker();
     wait_online(&[demo.board("blue").unwrap(), demo.board("green").unwrap()]);
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-artifacts/culex-demo");

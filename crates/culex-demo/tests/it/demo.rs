@@ -10,7 +10,7 @@ use std::process::Command;
 
 use culex_testkit::{run_with_timeout, tool};
 
-use crate::support::{wait_online, wait_until, TestBroker};
+use crate::support::{demo_with_embedded_broker, wait_online, wait_until, TestBroker};
 
 fn options(broker_port: u16, boards: &[&str]) -> DemoOptions {
     DemoOptions {
@@ -65,15 +65,7 @@ fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16,
 
 #[test]
 fn the_page_and_its_api_drive_the_boards() {
-    // The embedded broker, as `culex demo` runs without --broker.
-    let options = DemoOptions {
-        http: "127.0.0.1:0".parse().unwrap(),
-        http_given: true,
-        mqtt: "127.0.0.1:0".parse().unwrap(),
-        mqtt_given: true,
-        ..DemoOptions::default()
-    };
-    let demo = Demo::start(&options).expect("demo starts");
+    let demo = demo_with_embedded_broker();
     assert_eq!(demo.broker_addr().0, "127.0.0.1");
     assert_ne!(demo.broker_addr().1, 0);
     let addr = web_addr(&demo);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use culex_demo::board::{Board, BoardConfig, Signal};
+use culex_demo::demo::{Demo, DemoOptions};
 use culex_demo::EmbeddedBroker;
 
 /// A broker for one test, on a free port of 127.0.0.1.
@@ -37,6 +38,20 @@ impl TestBroker {
             _running: Running::Mosquitto(mosquitto),
         }
     }
+}
+
+/// `culex demo` as it runs without `--broker` (blue and green boards on its
+/// own embedded broker), with its web page and broker on free ports of
+/// 127.0.0.1.
+pub fn demo_with_embedded_broker() -> Demo {
+    let options = DemoOptions {
+        http: "127.0.0.1:0".parse().unwrap(),
+        http_given: true,
+        mqtt: "127.0.0.1:0".parse().unwrap(),
+        mqtt_given: true,
+        ..DemoOptions::default()
+    };
+    Demo::start(&options).expect("demo starts")
 }
 
 /// Polls `done` every 10 ms until it holds or `timeout` passes; returns how
