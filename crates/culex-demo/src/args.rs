@@ -30,7 +30,25 @@ pub enum ArgError {
     NotUtf8,
 }
 
-pub(crate) fn utf8(args: Vec<OsString>) -> Result<Vec<String>, ArgError> {
+/// The options of `culex COMMAND`, or the exit code when the command ends
+/// at once: after `--help` printed `usage`, or after a bad command line.
+pub(crate) fn parse_or_exit<T>(
+    command: &str,
+    usage: &str,
+    args: Vec<OsString>,
+    parse: impl FnOnce(&[String]) -> Result<Option<T>, ArgError>,
+) -> Result<T, ExitCode> {
+    match utf8(args).and_then(|args| parse(&args)) {
+        Ok(Some(options)) => Ok(options),
+        Ok(None) => {
+            println!("{usage}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(err) => Err(fail(command, &err, usage)),
+    }
+}
+
+fn utf8(args: Vec<OsString>) -> Result<Vec<String>, ArgError> {
     args.into_iter()
         .map(|arg| arg.into_string().map_err(|_| ArgError::NotUtf8))
         .collect()
@@ -75,7 +93,7 @@ pub(crate) fn check_board_name(name: &str) -> Result<(), ArgError> {
     }
 }
 
-pub(crate) fn fail(command: &str, err: &ArgError, usage: &str) -> ExitCode {
+fn fail(command: &str, err: &ArgError, usage: &str) -> ExitCode {
     eprintln!("culex {command}: {err}\n\n{usage}");
     ExitCode::from(1)
 }

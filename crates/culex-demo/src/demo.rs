@@ -377,17 +377,9 @@ fn start_with_fallback<T>(
 
 /// Entry point of `culex demo`.
 pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let args = match args::utf8(args) {
-        Ok(args) => args,
-        Err(err) => return args::fail("demo", &err, USAGE),
-    };
-    let options = match DemoOptions::parse(&args) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return std::process::ExitCode::SUCCESS;
-        }
-        Err(err) => return args::fail("demo", &err, USAGE),
+    let options = match args::parse_or_exit("demo", USAGE, args, DemoOptions::parse) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let demo = match Demo::start(&options) {
         Ok(demo) => demo,

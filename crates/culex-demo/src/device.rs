@@ -77,17 +77,9 @@ impl DeviceOptions {
 
 /// Entry point of `culex device`.
 pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    let args = match args::utf8(args) {
-        Ok(args) => args,
-        Err(err) => return args::fail("device", &err, USAGE),
-    };
-    let options = match DeviceOptions::parse(&args) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return std::process::ExitCode::SUCCESS;
-        }
-        Err(err) => return args::fail("device", &err, USAGE),
+    let options = match args::parse_or_exit("device", USAGE, args, DeviceOptions::parse) {
+        Ok(options) => options,
+        Err(code) => return code,
     };
     let result = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         run_terminal(&options)
