@@ -547,7 +547,7 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
             | Packet::Subscribe(_)
             | Packet::Unsubscribe(_)
             | Packet::PingReq => Err(Error::Protocol(
-                "[MQTT-3.1.0] server sent a client-only packet",
+                "server sent a client-only packet (5.0 section 4.13)",
             )),
         }
     }
@@ -595,7 +595,7 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
         self.require_connected()?;
         if publish.topic.as_str().is_empty() {
             // We announce no Topic Alias Maximum, so an alias is not allowed.
-            return Err(Error::Protocol("[MQTT-3.3.2-8] topic alias not allowed"));
+            return Err(Error::Protocol("[MQTT-3.3.2-11] topic alias not allowed"));
         }
         match (publish.qos, publish.packet_id) {
             (QoS::AtMostOnce, _) => Ok(Event::Message(publish)),

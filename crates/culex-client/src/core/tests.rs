@@ -513,3 +513,38 @@ fn server_maximum_qos_is_enforced() {
     );
     assert!(publish(&mut c, 0, QoS::AtLeastOnce).is_ok());
 }
+
+#[test]
+fn a_server_that_breaks_the_rules_is_refused() {
+    // Each row: a packet a conforming server never sends this client (5.0,
+    // no Topic Alias Maximum announced, Receive Maximum 1), after one
+    // unreleased QoS 2 message with id 1.
+    let alias_only = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: TopicName::EMPTY,
+        packet_id: None,
+        properties: Properties::default(),
+        payload: b"hi",
+    });
+    let rows: [(&str, Packet<'static>); 4] = [
+        // [MQTT-3.3.2-11]: no alias above the client's maximum, here none.
+        ("[MQTT-3.3.2-11]", alias_only),
+        // [MQTT-3.3.4-9]: no more unacknowledged QoS 2 than Receive Maximum.
+        ("[MQTT-3.3.4-9]", incoming(QoS::ExactlyOnce, Some(2), false)),
+        // [MQTT-2.3.1-5]: a QoS 1/2 PUBLISH carries a packet id.
+        ("[MQTT-2.3.1-5]", incoming(QoS::AtLeastOnce, None, false)),
+        // Only a client sends PINGREQ.
+        ("client-only", Packet::PingReq),
+    ];
+    for (rule, packet) in rows {
+        let mut c = connected_v5::<4, 1>(Properties::default());
+        let first = c.handle_packet(Millis(0), incoming(QoS::ExactlyOnce, Some(1), false));
+        assert!(matches!(first, Ok(Event::Message(_))), "{rule}");
+        match c.handle_packet(Millis(0), packet) {
+            Err(Error::Protocol(text)) => assert!(text.contains(rule), "{rule}: {text}"),
+            other => panic!("{rule}: expected a protocol error, got {other:?}"),
+        }
+    }
+}
