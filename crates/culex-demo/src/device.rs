@@ -147,7 +147,7 @@ fn read_commands(input: Box<dyn BufRead + Send>, pins: &Pins, quit: &AtomicBool,
         match line.trim() {
             "press" | "p" | "0" => pins.press(),
             "release" | "r" | "1" => pins.release(),
-            "toggle" | "t" | " " => pins.set_pressed(!pins.pressed()),
+            "toggle" | "t" => pins.set_pressed(!pins.pressed()),
             "quit" | "q" | "exit" => {
                 quit.store(true, Ordering::SeqCst);
                 signal.notify();
