@@ -139,9 +139,8 @@ impl Acl {
                     if topic.is_empty() {
                         return Err(invalid(&format!("missing topic in {keyword} line")));
                     }
-                    // The same grammar a SUBSCRIBE's filter must follow.
-                    if let Err(e) = culex_codec::topic::TopicFilter::new(topic) {
-                        return Err(invalid(&format!("invalid topic '{topic}': {e}")));
+                    if !valid_filter(topic) {
+                        return Err(invalid(&format!("invalid topic '{topic}'")));
                     }
                     let rule = Rule {
                         access,
@@ -289,6 +288,24 @@ fn split_word(text: &str) -> (&str, &str) {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (text, ""),
     }
+}
+
+/// A topic filter's level grammar: `#` only alone and last, `+` only alone.
+///
+/// Not the codec's `TopicFilter::new`: that one also holds a `$share/` rule
+/// to the shared-subscription grammar, and a file with a rule such as
+/// `topic read $share/#` (which mosquitto loads) must still load.
+fn valid_filter(filter: &str) -> bool {
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return false;
+        }
+        if level.contains('+') && level != "+" {
+            return false;
+        }
+    }
+    !filter.contains('\0')
 }
 
 /// Whether every topic matched by `filter` is also matched by `rule`.
@@ -532,6 +549,15 @@ pattern readwrite users/%u/#
             "$SYS/broker/connection/b2/state",
             Access::Write
         ));
+    }
+
+    #[test]
+    fn shared_subscription_rules_load_as_in_mosquitto() {
+        // Checks see the filter inside `$share/GROUP/`, so these rules match
+        // nothing, but a file holding them must load.
+        for text in ["topic read $share/#\n", "pattern $share/g\n"] {
+            assert!(Acl::parse(text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
