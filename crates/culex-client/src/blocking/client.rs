@@ -593,12 +593,12 @@ impl<'a, T: Transport, C: Clock, B: Buffer> Client<'a, T, C, B> {
         let frame_len = match culex_codec::check_frame(buffered, u32::MAX) {
             Ok(Some(len)) => len,
             Ok(None) => {
-                // A packet that can never fit a fixed buffer fails at once. A
-                // growable one grows in `step` as bytes arrive, not to the
-                // length the server announces: five bytes must not cost
-                // 256 MiB.
+                // A buffer with a limit makes room for the announced length
+                // now, or the link fails at once. One without a limit grows
+                // in `step` as bytes arrive, not to the length announced:
+                // five bytes must not cost 256 MiB.
                 if let (Ok(Some(len)), Some(limit)) = (peek_len(buffered), self.rx.limit()) {
-                    if len > limit {
+                    if len > limit && !self.rx.grow_to(len) {
                         // The stream cannot be read past this packet: give the link up.
                         self.abort();
                         return Err(Error::BufferTooSmall);
