@@ -304,14 +304,13 @@ impl Shared {
     }
 
     /// Routes one message: retained store, then every matching subscriber.
-    /// `matches` is a scratch vector the caller reuses. Returns how many
-    /// subscribers matched.
+    /// `matches` is a scratch vector the caller reuses.
     pub fn publish(
         &self,
         msg: Arc<Message>,
         matches: &mut Vec<Match<SessionKey>>,
         now: Instant,
-    ) -> usize {
+    ) -> Routed {
         if msg.retain {
             self.set_retained(&msg);
         }
@@ -321,6 +320,7 @@ impl Shared {
             .read()
             .matches_with(&msg.topic, matches, &available);
         let matched = matches.len();
+        let mut overflow = false;
         for m in matches.drain(..) {
             let handle = &m.key.0;
             // 5.0 no-local: not back to the publisher [MQTT-3.8.3-3].
@@ -341,9 +341,11 @@ impl Shared {
                 subscription_ids: m.ids,
                 share: m.share,
             };
-            handle.deliver(self, delivery, now);
+            if handle.deliver(self, delivery, now) {
+                overflow = true;
+            }
         }
-        matched
+        Routed { matched, overflow }
     }
 
     fn set_retained(&self, msg: &Arc<Message>) {
@@ -366,6 +368,15 @@ impl Shared {
     pub fn retained_matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, now)
     }
+}
+
+/// What routing one message did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routed {
+    /// Subscribers that matched.
+    pub matched: usize,
+    /// Whether some subscriber's queue was full (the message was dropped for it).
+    pub overflow: bool,
 }
 
 /// A session and the connection currently holding it.
@@ -411,12 +422,14 @@ impl SessionHandle {
     }
 
     /// Hands a delivery to the session (after the ACL check) and wakes the
-    /// connection when something became ready.
-    pub fn deliver(&self, shared: &Shared, delivery: Delivery, now: Instant) {
+    /// connection when something became ready. Returns `true` when the
+    /// message was dropped because the session's queue is full.
+    pub fn deliver(&self, shared: &Shared, delivery: Delivery, now: Instant) -> bool {
+        let mut overflow = false;
         let wake = {
             let mut inner = self.inner.lock();
             if inner.ended {
-                return;
+                return false;
             }
             if shared.acl_active.load(Ordering::Relaxed)
                 && !shared.policy(inner.listener).can_read(
@@ -425,7 +438,7 @@ impl SessionHandle {
                     &delivery.msg.topic,
                 )
             {
-                return;
+                return false;
             }
             let delivered = inner.session.deliver(delivery, now);
             flush_changes(&*shared.store, &self.client_id, &mut inner.session);
@@ -434,6 +447,7 @@ impl SessionHandle {
                 Delivered::Queued => None,
                 Delivered::Dropped => {
                     shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    overflow = true;
                     None
                 }
             }
@@ -441,6 +455,7 @@ impl SessionHandle {
         if let Some(conn) = wake {
             conn.wake.notify_one();
         }
+        overflow
     }
 }
 

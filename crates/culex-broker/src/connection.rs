@@ -80,6 +80,8 @@ struct Conn {
     last_seen: Instant,
     will: Option<Message>,
     will_delay: u32,
+    /// Set when a publish overflowed a subscriber's queue.
+    backoff: bool,
     /// The listener's `mount_point`, prefixed to every topic of this client.
     mount: Option<Arc<str>>,
     out_alias_max: u16,
@@ -138,6 +140,7 @@ pub(crate) async fn run(
         last_seen: Instant::now(),
         will: None,
         will_delay: 0,
+        backoff: false,
         mount,
         out_alias_max: 0,
         out_aliases: HashMap::new(),
@@ -448,6 +451,9 @@ impl Conn {
             .keepalive
             .map(|k| Box::pin(tokio::time::sleep_until((self.last_seen + k).into())));
         loop {
+            // A flooding client must not keep its worker thread: other tasks
+            // (the accept loop among them) get their turn once the budget is spent.
+            tokio::task::coop::consume_budget().await;
             let now = Instant::now();
             self.drain_session(now);
             if let Err(exit) = self.try_flush() {
@@ -504,6 +510,9 @@ impl Conn {
                     if read > 0 {
                         if let Err(exit) = self.process_frames() {
                             return exit;
+                        }
+                        if std::mem::take(&mut self.backoff) {
+                            tokio::task::yield_now().await;
                         }
                         // An idle connection keeps no read buffer.
                         if self.rbuf.is_empty() && read < 2048 {
@@ -765,9 +774,12 @@ impl Conn {
         if route {
             let msg = Message::from_publish(p, topic, frame, Some(self.client_id.clone()), now);
             let mut matches = std::mem::take(&mut self.matches);
-            let matched = self.shared.publish(Arc::new(msg), &mut matches, now);
+            let routed = self.shared.publish(Arc::new(msg), &mut matches, now);
             self.matches = matches;
-            if matched == 0 {
+            // A subscriber that cannot keep up: give it the CPU before reading
+            // more from this publisher (back-pressure instead of busy dropping).
+            self.backoff |= routed.overflow;
+            if routed.matched == 0 {
                 // 5.0 tells the publisher nobody was listening [MQTT 5.0, 3.4.2.1].
                 reason = ReasonCode::NoMatchingSubscribers;
             }
