@@ -560,3 +560,17 @@ fn puback_reason_codes() {
         ReasonCode::Success
     );
 }
+
+/// A 5.0 connection taken over is told so with DISCONNECT 0x8E before the
+/// close [MQTT-3.1.4-3].
+#[test]
+fn takeover_sends_disconnect_0x8e() {
+    let broker = BrokerThread::start();
+    let (mut first, _, _) = v5(broker.port(), "twin", true, None);
+    let (_second, _, _) = v5(broker.port(), "twin", true, None);
+    match first.recv().packet() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, ReasonCode::SessionTakenOver),
+        other => panic!("{other:?}"),
+    }
+    assert!(first.is_closed_within(Duration::from_secs(2)));
+}
