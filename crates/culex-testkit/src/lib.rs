@@ -54,7 +54,10 @@ pub fn python_with_paho() -> Command {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "paho-mqtt is not installed: run scripts/test, which installs the test peers");
+    assert!(
+        ok,
+        "paho-mqtt is not installed: run scripts/test, which installs the test peers"
+    );
     Command::new(python)
 }
 
@@ -104,7 +107,11 @@ impl Mosquitto {
             .expect("start mosquitto");
         let guard = ChildGuard(child);
         wait_for_port(port, Duration::from_secs(10));
-        Mosquitto { port, dir, _child: guard }
+        Mosquitto {
+            port,
+            dir,
+            _child: guard,
+        }
     }
 
     /// A file path inside the broker's working directory.

@@ -11,13 +11,41 @@ use std::process::ExitCode;
 type Entry = fn(Vec<OsString>) -> ExitCode;
 
 const COMMANDS: &[(&str, &str, Entry)] = &[
-    ("broker", "run the MQTT broker (mosquitto's flags and config)", culex_broker::cli::main),
-    ("pub", "publish a message (mosquitto_pub's flags)", culex_tools::pub_main),
-    ("sub", "subscribe and print messages (mosquitto_sub's flags)", culex_tools::sub_main),
-    ("rr", "request and response (mosquitto_rr's flags)", culex_tools::rr_main),
-    ("passwd", "manage a password file (mosquitto_passwd's flags)", culex_tools::passwd_main),
-    ("device", "one simulated ESP32 board in the terminal", culex_demo::device_main),
-    ("demo", "the tutorial's boards, simulated, in the browser", culex_demo::demo_main),
+    (
+        "broker",
+        "run the MQTT broker (mosquitto's flags and config)",
+        culex_broker::cli::main,
+    ),
+    (
+        "pub",
+        "publish a message (mosquitto_pub's flags)",
+        culex_tools::pub_main,
+    ),
+    (
+        "sub",
+        "subscribe and print messages (mosquitto_sub's flags)",
+        culex_tools::sub_main,
+    ),
+    (
+        "rr",
+        "request and response (mosquitto_rr's flags)",
+        culex_tools::rr_main,
+    ),
+    (
+        "passwd",
+        "manage a password file (mosquitto_passwd's flags)",
+        culex_tools::passwd_main,
+    ),
+    (
+        "device",
+        "one simulated ESP32 board in the terminal",
+        culex_demo::device_main,
+    ),
+    (
+        "demo",
+        "the tutorial's boards, simulated, in the browser",
+        culex_demo::demo_main,
+    ),
     ("bench", "an MQTT load generator", culex_bench::main),
 ];
 
@@ -52,7 +80,10 @@ fn main() -> ExitCode {
 }
 
 fn print_usage() {
-    println!("culex {}: an MQTT broker and its tools\n", env!("CARGO_PKG_VERSION"));
+    println!(
+        "culex {}: an MQTT broker and its tools\n",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("usage: culex [COMMAND] [ARGS...]   (no command: run the broker)\n");
     for (name, about, _) in COMMANDS {
         println!("  {name:<8} {about}");
