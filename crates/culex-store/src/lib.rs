@@ -263,6 +263,12 @@ struct Done {
 
 const FAILED_RANGES_KEPT: usize = 1024;
 
+thread_local! {
+    /// Mutations submitted by this thread; see
+    /// [`DurableStore::submitted_by_this_thread`].
+    static SUBMITTED_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 struct Shared {
     pending: Mutex<Pending>,
     /// Wakes the writer thread.
@@ -369,6 +375,7 @@ impl DurableStore {
     }
 
     fn submit(&self, op: Op) -> Ticket {
+        SUBMITTED_HERE.with(|n| n.set(n.get().wrapping_add(1)));
         let mut p = self.shared.pending.lock();
         // Once the writer is gone nothing would ever drain the list; the
         // ticket then reports Closed.
@@ -511,6 +518,14 @@ impl DurableStore {
     /// grows only while the disk is slower than the broker).
     pub fn pending_len(&self) -> usize {
         self.shared.pending.lock().ops.len()
+    }
+
+    /// How many mutations the calling thread has submitted (to any store),
+    /// wrapping. Compare two readings around a piece of work to learn whether
+    /// it changed anything durable: a broker acknowledges at once a PUBLISH
+    /// that changed nothing (no retained message, no persistent recipient).
+    pub fn submitted_by_this_thread() -> u64 {
+        SUBMITTED_HERE.with(std::cell::Cell::get)
     }
 
     /// The ticket of the latest mutation submitted so far (waiting for it

@@ -94,7 +94,11 @@ fn dump_reads_a_store_left_by_a_killed_process() {
     let before = std::fs::read(&path).unwrap();
     let mut out = Vec::new();
     dump(&path, &mut out).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the dump changes nothing");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the dump changes nothing"
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("not closed cleanly"), "{text}");
     assert!(text.contains("'r/0/0' qos 1 retain 1"), "{text}");

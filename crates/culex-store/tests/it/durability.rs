@@ -179,3 +179,31 @@ fn store_path_follows_mosquittos_options() {
         PathBuf::from("/data/state.db")
     );
 }
+
+#[test]
+fn a_thread_can_tell_whether_it_submitted_anything() {
+    let (_dir, path) = temp_store();
+    let (store, _) = DurableStore::open(&path, Durability::Sync).unwrap();
+    let before = DurableStore::submitted_by_this_thread();
+    assert_eq!(DurableStore::submitted_by_this_thread(), before);
+    store.retained_clear("x");
+    store.session_put("c", None);
+    assert_eq!(
+        DurableStore::submitted_by_this_thread(),
+        before.wrapping_add(2)
+    );
+    // Another thread's submissions do not count here.
+    let other = std::thread::scope(|s| {
+        s.spawn(|| {
+            store.retained_clear("y");
+            DurableStore::submitted_by_this_thread()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(other, 1);
+    assert_eq!(
+        DurableStore::submitted_by_this_thread(),
+        before.wrapping_add(2)
+    );
+}
