@@ -3,6 +3,8 @@
 //! on `bench/N`, publishers flat out with 64-byte payloads (QoS 1 publishers
 //! keep up to 64 messages unacknowledged), and prints deliveries per second.
 //! `loadgen PORT PAIRS SECONDS QOS inproc` starts culex in-process first.
+//! `loadgen PORT PAIRS SECONDS latency` sends 1000 msg/s per pair (QoS 0) with
+//! a timestamp in the payload and prints p50/p99 latency.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +29,10 @@ fn main() {
         _ => QoS::AtMostOnce,
     };
     let inproc = args.get(5).is_some_and(|a| a == "inproc");
+    if args.get(4).is_some_and(|a| a == "latency") {
+        latency(port, pairs, secs);
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,4 +221,106 @@ async fn publisher(
         }
         sent.fetch_add(batch as u64, Ordering::Relaxed);
     }
+}
+
+fn latency(port: u16, pairs: usize, secs: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let epoch = Instant::now();
+        let samples = Arc::new(parking_lot::Mutex::new(Vec::<u64>::new()));
+        for i in 0..pairs {
+            let topic = format!("lat/{i}");
+            let mut sub = connect(port, &format!("lsub{i}")).await;
+            let filters = [(
+                TopicFilter::new(&topic).unwrap(),
+                SubscriptionOptions::default(),
+            )];
+            send(
+                &mut sub,
+                &Packet::Subscribe(Subscribe {
+                    packet_id: PacketId::new(1).unwrap(),
+                    properties: Properties::default(),
+                    filters: Seq::Items(&filters),
+                }),
+            )
+            .await;
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = vec![0u8; 1 << 16];
+                loop {
+                    let n = match sub.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let now = epoch.elapsed().as_nanos() as u64;
+                    buf.extend_from_slice(&tmp[..n]);
+                    let mut off = 0;
+                    while let Ok(Some(len)) = check_frame(&buf[off..], u32::MAX) {
+                        if let Ok(Packet::Publish(p)) =
+                            decode_packet(&buf[off..off + len], Protocol::V3_1_1)
+                        {
+                            if let Some(Ok(stamp)) = p.payload.get(..8).map(<[u8; 8]>::try_from) {
+                                samples
+                                    .lock()
+                                    .push(now.saturating_sub(u64::from_le_bytes(stamp)));
+                            }
+                        }
+                        off += len;
+                    }
+                    buf.drain(..off);
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for i in 0..pairs {
+            let topic = format!("lat/{i}");
+            let mut publ = connect(port, &format!("lpub{i}")).await;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(1));
+                let mut payload = [0u8; 64];
+                loop {
+                    tick.tick().await;
+                    let stamp = epoch.elapsed().as_nanos() as u64;
+                    payload[..8].copy_from_slice(&stamp.to_le_bytes());
+                    let p = Packet::Publish(Publish {
+                        dup: false,
+                        qos: QoS::AtMostOnce,
+                        retain: false,
+                        topic: TopicName::new(&topic).unwrap(),
+                        packet_id: None,
+                        properties: Properties::default(),
+                        payload: &payload,
+                    });
+                    let mut out = Vec::new();
+                    p.encode(Protocol::V3_1_1, &mut out).unwrap();
+                    if publ.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.lock().clear();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let mut v = samples.lock().clone();
+        v.sort_unstable();
+        let pct = |p: f64| {
+            v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+                / 1000
+        };
+        println!(
+            "latency over {} messages: p50 {} us, p99 {} us, max {} us",
+            v.len(),
+            pct(0.5),
+            pct(0.99),
+            v.last().copied().unwrap_or(0) / 1000
+        );
+        std::process::exit(0);
+    });
 }
