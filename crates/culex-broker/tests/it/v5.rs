@@ -574,3 +574,15 @@ fn takeover_sends_disconnect_0x8e() {
     }
     assert!(first.is_closed_within(Duration::from_secs(2)));
 }
+
+/// A disconnected session is discarded once its Session Expiry Interval has
+/// passed [MQTT-4.1.0-2].
+#[test]
+fn session_expires_after_interval() {
+    let broker = BrokerThread::start();
+    let (c, _, _) = v5(broker.port(), "brief", false, Some(1));
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(2300));
+    let (_c, present, _) = v5(broker.port(), "brief", false, Some(1));
+    assert!(!present, "expired");
+}
