@@ -76,6 +76,15 @@ impl DurableBrokerStore {
         self.store.mode() == Durability::Sync
     }
 
+    /// A reading of the changes the calling thread has handed to the store:
+    /// unchanged across routing a PUBLISH means it changed nothing durable
+    /// (no retained message, no persistent recipient), and its PUBACK need
+    /// not wait (unless an earlier one still does: acknowledgements keep
+    /// their order [MQTT-4.6.0-2]).
+    pub fn durable_mark(&self) -> u64 {
+        DurableStore::submitted_by_this_thread()
+    }
+
     /// Calls `f` once every change submitted so far is durable — at once if
     /// it already is, otherwise on the store's writer thread. `f` must not
     /// block: it sends the PUBACK/PUBREC through the connection's channel or
