@@ -78,23 +78,33 @@ struct Conn {
     username: Option<Arc<str>>,
     keepalive: Option<Duration>,
     last_seen: Instant,
-    will: Option<Message>,
+    /// Boxed: most connections have none, and an idle one should stay small.
+    will: Option<Box<Message>>,
     will_delay: u32,
     /// Set when a publish overflowed a subscriber's queue.
     backoff: bool,
     /// The listener's `mount_point`, prefixed to every topic of this client.
     mount: Option<Arc<str>>,
     out_alias_max: u16,
-    out_aliases: HashMap<Arc<str>, u16>,
+    /// Topic aliases both ways, allocated on first use (5.0 only).
+    aliases: Option<Box<Aliases>>,
     max_packet_size: u32,
     client_max_packet_size: Option<u32>,
-    aliases: HashMap<u16, Arc<str>>,
     handle: Option<Arc<SessionHandle>>,
     signal: Arc<ConnSignal>,
     generation: u64,
     connect_expiry: u32,
     matches: Vec<Match<SessionKey>>,
     outgoing: Vec<Outgoing>,
+}
+
+/// 5.0 topic aliases of one connection.
+#[derive(Debug, Default)]
+struct Aliases {
+    /// Aliases the client set, towards us.
+    inbound: HashMap<u16, Arc<str>>,
+    /// Aliases we assigned, towards the client.
+    outbound: HashMap<Arc<str>, u16>,
 }
 
 /// Serves one accepted connection until it ends.
@@ -143,10 +153,9 @@ pub(crate) async fn run(
         backoff: false,
         mount,
         out_alias_max: 0,
-        out_aliases: HashMap::new(),
+        aliases: None,
         max_packet_size,
         client_max_packet_size: None,
-        aliases: HashMap::new(),
         handle: None,
         signal: Arc::new(ConnSignal::default()),
         generation: 0,
@@ -301,7 +310,7 @@ impl Conn {
                 return Ok(false);
             }
             self.will_delay = w.properties.will_delay_interval.unwrap_or(0);
-            self.will = Some(Message {
+            self.will = Some(Box::new(Message {
                 topic: match &self.mount {
                     Some(mount) => Arc::from(format!("{mount}{}", w.topic.as_str())),
                     None => Arc::from(w.topic.as_str()),
@@ -312,7 +321,7 @@ impl Conn {
                 props: MessageProps::from_properties(&w.properties, frame),
                 received: now,
                 origin: Some(client_id.clone()),
-            });
+            }));
         }
 
         // Session lifetime after disconnect: `None` is forever.
@@ -674,18 +683,23 @@ impl Conn {
                     "invalid topic alias".into(),
                 ));
             }
-            Some(alias) if p.topic.as_str().is_empty() => match self.aliases.get(&alias) {
-                Some(t) => t.clone(),
-                None => {
-                    return Err(Exit::Violation(
-                        ReasonCode::ProtocolError,
-                        "unknown topic alias".into(),
-                    ))
+            Some(alias) if p.topic.as_str().is_empty() => {
+                match self.aliases.as_ref().and_then(|a| a.inbound.get(&alias)) {
+                    Some(t) => t.clone(),
+                    None => {
+                        return Err(Exit::Violation(
+                            ReasonCode::ProtocolError,
+                            "unknown topic alias".into(),
+                        ))
+                    }
                 }
-            },
+            }
             Some(alias) => {
                 let t: Arc<str> = Arc::from(p.topic.as_str());
-                self.aliases.insert(alias, t.clone());
+                self.aliases
+                    .get_or_insert_with(Box::default)
+                    .inbound
+                    .insert(alias, t.clone());
                 t
             }
             None if p.topic.as_str().is_empty() => {
@@ -1044,13 +1058,13 @@ impl Conn {
                     // [MQTT-3.3.2-8]: the first message on a topic carries the
                     // topic and a new alias, later ones only the alias.
                     if self.out_alias_max > 0 {
-                        if let Some(&alias) = self.out_aliases.get(&msg.topic) {
+                        let aliases = &mut self.aliases.get_or_insert_with(Box::default).outbound;
+                        if let Some(&alias) = aliases.get(&msg.topic) {
                             properties.topic_alias = Some(alias);
                             topic = TopicName::EMPTY;
-                        } else if self.out_aliases.len() < usize::from(self.out_alias_max) {
-                            let alias =
-                                u16::try_from(self.out_aliases.len() + 1).unwrap_or(u16::MAX);
-                            self.out_aliases.insert(msg.topic.clone(), alias);
+                        } else if aliases.len() < usize::from(self.out_alias_max) {
+                            let alias = u16::try_from(aliases.len() + 1).unwrap_or(u16::MAX);
+                            aliases.insert(msg.topic.clone(), alias);
                             properties.topic_alias = Some(alias);
                         }
                     }
@@ -1311,7 +1325,7 @@ impl Conn {
             }
         }
         if send_will {
-            if let Some(will) = self.will.take() {
+            if let Some(will) = self.will.take().map(|w| *w) {
                 // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
                 // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
                 // it back until the delay passes or the session ends, whichever is
