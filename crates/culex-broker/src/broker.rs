@@ -110,7 +110,10 @@ impl Broker {
                         listeners.push((l, index, listener.port));
                     }
                     Err(source) => {
-                        tracing::error!("Error: {source}");
+                        // mosquitto prints the bare strerror text.
+                        let text = source.to_string();
+                        let text = text.split(" (os error").next().unwrap_or(&text);
+                        tracing::error!("Error: {text}");
                         // IPv6 may be missing on the machine (local-only mode, or
                         // a listener on every interface); anything else is fatal.
                         let optional =

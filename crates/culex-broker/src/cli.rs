@@ -55,6 +55,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A socket that cannot be opened was already reported as mosquitto does.
+        Err(crate::BrokerError::Bind { .. }) => ExitCode::from(1),
         Err(e) => {
             tracing::error!("Error: {e}");
             ExitCode::from(1)
