@@ -5,6 +5,8 @@
 //! `loadgen PORT PAIRS SECONDS QOS inproc` starts culex in-process first.
 //! `loadgen PORT PAIRS SECONDS latency` sends 1000 msg/s per pair (QoS 0) with
 //! a timestamp in the payload and prints p50/p99 latency.
+//! `loadgen PORT N 0 idle BROKER_PID` opens N idle MQTT connections and
+//! prints the connect rate and the broker's RSS growth per connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,11 @@ fn main() {
         _ => QoS::AtMostOnce,
     };
     let inproc = args.get(5).is_some_and(|a| a == "inproc");
+    if args.get(4).is_some_and(|a| a == "idle") {
+        let pid = args.get(5).cloned().unwrap_or_default();
+        idle(port, pairs, &pid);
+        return;
+    }
     if args.get(4).is_some_and(|a| a == "latency") {
         latency(port, pairs, secs);
         return;
@@ -321,6 +328,49 @@ fn latency(port: u16, pairs: usize, secs: u64) {
             pct(0.99),
             v.last().copied().unwrap_or(0) / 1000
         );
+        std::process::exit(0);
+    });
+}
+
+fn rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn idle(port: u16, n: usize, pid: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let before = rss_kb(pid);
+        let start = Instant::now();
+        let mut conns = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            let batch: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    let id = format!("idle{i}");
+                    tokio::spawn(async move { connect(port, &id).await })
+                })
+                .collect();
+            for b in batch {
+                conns.push(b.await.unwrap());
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = rss_kb(pid);
+        println!(
+            "{n} connections in {elapsed:.2}s ({:.0}/s); broker RSS {before} kB -> {after} kB: {:.0} B per connection",
+            n as f64 / elapsed,
+            (after.saturating_sub(before) * 1024) as f64 / n as f64
+        );
+        drop(conns);
         std::process::exit(0);
     });
 }
