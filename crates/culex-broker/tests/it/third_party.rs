@@ -201,3 +201,60 @@ fn mosquitto_clients_v31() {
         "classic\n"
     );
 }
+
+/// paho-mqtt's MQTT 5 client through culex: user properties and response
+/// topic passed through [MQTT-3.3.2-17], no-local honoured [MQTT-3.8.3-3],
+/// a subscription identifier returned [MQTT-3.3.4-3].
+#[test]
+fn paho_mqtt5_properties_and_no_local() {
+    let broker = BrokerThread::start();
+    let script = r#"
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.subscribeoptions import SubscribeOptions
+port = int(sys.argv[1])
+got = {"a": [], "b": []}
+def make(name):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, ud, msg: got[name].append(msg)
+    c.connect("127.0.0.1", port, 60)
+    c.loop_start()
+    return c
+a, b = make("a"), make("b")
+sp = Properties(PacketTypes.SUBSCRIBE)
+sp.SubscriptionIdentifier = 42
+a.subscribe("v5/t", options=SubscribeOptions(qos=1, noLocal=True), properties=sp)
+b.subscribe("v5/t", options=SubscribeOptions(qos=1))
+time.sleep(0.5)
+pp = Properties(PacketTypes.PUBLISH)
+pp.UserProperty = [("k1", "v1"), ("k2", "v2")]
+pp.ResponseTopic = "v5/reply"
+a.publish("v5/t", "from a", qos=1, properties=pp).wait_for_publish(5)
+b.publish("v5/t", "from b", qos=1).wait_for_publish(5)
+time.sleep(0.7)
+for c in (a, b):
+    c.loop_stop(); c.disconnect()
+pa = [m.payload for m in got["a"]]
+pb = [m.payload for m in got["b"]]
+assert pa == [b"from b"], pa
+assert sorted(pb) == [b"from a", b"from b"], pb
+ma = got["a"][0]
+assert ma.properties.SubscriptionIdentifier == [42], ma.properties
+mb = [m for m in got["b"] if m.payload == b"from a"][0]
+assert mb.properties.UserProperty == [("k1", "v1"), ("k2", "v2")], mb.properties
+assert mb.properties.ResponseTopic == "v5/reply", mb.properties
+print("ok")
+"#;
+    let out = run_with_timeout(
+        culex_testkit::python_with_paho().args(["-c", script, &broker.port().to_string()]),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
