@@ -586,3 +586,113 @@ fn session_expires_after_interval() {
     let (_c, present, _) = v5(broker.port(), "brief", false, Some(1));
     assert!(!present, "expired");
 }
+
+/// Messages larger than the client's Maximum Packet Size are not sent to it
+/// [MQTT-3.1.2-24]; smaller ones are.
+#[test]
+fn client_maximum_packet_size_is_respected() {
+    let broker = BrokerThread::start();
+    let properties = Properties {
+        maximum_packet_size: Some(64),
+        ..Properties::default()
+    };
+    let (mut small, _, _) = Raw::connect_with(
+        broker.port(),
+        ConnectOpts {
+            client_id: "small",
+            protocol: Protocol::V5,
+            properties,
+            ..ConnectOpts::default()
+        },
+    );
+    subscribe(
+        &mut small,
+        "mps",
+        SubscriptionOptions {
+            qos: QoS::AtLeastOnce,
+            ..Default::default()
+        },
+        None,
+    );
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    publish(&mut publ, "mps", &[b'x'; 200], Properties::default());
+    publish(&mut publ, "mps", b"fits", Properties::default());
+    assert_eq!(small.recv().publish().payload, b"fits");
+}
+
+/// Subscribers receive the remaining Message Expiry Interval [MQTT-3.3.2-6].
+#[test]
+fn remaining_expiry_is_sent() {
+    let broker = BrokerThread::start();
+    let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
+    publ.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic: TopicName::new("exp/r").unwrap(),
+        packet_id: None,
+        properties: Properties {
+            message_expiry_interval: Some(30),
+            ..Properties::default()
+        },
+        payload: b"x",
+    }));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
+    subscribe(&mut sub, "exp/#", SubscriptionOptions::default(), None);
+    let f = sub.recv();
+    match f.packet() {
+        Packet::Publish(p) => {
+            let left = p.properties.message_expiry_interval.unwrap();
+            assert!((1..30).contains(&left), "{left}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// ACL outcomes carry 5.0 reason codes: a denied publish gets PUBACK 0x87,
+/// a denied subscription SUBACK 0x87.
+#[test]
+fn acl_reason_codes_v5() {
+    let dir = std::env::temp_dir().join(format!(
+        "culex-acl5-{}-{}",
+        std::process::id(),
+        culex_testkit::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let acl = culex_testkit::write_file(&dir, "acl", "topic readwrite open/#\n");
+    let mut config = culex_broker::testing::local_config();
+    config.security.acl_file = Some(acl);
+    let broker = BrokerThread::start_with(config);
+    let (mut c, _, _) = v5(broker.port(), "acl5", true, None);
+    let list = [
+        (
+            TopicFilter::new("closed/#").unwrap(),
+            SubscriptionOptions::default(),
+        ),
+        (
+            TopicFilter::new("open/#").unwrap(),
+            SubscriptionOptions::default(),
+        ),
+    ];
+    c.send(&Packet::Subscribe(Subscribe {
+        packet_id: pid(1),
+        properties: Properties::default(),
+        filters: Seq::Items(&list),
+    }));
+    match c.recv().packet() {
+        Packet::SubAck(a) => {
+            assert_eq!(
+                a.reasons.iter().collect::<Vec<_>>(),
+                vec![ReasonCode::NotAuthorized, ReasonCode::Success]
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    c.publish("closed/x", b"no", QoS::AtLeastOnce, false, 2);
+    match c.recv().packet() {
+        Packet::PubAck(a) => assert_eq!(a.reason, ReasonCode::NotAuthorized),
+        other => panic!("{other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
