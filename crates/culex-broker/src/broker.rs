@@ -65,6 +65,12 @@ impl Broker {
     /// Opens every listener of `config` (port 0 picks a free port), and
     /// starts accepting connections on the current tokio runtime.
     pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
+        if config.persistence.enabled {
+            let store =
+                crate::durable_store::DurableBrokerStore::open_from_config(&config.persistence)
+                    .map_err(|e| BrokerError::Store(e.to_string()))?;
+            return Broker::start_with_store(config, Arc::new(store)).await;
+        }
         Broker::start_with_store(config, Arc::new(MemoryStore)).await
     }
 
@@ -599,6 +605,7 @@ pub(crate) fn flush_changes(store: &dyn Store, client_id: &str, session: &mut Se
             Change::Queued(d) => store.queued_add(client_id, &d.msg, d.qos),
             Change::Dequeued => store.queued_remove_front(client_id),
             Change::Outbound(id, state) => store.outbound_state(client_id, id, state),
+            Change::Sent(id, d) => store.outbound_sent(client_id, id, &d.msg, d.qos),
             Change::Inbound(id, pending) => store.inbound_qos2(client_id, id, pending),
         }
     }

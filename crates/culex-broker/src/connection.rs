@@ -3,9 +3,9 @@
 //! ready packet in one write per wake-up. It is also the only place that
 //! logs per-connection events (mosquitto's notice and debug lines).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,12 @@ struct Conn {
     generation: u64,
     connect_expiry: u32,
     matches: Vec<Match<SessionKey>>,
+    /// PUBACK/PUBREC held until the store says the PUBLISH is durable, in
+    /// order; `acks` counts how many of the oldest may go.
+    held_acks: VecDeque<(AckKind, PacketId, ReasonCode)>,
+    acks: Arc<DurableAcks>,
+    /// The store's `durable_mark` when the PUBLISH being handled arrived.
+    durable_mark: u64,
     outgoing: Vec<Outgoing>,
 }
 
@@ -161,6 +167,9 @@ pub(crate) async fn run(
         generation: 0,
         connect_expiry: 0,
         matches: Vec::new(),
+        held_acks: VecDeque::new(),
+        acks: Arc::new(DurableAcks::default()),
+        durable_mark: 0,
         outgoing: Vec::new(),
     };
     // Handshake and finish are boxed: only the serving loop's state stays in
@@ -464,6 +473,9 @@ impl Conn {
             // (the accept loop among them) get their turn once the budget is spent.
             tokio::task::coop::consume_budget().await;
             let now = Instant::now();
+            if let Err(exit) = self.release_acks() {
+                return exit;
+            }
             self.drain_session(now);
             if let Err(exit) = self.try_flush() {
                 return exit;
@@ -669,6 +681,7 @@ impl Conn {
     }
 
     fn on_publish(&mut self, p: &Publish<'_>, frame: &Bytes, now: Instant) -> Result<(), Exit> {
+        self.durable_mark = self.shared.store.durable_mark();
         self.shared
             .stats
             .publish_received
@@ -808,7 +821,7 @@ impl Conn {
                     pid.get(),
                     ack_reason as u8
                 );
-                self.send_ack(Packet::PubAck, pid, ack_reason);
+                self.ack(Packet::PubAck, pid, ack_reason);
             }
             (QoS::ExactlyOnce, Some(pid)) => {
                 tracing::debug!(
@@ -817,7 +830,7 @@ impl Conn {
                     pid.get(),
                     ack_reason as u8
                 );
-                self.send_ack(Packet::PubRec, pid, ack_reason);
+                self.ack(Packet::PubRec, pid, ack_reason);
             }
             _ => {}
         }
@@ -1113,12 +1126,51 @@ impl Conn {
         }
     }
 
-    fn send_ack(
-        &mut self,
-        kind: fn(PubResponse<'static>) -> Packet<'static>,
-        id: PacketId,
-        reason: ReasonCode,
-    ) {
+    /// Sends PUBACK/PUBREC at once, or -- with a durable store -- once
+    /// everything this PUBLISH changed is on disk (issue 10).
+    fn ack(&mut self, kind: AckKind, id: PacketId, reason: ReasonCode) {
+        // A PUBLISH that changed nothing durable is acknowledged at once,
+        // unless an earlier acknowledgement still waits: they keep their
+        // order [MQTT-4.6.0-2].
+        let store = &self.shared.store;
+        let at_once = !store.is_durable()
+            || (self.held_acks.is_empty() && store.durable_mark() == self.durable_mark);
+        if at_once {
+            self.send_ack(kind, id, reason);
+            return;
+        }
+        self.held_acks.push_back((kind, id, reason));
+        let acks = self.acks.clone();
+        let signal = self.signal.clone();
+        self.shared.store.after_durable(Box::new(move |durable| {
+            if !durable {
+                acks.failed.store(true, Ordering::Release);
+            }
+            acks.ready.fetch_add(1, Ordering::AcqRel);
+            signal.wake.notify_one();
+        }));
+    }
+
+    /// Sends the held acknowledgements that became durable, oldest first. A
+    /// failed commit closes the connection unacknowledged: the client sends
+    /// again.
+    fn release_acks(&mut self) -> Result<(), Exit> {
+        if self.acks.failed.load(Ordering::Acquire) {
+            return Err(Exit::Violation(
+                ReasonCode::UnspecifiedError,
+                "persistence failed".into(),
+            ));
+        }
+        let ready = self.acks.ready.swap(0, Ordering::AcqRel);
+        for _ in 0..ready {
+            if let Some((kind, id, reason)) = self.held_acks.pop_front() {
+                self.send_ack(kind, id, reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn send_ack(&mut self, kind: AckKind, id: PacketId, reason: ReasonCode) {
         let packet = kind(PubResponse {
             packet_id: id,
             reason,
@@ -1352,4 +1404,14 @@ impl Conn {
         }
         current
     }
+}
+
+/// Builds a PUBACK or PUBREC.
+type AckKind = fn(PubResponse<'static>) -> Packet<'static>;
+
+/// Acknowledgements made durable by the store's writer thread.
+#[derive(Debug, Default)]
+struct DurableAcks {
+    ready: AtomicUsize,
+    failed: AtomicBool,
 }

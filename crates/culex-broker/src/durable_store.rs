@@ -264,6 +264,30 @@ impl Store for DurableBrokerStore {
         true
     }
 
+    fn durable_mark(&self) -> u64 {
+        DurableBrokerStore::durable_mark(self)
+    }
+
+    fn after_durable(&self, done: Box<dyn FnOnce(bool) + Send>) {
+        if self.acks_wait() {
+            DurableBrokerStore::after_durable(self, move |r| done(r.is_ok()));
+        } else {
+            done(true);
+        }
+    }
+
+    fn outbound_sent(&self, client_id: &str, packet_id: PacketId, msg: &Message, qos: QoS) {
+        self.store.outbound_put(
+            client_id,
+            packet_id.get(),
+            OutboundPhase::AwaitingAck,
+            Some(QueuedMessage {
+                qos: qos_to_store(qos),
+                message: message_to_stored(msg),
+            }),
+        );
+    }
+
     fn load(&self) -> Result<Snapshot, crate::store::StoreError> {
         let Some(recovered) = self.recovered.lock().take() else {
             return Ok(Snapshot::default());

@@ -38,6 +38,7 @@ mod broker;
 pub mod cli;
 pub mod config;
 mod connection;
+pub mod durable_store;
 pub mod log;
 pub mod message;
 pub mod retained;

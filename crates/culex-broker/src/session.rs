@@ -62,6 +62,9 @@ pub enum Change {
     Dequeued,
     /// An outbound QoS 1/2 message changed state (`None`: completed or abandoned).
     Outbound(PacketId, Option<OutboundState>),
+    /// An outbound QoS 1/2 message was sent and awaits PUBACK/PUBREC; the
+    /// delivery lets a durable store re-send it after a restart.
+    Sent(PacketId, Delivery),
     /// An inbound QoS 2 id was received (`true`) or released (`false`).
     Inbound(PacketId, bool),
 }
@@ -497,7 +500,7 @@ impl Session {
     }
 
     fn start_flight(&mut self, id: PacketId, delivery: Delivery) {
-        self.record(|| Change::Outbound(id, Some(OutboundState::AwaitingAck)));
+        self.record(|| Change::Sent(id, delivery.clone()));
         self.ready.push_back(Outgoing::Publish {
             packet_id: Some(id),
             dup: false,
@@ -743,6 +746,7 @@ mod tests {
                 Change::Queued(_) => "queued".to_owned(),
                 Change::Dequeued => "dequeued".to_owned(),
                 Change::Outbound(id, st) => format!("out {} {st:?}", id.get()),
+                Change::Sent(id, _) => format!("out {} Some(AwaitingAck)", id.get()),
                 Change::Inbound(id, p) => format!("in {} {p}", id.get()),
             })
             .collect();

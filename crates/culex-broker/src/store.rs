@@ -69,6 +69,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn load(&self) -> Result<Snapshot, StoreError> {
         Ok(Snapshot::default())
     }
+    /// A reading of the changes the calling thread has handed over; equal
+    /// readings around routing a PUBLISH mean it changed nothing durable.
+    fn durable_mark(&self) -> u64 {
+        0
+    }
+    /// Calls `done` once every change handed to the store so far is durable
+    /// (`true`), or could not be made durable (`false`). PUBACK and PUBREC
+    /// are sent from there. Stores that keep nothing call it at once.
+    fn after_durable(&self, done: Box<dyn FnOnce(bool) + Send>) {
+        done(true)
+    }
     /// A retained message was set on `msg.topic`.
     fn retained_set(&self, msg: &Message);
     /// The retained message of `topic` was cleared.
@@ -94,6 +105,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn queued_remove_front(&self, client_id: &str);
     /// An outbound QoS 1/2 message changed state (`None`: completed).
     fn outbound_state(&self, client_id: &str, packet_id: PacketId, state: Option<OutboundState>);
+    /// An outbound QoS 1/2 message was sent and awaits PUBACK/PUBREC (a
+    /// durable store keeps `msg` to re-send it after a restart).
+    fn outbound_sent(&self, client_id: &str, packet_id: PacketId, msg: &Message, qos: QoS) {
+        let _ = (msg, qos);
+        self.outbound_state(client_id, packet_id, Some(OutboundState::AwaitingAck));
+    }
     /// An inbound QoS 2 packet id was received (`true`) or released (`false`).
     fn inbound_qos2(&self, client_id: &str, packet_id: PacketId, pending: bool);
     /// A will waits for its delay (`Some`) or was sent or cancelled (`None`).

@@ -5,6 +5,7 @@
 mod acl;
 mod client;
 mod logs;
+mod persistence;
 mod protocol;
 mod runtime;
 mod store;
