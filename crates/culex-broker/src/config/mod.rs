@@ -117,7 +117,7 @@ pub struct Config {
     pub log: LogConfig,
     /// `pid_file`.
     pub pid_file: Option<PathBuf>,
-    /// `persistence` and friends (kept in memory for now; see issue 10).
+    /// `persistence` and friends: the durable store's location and mode.
     pub persistence: Persistence,
     /// `sys_interval`: seconds between `$SYS` updates; 0 disables them.
     pub sys_interval: Duration,

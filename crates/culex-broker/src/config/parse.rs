@@ -104,7 +104,6 @@ struct Parser {
     log_type_seen: bool,
     pid_file: Option<PathBuf>,
     persistence: Persistence,
-    persistence_loc: Option<Loc>,
     sys_interval: Duration,
     persistent_client_expiration: Option<Duration>,
     presence_events: bool,
@@ -155,7 +154,6 @@ impl Parser {
             log_type_seen: false,
             pid_file: None,
             persistence: Persistence::default(),
-            persistence_loc: None,
             sys_interval: Duration::from_secs(super::DEFAULT_SYS_INTERVAL_SECS),
             persistent_client_expiration: None,
             presence_events: false,
@@ -465,11 +463,8 @@ impl Parser {
                 self.include_dir(&dir, loc)?;
             }
 
-            // Persistence: read, but state stays in memory (issue 10).
-            "persistence" => {
-                self.persistence.enabled = parse_bool(option, rest, loc)?;
-                self.persistence_loc = Some(loc.clone());
-            }
+            // Persistence: the durable store (crate culex-store).
+            "persistence" => self.persistence.enabled = parse_bool(option, rest, loc)?,
             "persistence_location" => {
                 self.persistence.location = Some(path_value(option, rest, loc)?)
             }
@@ -672,13 +667,6 @@ impl Parser {
                     }),
                     mount_point: draft.mount_point.clone(),
                 });
-            }
-        }
-        if self.persistence.enabled {
-            let text = "state is kept in memory only for now: sessions, queued and retained messages are lost on restart";
-            match &self.persistence_loc {
-                Some(loc) => self.warnings.push(loc.warning("persistence", text)),
-                None => self.warnings.push(format!("persistence: {text}")),
             }
         }
         Config {

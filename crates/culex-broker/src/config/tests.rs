@@ -48,12 +48,10 @@ fn debian_stock_config_loads() {
             "/var/log/mosquitto/mosquitto.log"
         ))]
     );
-    let warning = config
-        .warnings
-        .iter()
-        .find(|w| w.starts_with("mosquitto.conf:8: persistence:"));
+    // Persistence is real now: no warning that state is lost on restart.
+    assert!(config.persistence.enabled);
     assert!(
-        warning.is_some_and(|w| w.contains("memory only")),
+        !config.warnings.iter().any(|w| w.contains("persistence")),
         "{:?}",
         config.warnings
     );
@@ -349,8 +347,7 @@ fn harmless_options_are_accepted_with_warnings() {
         .warnings
         .iter()
         .any(|w| w.contains("set_tcp_nodelay")));
-    // No persistence warning when persistence is off.
-    assert!(!config.warnings.iter().any(|w| w.contains("memory only")));
+    assert!(!config.warnings.iter().any(|w| w.contains("persistence")));
 }
 
 #[test]
