@@ -688,7 +688,7 @@ impl Conn {
             .fetch_add(1, Ordering::Relaxed);
         let v5 = self.protocol.is_v5();
         let limits = &self.shared.config.limits;
-        // Topic aliases (5.0) [MQTT-3.3.2-8..12].
+        // Topic aliases (5.0): never 0 [MQTT-3.3.2-8], up to our maximum [MQTT-3.3.2-12].
         let topic: Arc<str> = match p.properties.topic_alias {
             Some(alias) if alias == 0 || alias > TOPIC_ALIAS_MAXIMUM || !v5 => {
                 return Err(Exit::Violation(
@@ -989,7 +989,8 @@ impl Conn {
     fn on_disconnect(&mut self, d: &Disconnect<'_>) -> Result<(), Exit> {
         tracing::debug!("Received DISCONNECT from {}", self.client_id);
         if let Some(secs) = d.properties.session_expiry_interval {
-            // A session that was to end at disconnect cannot be revived [MQTT-3.14.2-2].
+            // A session that was to end at disconnect cannot be revived: a protocol
+            // error by 5.0 §3.14.2.2.2 (a sentence without a rule number).
             if self.connect_expiry == 0 && secs != 0 {
                 return Err(Exit::Violation(
                     ReasonCode::ProtocolError,
@@ -1068,7 +1069,7 @@ impl Conn {
                     }
                     properties.message_expiry_interval = msg.remaining_expiry(now);
                     // Topic aliases towards the client, within its maximum
-                    // [MQTT-3.3.2-8]: the first message on a topic carries the
+                    // [MQTT-3.3.2-11]: the first message on a topic carries the
                     // topic and a new alias, later ones only the alias.
                     if self.out_alias_max > 0 {
                         let aliases = &mut self.aliases.get_or_insert_with(Box::default).outbound;

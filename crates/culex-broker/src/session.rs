@@ -298,7 +298,8 @@ impl Session {
         Ok(())
     }
 
-    /// PUBREC for an outbound QoS 2 message: queues the PUBREL [MQTT-4.3.3-5].
+    /// PUBREC for an outbound QoS 2 message: queues the PUBREL ([MQTT-4.3.3-4] in 5.0,
+    /// [MQTT-4.3.3-1] in 3.1.1).
     /// A repeated PUBREC gets the PUBREL again.
     pub fn pubrec(&mut self, id: PacketId) -> Result<(), AckError> {
         let flight = self

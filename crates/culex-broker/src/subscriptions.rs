@@ -511,7 +511,7 @@ mod tests {
     }
 
     /// Shared subscriptions: one member per message, round-robin, skipping
-    /// unavailable members [MQTT-4.8.2-2]; separate from ordinary subscriptions.
+    /// unavailable members (5.0 §4.8.2, a rule without a number); separate from ordinary subscriptions.
     #[test]
     fn shared_groups_round_robin() {
         let mut t = SubscriptionTree::new();
