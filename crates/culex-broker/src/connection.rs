@@ -361,10 +361,23 @@ impl Conn {
         self.client_max_packet_size = c.properties.maximum_packet_size;
 
         // Take the session, kicking any connection that holds it [MQTT-3.1.4-2].
-        let (handle, existed) = self
+        // A handle found in the map may be ended by its old connection
+        // before we lock it (a clean session whose client reconnected at
+        // once): look again rather than attach to a session nobody can reach.
+        let mut found = self
             .shared
             .sessions
             .get_or_create(&client_id, self.shared.limits);
+        for _ in 0..8 {
+            if !found.0.inner.lock().ended {
+                break;
+            }
+            found = self
+                .shared
+                .sessions
+                .get_or_create(&client_id, self.shared.limits);
+        }
+        let (handle, existed) = found;
         let (session_present, old_filters) = {
             let mut inner = handle.inner.lock();
             if let Some(old) = inner.conn.take() {
@@ -376,7 +389,11 @@ impl Conn {
                 old.wake.notify_one();
             }
             let mut old_filters = Vec::new();
-            let present = existed && !c.clean_start && !inner.ended;
+            // A session with expiry 0 (clean session, or 5.0 Session Expiry
+            // 0) ends with its connection, even one still being torn down
+            // or taken over here: it is never present, as in mosquitto 2.0
+            // (which resumes only a session with a non-zero expiry).
+            let present = existed && !c.clean_start && !inner.ended && inner.expiry != Some(0);
             if !present {
                 // Clean start discards any previous session [MQTT-3.1.2-6].
                 old_filters = inner.session.subscriptions.keys().cloned().collect();

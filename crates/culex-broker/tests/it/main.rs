@@ -7,6 +7,7 @@ mod client;
 mod logs;
 mod persistence;
 mod protocol;
+mod reconnect;
 mod runtime;
 mod store;
 mod sys;
