@@ -324,10 +324,10 @@ impl Shared {
             self.set_retained(&msg);
         }
         matches.clear();
-        let available = |k: &SessionKey| k.0.inner.lock().session.has_window();
+        let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
         self.subscriptions
             .read()
-            .matches_with(&msg.topic, matches, &available);
+            .matches_ranked(&msg.topic, matches, &rank);
         let matched = matches.len();
         let mut overflow = false;
         for m in matches.drain(..) {
@@ -656,6 +656,11 @@ pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generati
         let chosen = members
             .iter()
             .find(|k| k.0.inner.lock().session.has_window())
+            .or_else(|| {
+                members
+                    .iter()
+                    .find(|k| k.0.inner.lock().session.is_attached())
+            })
             .or_else(|| members.first())
             .cloned();
         if let Some(member) = chosen {

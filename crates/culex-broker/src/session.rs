@@ -411,6 +411,17 @@ impl Session {
         self.connected && self.queue.is_empty() && self.inflight.len() < self.window()
     }
 
+    /// How a shared group should rank this member: 2 when
+    /// [`Session::has_window`], 1 when only attached (its window is full),
+    /// 0 when offline, which new messages of the group skip (5.0 §4.8.2).
+    pub fn share_rank(&self) -> u8 {
+        if self.has_window() {
+            crate::subscriptions::READY
+        } else {
+            u8::from(self.connected)
+        }
+    }
+
     /// Takes every unacknowledged or queued message that came through a
     /// shared subscription, for the group's other members [MQTT-4.8.2-5].
     pub fn take_shared(&mut self) -> Vec<Delivery> {

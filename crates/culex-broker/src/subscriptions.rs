@@ -284,14 +284,19 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         out: &mut Vec<Match<K>>,
         available: &dyn Fn(&K) -> bool,
     ) {
+        self.matches_ranked(topic, out, &|k| if available(k) { READY } else { 0 });
+    }
+
+    /// As [`SubscriptionTree::matches`]; each shared group contributes one
+    /// member: the next in turn among those of the highest `rank` (e.g. 2:
+    /// ready for a message now, 1: online but its window is full, 0:
+    /// offline), so that an offline member is only chosen when every member
+    /// is offline. The group's turn moves past the member chosen.
+    pub fn matches_ranked(&self, topic: &str, out: &mut Vec<Match<K>>, rank: &dyn Fn(&K) -> u8) {
         // A filter starting with a wildcard never matches a `$` topic [MQTT-4.7.2-1].
         let dollar = topic.starts_with('$');
         let start = out.len();
-        let mut cx = Collect {
-            out,
-            start,
-            available,
-        };
+        let mut cx = Collect { out, start, rank };
         collect(&self.root, Some(topic), 0, dollar, &mut cx);
     }
 }
@@ -342,7 +347,7 @@ fn take_entry<K: Eq>(list: &mut Vec<Entry<K>>, key: &K) -> bool {
 struct Collect<'a, K> {
     out: &'a mut Vec<Match<K>>,
     start: usize,
-    available: &'a dyn Fn(&K) -> bool,
+    rank: &'a dyn Fn(&K) -> u8,
 }
 
 /// Walks the tree along `rest`, the levels of the topic not yet matched
@@ -406,20 +411,32 @@ fn add<K: Clone + Eq>(cx: &mut Collect<'_, K>, e: &Entry<K>) {
     }
 }
 
-/// One member of a shared group, round-robin, preferring available ones.
+/// One member of a shared group, round-robin among the members of the
+/// highest rank; the turn moves on past the member chosen, so skipped
+/// members do not give their turns to their neighbour.
 fn pick<K: Clone>(cx: &mut Collect<'_, K>, g: &Group<K>) {
     let n = g.members.len();
     if n == 0 {
         return;
     }
     let start = g.next.fetch_add(1, Ordering::Relaxed) % n;
-    let order = (0..n).map(|i| (start + i) % n);
-    let chosen = order
-        .clone()
-        .filter_map(|i| g.members.get(i))
-        .find(|e| (cx.available)(&e.key))
-        .or_else(|| g.members.get(start));
-    if let Some(e) = chosen {
+    let mut best: Option<(usize, u8, &Entry<K>)> = None;
+    for offset in 0..n {
+        let Some(e) = g.members.get((start + offset) % n) else {
+            continue;
+        };
+        let r = (cx.rank)(&e.key);
+        if best.map_or(true, |(_, b, _)| r > b) {
+            best = Some((offset, r, e));
+        }
+        if r >= READY {
+            break;
+        }
+    }
+    if let Some((offset, _, e)) = best {
+        if offset > 0 {
+            g.next.fetch_add(offset, Ordering::Relaxed);
+        }
         cx.out.push(Match {
             key: e.key.clone(),
             qos: e.options.qos,
@@ -429,6 +446,9 @@ fn pick<K: Clone>(cx: &mut Collect<'_, K>, g: &Group<K>) {
         });
     }
 }
+
+/// The rank of a shared-group member that can take a message at once.
+pub const READY: u8 = 2;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ mod persistence;
 mod protocol;
 mod reconnect;
 mod runtime;
+mod shared;
 mod store;
 mod sys;
 mod third_party;

@@ -1,0 +1,94 @@
+//! Shared subscriptions (5.0 §4.8.2) with persistent members that go offline.
+
+use std::time::Duration;
+
+use culex_broker::testing::{local_config, BrokerThread};
+use culex_codec::{Packet, QoS};
+
+use crate::client::Raw;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+/// Takes the publishes `c` receives until it is quiet, acknowledging QoS 1.
+fn drain(c: &mut Raw, ack: bool) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        let Some(f) = c.try_recv(SHORT) else { break };
+        let g = f.publish();
+        if ack {
+            if let Some(id) = g.id {
+                c.ack(Packet::PubAck, id);
+            }
+        }
+        got.push(g.payload);
+    }
+    got
+}
+
+/// A persistent member (clean session 0) that goes offline keeps its session,
+/// but the group's new messages skip it: each goes to an online member
+/// (round-robin over online members, 5.0 §4.8.2). When it comes back it finds
+/// none of them queued for it.
+#[test]
+fn offline_persistent_member_is_skipped() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut a, _) = Raw::connect(port, "share-away", false);
+    let (mut b, _) = Raw::connect(port, "share-here", true);
+    let (mut c, _) = Raw::connect(port, "share-there", true);
+    for m in [&mut a, &mut b, &mut c] {
+        assert_eq!(m.subscribe(&[("$share/g/job", QoS::AtLeastOnce)]), vec![1]);
+    }
+    a.disconnect(); // offline, session (and its subscription) kept
+    let (mut publ, _) = Raw::connect(port, "share-pub", true);
+    for i in 0..10u16 {
+        let payload = format!("{i}");
+        publ.publish_acked("job", payload.as_bytes(), QoS::AtLeastOnce, false, i + 1);
+    }
+    let (got_b, got_c) = (drain(&mut b, true), drain(&mut c, true));
+    assert_eq!(
+        got_b.len() + got_c.len(),
+        10,
+        "every message to an online member"
+    );
+    assert_eq!(
+        (got_b.len(), got_c.len()),
+        (5, 5),
+        "round-robin over online members"
+    );
+    let (mut a, present) = Raw::connect(port, "share-away", false);
+    assert!(present);
+    assert!(
+        drain(&mut a, true).is_empty(),
+        "nothing was queued for the offline member"
+    );
+}
+
+/// Even when every online member's in-flight window is full, a new message
+/// is queued with an online member, not with the offline one: the offline
+/// member gets nothing on its return, the online one everything once it acks.
+#[test]
+fn offline_member_skipped_when_online_windows_are_full() {
+    let mut config = local_config();
+    config.limits.max_inflight_messages = Some(1);
+    let broker = BrokerThread::start_with(config);
+    let port = broker.port();
+    let (mut a, _) = Raw::connect(port, "full-away", false);
+    let (mut b, _) = Raw::connect(port, "full-here", true);
+    for m in [&mut a, &mut b] {
+        assert_eq!(m.subscribe(&[("$share/g/w", QoS::AtLeastOnce)]), vec![1]);
+    }
+    a.disconnect();
+    let (mut publ, _) = Raw::connect(port, "full-pub", true);
+    for i in 0..6u16 {
+        let payload = format!("{i}");
+        publ.publish_acked("w", payload.as_bytes(), QoS::AtLeastOnce, false, i + 1);
+    }
+    // b's window (1) is full after the first message; it acks as it goes.
+    let got_b = drain(&mut b, true);
+    let (mut a, present) = Raw::connect(port, "full-away", false);
+    assert!(present);
+    let got_a = drain(&mut a, true);
+    assert!(got_a.is_empty(), "queued for the offline member: {got_a:?}");
+    assert_eq!(got_b.len(), 6);
+}
