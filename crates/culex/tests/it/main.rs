@@ -1,3 +1,4 @@
 //! Integration tests of the `culex` binary.
 
+mod broker;
 mod tools;
