@@ -213,6 +213,14 @@ impl RunningBroker {
         // None once the last of them is gone.
         drop(self.shared.take_alive());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.alive_rx.recv()).await;
+        // Delayed wills still waiting go out now, as mosquitto 2.0's
+        // will_delay__send_all does at shutdown.
+        let wills: Vec<_> = self.shared.delayed_wills.lock().drain().collect();
+        let now = Instant::now();
+        for (client_id, (_, will)) in wills {
+            self.shared.store.delayed_will(&client_id, None);
+            self.shared.publish(Arc::new(will), &mut Vec::new(), now);
+        }
     }
 }
 

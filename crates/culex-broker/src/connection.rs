@@ -1368,7 +1368,10 @@ impl Conn {
                 (true, Some(*reason))
             }
             Exit::Kicked => (true, Some(ReasonCode::SessionTakenOver)),
-            Exit::Shutdown => (false, Some(ReasonCode::ServerShuttingDown)),
+            // mosquitto 2.0 publishes the will of every client still
+            // connected when it shuts down (src/mosquitto.c, after the main
+            // loop: context__send_will for each client).
+            Exit::Shutdown => (true, Some(ReasonCode::ServerShuttingDown)),
         };
         if self.protocol.is_v5() {
             if let Some(reason) = disconnect_reason {
@@ -1394,13 +1397,16 @@ impl Conn {
                 end = inner.expiry == Some(0);
             }
         }
+        let shutting_down = matches!(exit, Exit::Shutdown);
         if send_will {
             if let Some(will) = self.will.take().map(|w| *w) {
                 // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
                 // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
                 // it back until the delay passes or the session ends, whichever is
                 // first; a new connection cancels it [MQTT-3.1.3-9].
-                if self.will_delay > 0 && !end {
+                // At shutdown a delayed will goes out at once, as mosquitto's
+                // will_delay__send_all does.
+                if self.will_delay > 0 && !end && !shutting_down {
                     if current {
                         let due = now + Duration::from_secs(u64::from(self.will_delay));
                         self.shared.store.delayed_will(&self.client_id, Some(&will));

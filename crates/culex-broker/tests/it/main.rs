@@ -10,6 +10,7 @@ mod protocol;
 mod reconnect;
 mod runtime;
 mod shared;
+mod shutdown;
 mod store;
 mod sys;
 mod third_party;

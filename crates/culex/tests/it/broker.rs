@@ -399,3 +399,46 @@ fn debian_stock_config_starts() {
     broker.signal("TERM");
     assert_eq!(broker.wait_exit(), Some(0));
 }
+
+/// On SIGTERM the wills of connected clients are published, as mosquitto
+/// 2.0 does at shutdown (`src/mosquitto.c`: `context__send_will` for every
+/// client after the main loop ends): with `persistence true`, a retained
+/// will is there after a restart.
+#[test]
+fn sigterm_publishes_the_wills_of_connected_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = conf(
+        dir.path(),
+        port,
+        &format!(
+            "persistence true\npersistence_location {}/",
+            dir.path().display()
+        ),
+    );
+    let mut broker = Culex::start(&["-c", &path], dir.path());
+    wait_for_port(port, WAIT);
+    let (_holder, rc) = mqtt_connect(port, "holder", None, Some(("will/holder", "offline")));
+    assert_eq!(rc, 0);
+    broker.signal("TERM");
+    assert_eq!(broker.wait_exit(), Some(0));
+
+    let mut broker = Culex::start(&["-c", &path], dir.path());
+    wait_for_port(port, WAIT);
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_sub")).args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "will/holder",
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ]),
+        WAIT,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "offline\n", "{out:?}");
+    broker.signal("TERM");
+    assert_eq!(broker.wait_exit(), Some(0));
+}

@@ -1,0 +1,78 @@
+//! Wills at broker shutdown, as mosquitto 2.0 does them: after its main
+//! loop ends, `src/mosquitto.c` calls `context__send_will` for every client
+//! still connected and `will_delay__send_all` for delayed wills, then saves
+//! its persistence file. Live subscribers are not served any more by then,
+//! so what shows is the state a will leaves: a retained will, and the queue
+//! of an offline persistent subscriber, both found again after a restart.
+
+use std::time::Duration;
+
+use culex_codec::{Packet, QoS};
+
+use crate::client::{ConnectOpts, Raw};
+
+fn persistent_config(dir: &std::path::Path) -> culex_broker::config::Config {
+    let mut config = culex_broker::testing::local_config();
+    config.persistence.enabled = true;
+    config.persistence.location = Some(dir.to_path_buf());
+    config
+}
+
+/// Starts a persistent broker on `dir`, waiting (bounded) for the previous
+/// one's store to close.
+async fn start(dir: &std::path::Path) -> culex_broker::RunningBroker {
+    for _ in 0..50 {
+        match culex_broker::Broker::start(persistent_config(dir)).await {
+            Ok(b) => return b,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the store never closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_publishes_the_wills_of_connected_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    let port = broker.port();
+    let dying = tokio::task::spawn_blocking(move || {
+        let (mut watcher, _) = Raw::connect(port, "will-watcher", false);
+        watcher.subscribe(&[("will/#", QoS::AtLeastOnce)]);
+        watcher.disconnect();
+        let (c, _, _) = Raw::connect_with(
+            port,
+            ConnectOpts {
+                client_id: "will-holder",
+                will: Some(("will/holder", b"offline", QoS::AtLeastOnce, true)),
+                ..ConnectOpts::default()
+            },
+        );
+        c
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await;
+    drop(dying);
+
+    let broker = start(dir.path()).await;
+    let retained = broker.retained("will/holder");
+    assert_eq!(
+        retained.map(|m| m.payload.to_vec()),
+        Some(b"offline".to_vec()),
+        "the retained will was published at shutdown"
+    );
+    let port = broker.port();
+    tokio::task::spawn_blocking(move || {
+        let (mut watcher, present) = Raw::connect(port, "will-watcher", false);
+        assert!(present);
+        let g = watcher.recv().publish();
+        assert_eq!(
+            (g.topic.as_str(), &g.payload[..]),
+            ("will/holder", &b"offline"[..])
+        );
+        watcher.ack(Packet::PubAck, g.id.unwrap());
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await;
+}
