@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
@@ -80,6 +80,15 @@ pub enum Delivered {
     Dropped,
 }
 
+/// A connected subscriber that took no packet and acknowledged nothing for
+/// this long is stalled: publishers stop waiting for it and its overflow is
+/// dropped, as mosquitto does.
+pub const STALL_AFTER: Duration = Duration::from_millis(500);
+
+/// The backlog at which publishers are paused when `max_queued_messages` is
+/// unlimited.
+const UNLIMITED_PAUSE_AT: usize = 750;
+
 /// Limits a session runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
@@ -140,6 +149,8 @@ pub struct Session {
     incoming_qos2: HashSet<PacketId>,
     dropped: u64,
     queued_bytes: usize,
+    /// When the connection last took a packet or acknowledged one.
+    last_progress: Option<Instant>,
     journal: Option<Vec<Change>>,
     /// Subscriptions by filter (as written, `$share/…` included).
     pub subscriptions: HashMap<String, SubscriptionEntry>,
@@ -160,6 +171,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             dropped: 0,
             queued_bytes: 0,
+            last_progress: None,
             journal: None,
             subscriptions: HashMap::new(),
         }
@@ -175,6 +187,7 @@ impl Session {
     /// PUBREL [MQTT-4.4.0-1], then queued messages fill the window.
     pub fn attach(&mut self, client_receive_maximum: u16, now: Instant) {
         self.connected = true;
+        self.last_progress = Some(now);
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.ready.clear();
         self.ready_qos0 = 0;
@@ -294,6 +307,7 @@ impl Session {
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
         self.record(|| Change::Outbound(id, None));
+        self.last_progress = Some(now);
         self.fill(now);
         Ok(())
     }
@@ -324,6 +338,7 @@ impl Session {
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
         self.record(|| Change::Outbound(id, None));
+        self.last_progress = Some(now);
         self.fill(now);
         Ok(())
     }
@@ -380,6 +395,48 @@ impl Session {
             out.push(item);
             taken += 1;
         }
+        if taken > 0 {
+            self.last_progress = Some(now);
+        }
+    }
+
+    /// Messages waiting for the connection: QoS 0 packets not yet taken plus
+    /// queued QoS 1/2 messages (the in-flight window is not counted).
+    pub fn backlog(&self) -> usize {
+        self.ready_qos0.saturating_add(self.queue.len())
+    }
+
+    /// Whether a connection holds the session and made progress (took a
+    /// packet, or had one acknowledged) within [`STALL_AFTER`].
+    pub fn is_draining(&self, now: Instant) -> bool {
+        self.connected
+            && self
+                .last_progress
+                .is_some_and(|t| now.saturating_duration_since(t) < STALL_AFTER)
+    }
+
+    /// Back-pressure: whether the publisher that just delivered here should
+    /// stop reading until the session drains. True when the session is
+    /// draining and its backlog reached three quarters of
+    /// `max_queued_messages`, so that a fast publisher waits instead of
+    /// having messages dropped at the limit; a stalled or offline session
+    /// never pauses anyone.
+    pub fn wants_pause(&self, now: Instant) -> bool {
+        self.backlog() >= self.pause_at() && self.is_draining(now)
+    }
+
+    /// Whether publishers paused by [`Session::wants_pause`] may resume: the
+    /// backlog fell to a third of the pause threshold, or the session is
+    /// detached.
+    pub fn can_resume(&self) -> bool {
+        !self.connected || self.backlog() <= self.pause_at() / 3
+    }
+
+    fn pause_at(&self) -> usize {
+        match self.limits.max_queued {
+            Some(max) => max.saturating_sub(max / 4).max(1),
+            None => UNLIMITED_PAUSE_AT,
+        }
     }
 
     /// Restores an outbound message in flight (from a store, before attach).
@@ -422,14 +479,15 @@ impl Session {
         }
     }
 
-    /// Takes every unacknowledged or queued message that came through a
-    /// shared subscription, for the group's other members [MQTT-4.8.2-5].
+    /// Takes the messages that came through a shared subscription and may go
+    /// to the group's other members when this session ends: queued ones, and
+    /// unacknowledged QoS 1 ones (5.0 §4.8.2). A QoS 2 message already sent
+    /// stays: it is never sent to another member [MQTT-4.8.2-5].
     pub fn take_shared(&mut self) -> Vec<Delivery> {
         let mut taken = Vec::new();
         let mut kept = VecDeque::new();
         for f in self.inflight.drain(..) {
-            // A message already acknowledged by PUBREC stays with its session.
-            if f.delivery.share.is_some() && f.state == OutboundState::AwaitingAck {
+            if f.delivery.share.is_some() && f.delivery.qos == QoS::AtLeastOnce {
                 taken.push(f.delivery);
             } else {
                 kept.push_back(f);
@@ -819,5 +877,80 @@ mod tests {
         );
         assert_eq!(take(&mut s, t).len(), 2);
         assert_eq!(s.deliver(d(&m, QoS::AtMostOnce), t), Delivered::Ready);
+    }
+
+    fn limits(max_inflight: u16, max_queued: usize) -> SessionLimits {
+        SessionLimits {
+            max_inflight,
+            max_queued: Some(max_queued),
+            max_queued_bytes: None,
+        }
+    }
+
+    /// Back-pressure: a draining subscriber asks publishers to pause at three
+    /// quarters of `max_queued_messages`, and lets them go at a third of that.
+    #[test]
+    fn pause_at_three_quarters_resume_at_a_third() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(20, 8));
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtMostOnce, t);
+        for _ in 0..5 {
+            assert_eq!(s.deliver(d(&m, QoS::AtMostOnce), t), Delivered::Ready);
+            assert!(!s.wants_pause(t));
+        }
+        s.deliver(d(&m, QoS::AtMostOnce), t);
+        assert_eq!(s.backlog(), 6);
+        assert!(s.wants_pause(t));
+        assert!(!s.can_resume());
+        let mut out = Vec::new();
+        s.take_ready(&mut out, 3, t);
+        assert!(!s.can_resume());
+        s.take_ready(&mut out, 1, t);
+        assert_eq!(s.backlog(), 2);
+        assert!(s.can_resume());
+    }
+
+    /// Queued QoS 1 messages count towards the backlog; the in-flight window does not.
+    #[test]
+    fn queued_qos1_counts_towards_pause() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(1, 4));
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtLeastOnce, t);
+        assert_eq!(s.deliver(d(&m, QoS::AtLeastOnce), t), Delivered::Ready);
+        assert_eq!(s.backlog(), 0);
+        for _ in 0..3 {
+            assert_eq!(s.deliver(d(&m, QoS::AtLeastOnce), t), Delivered::Queued);
+        }
+        assert!(s.wants_pause(t));
+        // The acknowledgement is progress and moves one message into the window.
+        s.puback(pid(1), t).unwrap();
+        assert_eq!(s.backlog(), 2);
+        assert!(s.is_draining(t));
+    }
+
+    /// A subscriber that takes nothing for STALL_AFTER, or is offline, never
+    /// pauses anyone: its overflow is dropped as mosquitto does.
+    #[test]
+    fn stalled_or_offline_subscriber_pauses_nobody() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(20, 4));
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtMostOnce, t);
+        for _ in 0..3 {
+            s.deliver(d(&m, QoS::AtMostOnce), t);
+        }
+        assert!(s.wants_pause(t));
+        let later = t + STALL_AFTER;
+        assert!(!s.is_draining(later));
+        assert!(!s.wants_pause(later));
+        // Taking packets is progress again.
+        let mut out = Vec::new();
+        s.take_ready(&mut out, 1, later);
+        assert!(s.is_draining(later));
+        s.detach();
+        assert!(!s.wants_pause(later));
+        assert!(s.can_resume());
     }
 }

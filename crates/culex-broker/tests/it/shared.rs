@@ -92,3 +92,34 @@ fn offline_member_skipped_when_online_windows_are_full() {
     assert!(got_a.is_empty(), "queued for the offline member: {got_a:?}");
     assert_eq!(got_b.len(), 6);
 }
+
+/// A QoS 2 message a member received but did not acknowledge stays with
+/// that member: when its session ends, the message is not sent to another
+/// member of the group [MQTT-4.8.2-5] (unlike QoS 1, which may be).
+#[test]
+fn unacknowledged_qos2_is_not_handed_to_another_member() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut a, _) = Raw::connect(port, "q2-a", true);
+    let (mut b, _) = Raw::connect(port, "q2-b", true);
+    for m in [&mut a, &mut b] {
+        assert_eq!(m.subscribe(&[("$share/g/q2", QoS::ExactlyOnce)]), vec![2]);
+    }
+    let (mut publ, _) = Raw::connect(port, "q2-pub", true);
+    publ.publish_acked("q2", b"once", QoS::ExactlyOnce, false, 1);
+    let mut members = vec![a, b];
+    let first = members[0].try_recv(SHORT);
+    let (got, receiver) = match first {
+        Some(f) => (f.publish(), 0),
+        None => (members[1].recv().publish(), 1),
+    };
+    assert_eq!(
+        (got.qos, &got.payload[..]),
+        (QoS::ExactlyOnce, &b"once"[..])
+    );
+    // The receiving member leaves without PUBREC (clean session: it ends).
+    let mut other = members.swap_remove(1 - receiver);
+    drop(members);
+    let received = std::iter::from_fn(|| other.try_recv(SHORT)).count();
+    assert_eq!(received, 0, "the other member got the QoS 2 message");
+}
