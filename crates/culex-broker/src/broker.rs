@@ -209,6 +209,13 @@ impl RunningBroker {
     /// (each flushes what it has written), and wait for them all.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
+        // Attached connections wait on their signal, not on the watch.
+        for handle in self.shared.sessions.all() {
+            let conn = handle.inner.lock().conn.clone();
+            if let Some(conn) = conn {
+                conn.wake.notify_one();
+            }
+        }
         // Every connection and accept loop holds a sender; recv() returns
         // None once the last of them is gone.
         drop(self.shared.take_alive());
@@ -328,6 +335,21 @@ impl Shared {
         matches: &mut Vec<Match<SessionKey>>,
         now: Instant,
     ) -> Routed {
+        self.publish_from(msg, matches, now, None)
+    }
+
+    /// As [`Shared::publish`], for a message read from the connection whose
+    /// signal is `from`: when a subscriber's backlog is full but draining,
+    /// `from` is registered with it and [`Routed::pause`] tells the publisher
+    /// to stop reading until [`ConnSignal::resume`] is set and it is woken.
+    pub fn publish_from(
+        &self,
+        msg: Arc<Message>,
+        matches: &mut Vec<Match<SessionKey>>,
+        now: Instant,
+        from: Option<&Arc<ConnSignal>>,
+    ) -> Routed {
+        let mut pause = false;
         if msg.retain {
             self.set_retained(&msg);
         }
@@ -358,11 +380,15 @@ impl Shared {
                 subscription_ids: m.ids,
                 share: m.share,
             };
-            if handle.deliver(self, delivery, now) {
-                overflow = true;
-            }
+            let (dropped, paused) = handle.deliver_from(self, delivery, now, from);
+            overflow |= dropped;
+            pause |= paused;
         }
-        Routed { matched, overflow }
+        Routed {
+            matched,
+            overflow,
+            pause,
+        }
     }
 
     fn set_retained(&self, msg: &Arc<Message>) {
@@ -394,6 +420,8 @@ pub(crate) struct Routed {
     pub matched: usize,
     /// Whether some subscriber's queue was full (the message was dropped for it).
     pub overflow: bool,
+    /// A subscriber asked the publisher to pause (back-pressure).
+    pub pause: bool,
 }
 
 /// A session and the connection currently holding it.
@@ -419,6 +447,27 @@ pub(crate) struct SessionInner {
     pub disconnected_at: Option<Instant>,
     /// Set once the session has been removed from the map.
     pub ended: bool,
+    /// Publishers paused until this session drains (back-pressure).
+    pub paused: Vec<Arc<ConnSignal>>,
+}
+
+impl SessionInner {
+    /// The paused publishers that may resume now (see [`Session::can_resume`]);
+    /// the caller wakes them with [`resume_all`] once the lock is released.
+    pub fn take_resumable(&mut self) -> Vec<Arc<ConnSignal>> {
+        if self.paused.is_empty() || !(self.ended || self.session.can_resume()) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.paused)
+    }
+}
+
+/// Wakes paused publishers.
+pub(crate) fn resume_all(paused: Vec<Arc<ConnSignal>>) {
+    for p in paused {
+        p.resume.store(true, Ordering::Release);
+        p.wake.notify_one();
+    }
 }
 
 impl SessionHandle {
@@ -434,6 +483,7 @@ impl SessionHandle {
                 expiry: Some(0),
                 disconnected_at: None,
                 ended: false,
+                paused: Vec::new(),
             }),
         }
     }
@@ -442,11 +492,26 @@ impl SessionHandle {
     /// connection when something became ready. Returns `true` when the
     /// message was dropped because the session's queue is full.
     pub fn deliver(&self, shared: &Shared, delivery: Delivery, now: Instant) -> bool {
+        self.deliver_from(shared, delivery, now, None).0
+    }
+
+    /// As [`SessionHandle::deliver`] for a message from the publisher whose
+    /// signal is `from`. Returns (dropped, pause): `pause` when that
+    /// publisher must stop reading; it has been registered to be resumed once
+    /// this session drains (back-pressure, see [`Session::wants_pause`]).
+    pub fn deliver_from(
+        &self,
+        shared: &Shared,
+        delivery: Delivery,
+        now: Instant,
+        from: Option<&Arc<ConnSignal>>,
+    ) -> (bool, bool) {
         let mut overflow = false;
+        let mut pause = false;
         let wake = {
             let mut inner = self.inner.lock();
             if inner.ended {
-                return false;
+                return (false, false);
             }
             if shared.acl_active.load(Ordering::Relaxed)
                 && !shared.policy(inner.listener).can_read(
@@ -455,10 +520,18 @@ impl SessionHandle {
                     &delivery.msg.topic,
                 )
             {
-                return false;
+                return (false, false);
             }
             let delivered = inner.session.deliver(delivery, now);
             flush_changes(&*shared.store, &self.client_id, &mut inner.session);
+            if let Some(from) = from {
+                if inner.session.wants_pause(now) {
+                    pause = true;
+                    if !inner.paused.iter().any(|p| Arc::ptr_eq(p, from)) {
+                        inner.paused.push(from.clone());
+                    }
+                }
+            }
             match delivered {
                 Delivered::Ready => inner.conn.clone(),
                 Delivered::Queued => None,
@@ -472,7 +545,7 @@ impl SessionHandle {
         if let Some(conn) = wake {
             conn.wake.notify_one();
         }
-        overflow
+        (overflow, pause)
     }
 }
 
@@ -483,6 +556,9 @@ pub(crate) struct ConnSignal {
     pub wake: Notify,
     /// Another connection took the session over.
     pub kicked: AtomicBool,
+    /// A session this connection's publishes were paused for has drained
+    /// (signalled through `wake`).
+    pub resume: AtomicBool,
 }
 
 /// A session as a subscription-tree key: compared by identity.
@@ -632,6 +708,7 @@ pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generati
             return;
         }
         inner.ended = true;
+        resume_all(std::mem::take(&mut inner.paused));
         if shard
             .get(&handle.client_id)
             .is_some_and(|h| Arc::ptr_eq(h, handle))
@@ -737,10 +814,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, p
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                let conn_shared = shared.clone();
-                tokio::spawn(async move {
-                    crate::connection::run(conn_shared, stream, peer, index, port).await;
-                });
+                // Spawned as is: a wrapping `async move` block would keep
+                // the arguments beside the connection's own state.
+                tokio::spawn(crate::connection::run(
+                    shared.clone(),
+                    stream,
+                    peer,
+                    index,
+                    port,
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: log, pause briefly.
@@ -818,5 +900,38 @@ pub(crate) fn protocol_tag(p: Protocol) -> &'static str {
         Protocol::V3_1 => "p1",
         Protocol::V3_1_1 => "p2",
         Protocol::V5 => "p5",
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle connection holds its task's future: keep it small (it was
+    /// 1360 bytes before `Conn` and the cold phases were boxed and the wait
+    /// trimmed; about 400 after).
+    #[test]
+    fn idle_connection_future_is_small() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_tx, rx) = watch::channel(false);
+            let (alive, _alive_rx) = mpsc::channel::<()>(1);
+            let shared = Arc::new(Shared::new(
+                Config::default(),
+                Vec::new(),
+                Arc::new(MemoryStore),
+                rx,
+                alive,
+            ));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
+            let fut = crate::connection::run(shared, stream, peer, 0, addr.port());
+            let size = std::mem::size_of_val(&fut);
+            assert!(size <= 512, "connection future is {size} bytes");
+        });
     }
 }

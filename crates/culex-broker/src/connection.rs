@@ -22,8 +22,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::broker::{
-    end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, ConnSignal,
-    SessionHandle, SessionKey, Shared,
+    end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, resume_all,
+    ConnSignal, SessionHandle, SessionKey, Shared,
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
@@ -32,6 +32,14 @@ use crate::subscriptions::Match;
 /// Above this many buffered output bytes the connection stops reading and
 /// taking deliveries until the socket drains (back-pressure).
 const HIGH_WATER: usize = 256 * 1024;
+/// After a read of at least this many bytes the task yields, so that one
+/// busy publisher cannot keep a worker thread (and the subscribers woken in
+/// its LIFO slot, which other workers cannot steal) to itself: tokio's
+/// readiness futures do not count against the cooperative budget.
+const YIELD_AFTER_READ: usize = 8 * 1024;
+/// How long a publisher stays paused for a subscriber that does not drain
+/// (see `session::STALL_AFTER`); then it reads again and the overflow is dropped.
+const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Topic aliases a 5.0 client may use towards us.
@@ -59,10 +67,10 @@ enum Exit {
 }
 
 enum Event {
-    Shutdown,
     Wake,
     Readable(std::io::Result<()>),
     Writable(std::io::Result<()>),
+    Resume,
     Timeout,
 }
 
@@ -95,6 +103,9 @@ struct Conn {
     generation: u64,
     connect_expiry: u32,
     matches: Vec<Match<SessionKey>>,
+    /// Back-pressure: set while a subscriber this connection published to
+    /// is full; frames stay unread until it drains or this time passes.
+    paused_until: Option<Instant>,
     /// PUBACK/PUBREC held until the store says the PUBLISH is durable, in
     /// order; `acks` counts how many of the oldest may go.
     held_acks: VecDeque<(AckKind, PacketId, ReasonCode)>,
@@ -142,7 +153,8 @@ pub(crate) async fn run(
         .get(listener)
         .and_then(|l| l.mount_point.as_deref())
         .map(Arc::from);
-    let mut conn = Conn {
+    // Boxed: the task then holds a pointer, and its allocation class stays small.
+    let mut conn = Box::new(Conn {
         shared,
         stream,
         peer,
@@ -171,7 +183,8 @@ pub(crate) async fn run(
         acks: Arc::new(DurableAcks::default()),
         durable_mark: 0,
         outgoing: Vec::new(),
-    };
+        paused_until: None,
+    });
     // Handshake and finish are boxed: only the serving loop's state stays in
     // an idle connection's task.
     let accepted = match tokio::time::timeout(CONNECT_TIMEOUT, Box::pin(conn.handshake())).await {
@@ -469,7 +482,6 @@ impl Conn {
     }
 
     async fn serve(&mut self) -> Exit {
-        let mut shutdown = self.shared.shutdown.clone();
         let signal = self.signal.clone();
         self.last_seen = Instant::now();
         // Frames that arrived together with the CONNECT.
@@ -485,7 +497,15 @@ impl Conn {
         let mut timer = self
             .keepalive
             .map(|k| Box::pin(tokio::time::sleep_until((self.last_seen + k).into())));
+        // Allocated for the first pause only: most connections never pause.
+        let mut pause_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
+            // Shutdown wakes every attached connection through its signal
+            // (`RunningBroker::shutdown`): a `watch` future in the select below
+            // would cost every idle connection 144 bytes.
+            if *self.shared.shutdown.borrow() {
+                return Exit::Shutdown;
+            }
             // A flooding client must not keep its worker thread: other tasks
             // (the accept loop among them) get their turn once the budget is spent.
             tokio::task::coop::consume_budget().await;
@@ -497,7 +517,15 @@ impl Conn {
             if let Err(exit) = self.try_flush() {
                 return exit;
             }
-            let want_read = self.wbuf.len() < HIGH_WATER;
+            let paused = self.paused_until.is_some();
+            if let Some(until) = self.paused_until {
+                match pause_timer.as_mut() {
+                    Some(t) if t.deadline() == until.into() => {}
+                    Some(t) => t.as_mut().reset(until.into()),
+                    None => pause_timer = Some(Box::pin(tokio::time::sleep_until(until.into()))),
+                }
+            }
+            let want_read = self.wbuf.len() < HIGH_WATER && !paused;
             let want_write = !self.wbuf.is_empty();
             let event = {
                 let stream = &self.stream;
@@ -507,29 +535,52 @@ impl Conn {
                         None => std::future::pending().await,
                     }
                 };
+                let pause_over = async {
+                    match pause_timer.as_mut() {
+                        Some(t) if paused => t.as_mut().await,
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = crate::broker::shutdown_requested(&mut shutdown) => Event::Shutdown,
                     _ = signal.wake.notified() => Event::Wake,
-                    r = stream.readable(), if want_read => Event::Readable(r),
-                    r = stream.writable(), if want_write => Event::Writable(r),
+                    e = socket_ready(stream, want_read, want_write), if want_read || want_write => e,
                     _ = keepalive => Event::Timeout,
+                    _ = pause_over => Event::Resume,
                 }
             };
             match event {
-                Event::Shutdown => return Exit::Shutdown,
                 Event::Timeout => {
                     let (Some(k), Some(t)) = (self.keepalive, timer.as_mut()) else {
                         continue;
                     };
                     let deadline = self.last_seen + k;
-                    if Instant::now() >= deadline {
+                    let now = Instant::now();
+                    if now < deadline {
+                        t.as_mut().reset(deadline.into());
+                    } else if self.paused_until.is_none() {
                         return Exit::Timeout;
+                    } else {
+                        // A paused connection is not silent: its frames wait unread.
+                        t.as_mut().reset((now + k).into());
                     }
-                    t.as_mut().reset(deadline.into());
+                }
+                Event::Resume => {
+                    // The subscriber stalled: read on; what does not fit is dropped.
+                    self.paused_until = None;
+                    if let Err(exit) = self.process_frames() {
+                        return exit;
+                    }
                 }
                 Event::Wake => {
                     if signal.kicked.load(Ordering::Acquire) {
                         return Exit::Kicked;
+                    }
+                    if signal.resume.swap(false, Ordering::AcqRel) && paused {
+                        // A subscriber we were paused for drained.
+                        self.paused_until = None;
+                        if let Err(exit) = self.process_frames() {
+                            return exit;
+                        }
                     }
                 }
                 Event::Writable(r) => {
@@ -549,12 +600,12 @@ impl Conn {
                         if let Err(exit) = self.process_frames() {
                             return exit;
                         }
-                        if std::mem::take(&mut self.backoff) {
-                            tokio::task::yield_now().await;
-                        }
                         // An idle connection keeps no read buffer.
                         if self.rbuf.is_empty() && read < 2048 {
                             self.rbuf = BytesMut::new();
+                        }
+                        if std::mem::take(&mut self.backoff) || read >= YIELD_AFTER_READ {
+                            tokio::task::yield_now().await;
                         }
                     }
                 }
@@ -581,7 +632,14 @@ impl Conn {
                     .fetch_add(n as u64, Ordering::Relaxed);
                 Ok(n)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // A spurious wake-up must not leave an idle connection holding
+                // the buffer just reserved (512 bytes each).
+                if self.rbuf.is_empty() {
+                    self.rbuf = BytesMut::new();
+                }
+                Ok(0)
+            }
             Err(e) => Err(Exit::Io(e)),
         }
     }
@@ -592,6 +650,9 @@ impl Conn {
             self.last_seen = Instant::now();
         }
         loop {
+            if self.paused_until.is_some() {
+                return Ok(());
+            }
             let len = match check_frame(&self.rbuf, self.max_packet_size) {
                 Ok(Some(len)) => len,
                 Ok(None) => return Ok(()),
@@ -818,8 +879,15 @@ impl Conn {
         if route {
             let msg = Message::from_publish(p, topic, frame, Some(self.client_id.clone()), now);
             let mut matches = std::mem::take(&mut self.matches);
-            let routed = self.shared.publish(Arc::new(msg), &mut matches, now);
+            let routed =
+                self.shared
+                    .publish_from(Arc::new(msg), &mut matches, now, Some(&self.signal));
             self.matches = matches;
+            if routed.pause {
+                // A subscriber's backlog is full but draining: read nothing
+                // more from this publisher until it drains (back-pressure).
+                self.paused_until = Some(Instant::now() + PAUSE_MAX);
+            }
             // A subscriber that cannot keep up: give it the CPU before reading
             // more from this publisher (back-pressure instead of busy dropping).
             self.backoff |= routed.overflow;
@@ -1038,6 +1106,9 @@ impl Conn {
                     break;
                 }
                 inner.session.take_ready(&mut items, 256, now);
+                let resumable = inner.take_resumable();
+                drop(inner);
+                resume_all(resumable);
             }
             if items.is_empty() {
                 break;
@@ -1312,6 +1383,10 @@ impl Conn {
         let mut inner = handle.inner.lock();
         let result = f(&mut inner.session);
         flush_changes(&*self.shared.store, &self.client_id, &mut inner.session);
+        // An acknowledgement may have moved queued messages into the window.
+        let resumable = inner.take_resumable();
+        drop(inner);
+        resume_all(resumable);
         Some(result)
     }
 
@@ -1393,6 +1468,8 @@ impl Conn {
                 current = true;
                 inner.conn = None;
                 inner.session.detach();
+                // Nobody waits for a session without a connection.
+                resume_all(std::mem::take(&mut inner.paused));
                 inner.disconnected_at = Some(now);
                 end = inner.expiry == Some(0);
             }
@@ -1438,4 +1515,28 @@ type AckKind = fn(PubResponse<'static>) -> Packet<'static>;
 struct DurableAcks {
     ready: AtomicUsize,
     failed: AtomicBool,
+}
+
+/// Waits until the socket is readable or writable (as asked), through the
+/// poll functions: unlike `readable()`/`writable()` futures, these keep no
+/// waiter state in the connection's future, which every idle connection holds.
+fn socket_ready(
+    stream: &TcpStream,
+    want_read: bool,
+    want_write: bool,
+) -> impl std::future::Future<Output = Event> + '_ {
+    std::future::poll_fn(move |cx| {
+        use std::task::Poll;
+        if want_read {
+            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                return Poll::Ready(Event::Readable(r));
+            }
+        }
+        if want_write {
+            if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                return Poll::Ready(Event::Writable(r));
+            }
+        }
+        Poll::Pending
+    })
 }

@@ -212,3 +212,45 @@ async fn mount_point_prefixes_topics() {
     .unwrap();
     broker.shutdown().await;
 }
+
+/// Back-pressure (issue 9): a QoS 0 flood far larger than `max_queued_messages`
+/// (1000 by default) reaches a subscriber that keeps reading, every message:
+/// the publisher is paused while the subscriber's backlog is full instead of
+/// having the overflow dropped.
+#[test]
+fn qos0_flood_reaches_a_reading_subscriber() {
+    const N: usize = 20_000;
+    let broker = BrokerThread::start();
+    let (mut sub, _) = Raw::connect(broker.port(), "sink", true);
+    sub.subscribe(&[("flood", QoS::AtMostOnce)]);
+    let (mut publ, _) = Raw::connect(broker.port(), "flooder", true);
+    // N PUBLISH packets of 64-byte payloads, written as one stream.
+    let mut bytes = Vec::with_capacity(N * 73);
+    for i in 0..N {
+        bytes.extend_from_slice(&[0x30, 71, 0, 5]);
+        bytes.extend_from_slice(b"flood");
+        let mut payload = [b'x'; 64];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    let writer = std::thread::spawn(move || {
+        publ.send_raw(&bytes);
+        publ
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut next = 0u64;
+    while (next as usize) < N && std::time::Instant::now() < deadline {
+        let Some(frame) = sub.try_recv(Duration::from_secs(2)) else {
+            break;
+        };
+        if let Packet::Publish(p) = frame.packet() {
+            let seq = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+            // QoS 0 from one publisher keeps its order [MQTT-4.6.0-6].
+            assert_eq!(seq, next, "message {next} missing");
+            next += 1;
+        }
+    }
+    assert_eq!(next as usize, N, "received {next} of {N}");
+    let publ = writer.join().unwrap();
+    publ.disconnect();
+}
