@@ -650,6 +650,9 @@ fn restore(shared: &Shared, snapshot: crate::store::Snapshot) {
             inner.expiry = saved.expiry_interval;
             inner.disconnected_at = Some(now);
             let session = &mut inner.session;
+            // A restored session is persistent: its changes while offline
+            // (messages queued for it) must reach the store too.
+            session.set_journaling(true);
             for (id, msg, qos, state) in saved.outbound {
                 session.restore_outbound(id, delivery(msg, qos), state);
             }

@@ -4,6 +4,7 @@
 
 mod acl;
 mod client;
+mod crash;
 mod logs;
 mod persistence;
 mod protocol;
