@@ -47,6 +47,11 @@ const COMMANDS: &[(&str, &str, Entry)] = &[
         culex_demo::demo_main,
     ),
     ("bench", "an MQTT load generator", culex_bench::main),
+    (
+        "store",
+        "inspect the broker's durable store (`store dump PATH`)",
+        culex_store::store_main,
+    ),
 ];
 
 fn main() -> ExitCode {

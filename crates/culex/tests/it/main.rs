@@ -1,4 +1,5 @@
 //! Integration tests of the `culex` binary.
 
 mod broker;
+mod store;
 mod tools;
