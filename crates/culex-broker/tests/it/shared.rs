@@ -25,6 +25,19 @@ fn drain(c: &mut Raw, ack: bool) -> Vec<Vec<u8>> {
     got
 }
 
+/// Sends DISCONNECT and waits until the broker closed the connection, so
+/// that the session is detached before the test goes on.
+fn go_offline(mut c: Raw) {
+    c.send(&Packet::Disconnect(culex_codec::packet::Disconnect {
+        reason: culex_codec::ReasonCode::Success,
+        properties: culex_codec::Properties::default(),
+    }));
+    assert!(
+        c.is_closed_within(Duration::from_secs(5)),
+        "broker closed it"
+    );
+}
+
 /// A persistent member (clean session 0) that goes offline keeps its session,
 /// but the group's new messages skip it: each goes to an online member
 /// (round-robin over online members, 5.0 §4.8.2). When it comes back it finds
@@ -39,7 +52,7 @@ fn offline_persistent_member_is_skipped() {
     for m in [&mut a, &mut b, &mut c] {
         assert_eq!(m.subscribe(&[("$share/g/job", QoS::AtLeastOnce)]), vec![1]);
     }
-    a.disconnect(); // offline, session (and its subscription) kept
+    go_offline(a); // session (and its subscription) kept
     let (mut publ, _) = Raw::connect(port, "share-pub", true);
     for i in 0..10u16 {
         let payload = format!("{i}");
@@ -78,7 +91,7 @@ fn offline_member_skipped_when_online_windows_are_full() {
     for m in [&mut a, &mut b] {
         assert_eq!(m.subscribe(&[("$share/g/w", QoS::AtLeastOnce)]), vec![1]);
     }
-    a.disconnect();
+    go_offline(a);
     let (mut publ, _) = Raw::connect(port, "full-pub", true);
     for i in 0..6u16 {
         let payload = format!("{i}");
