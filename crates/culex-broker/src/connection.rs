@@ -98,6 +98,8 @@ struct Conn {
     aliases: Option<Box<Aliases>>,
     max_packet_size: u32,
     client_max_packet_size: Option<u32>,
+    /// The 5.0 client did not set Request Problem Information to 0.
+    problem_info: bool,
     handle: Option<Arc<SessionHandle>>,
     signal: Arc<ConnSignal>,
     generation: u64,
@@ -174,6 +176,7 @@ pub(crate) async fn run(
         aliases: None,
         max_packet_size,
         client_max_packet_size: None,
+        problem_info: true,
         handle: None,
         signal: Arc::new(ConnSignal::default()),
         generation: 0,
@@ -256,6 +259,8 @@ impl Conn {
         let now = Instant::now();
         self.protocol = c.protocol;
         let v5 = c.protocol.is_v5();
+        self.problem_info = c.properties.request_problem_information != Some(0);
+        self.client_max_packet_size = c.properties.maximum_packet_size;
         let security = self.security();
         let mut props = Properties::default();
         if v5 && c.properties.authentication_method.is_some() {
@@ -1276,11 +1281,17 @@ impl Conn {
     ) {
         // Session present is 0 on refusal [MQTT-3.2.2-4].
         let session_present = session_present && reason == ReasonCode::Success;
-        let properties = if self.protocol.is_v5() {
+        let mut properties = if self.protocol.is_v5() {
             properties
         } else {
             Properties::default()
         };
+        if reason != ReasonCode::Success && properties.reason_string.is_none() {
+            let text = refusal_text(reason);
+            if self.reason_string_allowed(text) {
+                properties.reason_string = Some(text);
+            }
+        }
         self.encode(&Packet::ConnAck(ConnAck {
             session_present,
             reason,
@@ -1390,6 +1401,21 @@ impl Conn {
         Some(result)
     }
 
+    /// Whether a Reason String `text` may go to this client: 5.0 only, not
+    /// when it set Request Problem Information to 0 (the spec would allow one
+    /// on CONNACK and DISCONNECT even then [MQTT-3.1.2-29]; culex honours
+    /// the request), and never past its Maximum Packet Size [MQTT-3.1.2-24].
+    fn reason_string_allowed(&self, text: &str) -> bool {
+        // Fixed header, reason code, property length and the property's own
+        // header: well under 16 bytes besides the text.
+        self.protocol.is_v5()
+            && self.problem_info
+            && !text.is_empty()
+            && self
+                .client_max_packet_size
+                .map_or(true, |max| text.len().saturating_add(16) <= max as usize)
+    }
+
     fn log_early_exit(&self, exit: &Exit) {
         if let Exit::Violation(_, why) = exit {
             tracing::debug!(
@@ -1450,11 +1476,15 @@ impl Conn {
         };
         if self.protocol.is_v5() {
             if let Some(reason) = disconnect_reason {
-                // The server tells a 5.0 client why before closing [MQTT-4.13.1-1].
-                self.encode(&Packet::Disconnect(Disconnect {
-                    reason,
-                    properties: Properties::default(),
-                }));
+                // The server tells a 5.0 client why before closing [MQTT-4.13.1-1],
+                // with what was wrong for a protocol error or malformed packet.
+                let mut properties = Properties::default();
+                if let Exit::Violation(_, why) = &exit {
+                    if self.reason_string_allowed(why) {
+                        properties.reason_string = Some(why);
+                    }
+                }
+                self.encode(&Packet::Disconnect(Disconnect { reason, properties }));
             }
         }
         self.final_flush().await;
@@ -1539,4 +1569,17 @@ fn socket_ready(
         }
         Poll::Pending
     })
+}
+
+/// The Reason String of a CONNACK refusal (5.0).
+fn refusal_text(reason: ReasonCode) -> &'static str {
+    match reason {
+        ReasonCode::BadAuthenticationMethod => "authentication method not supported",
+        ReasonCode::ClientIdentifierNotValid => "client identifier not valid",
+        ReasonCode::NotAuthorized => "not authorised",
+        ReasonCode::QoSNotSupported => "will QoS above the server's maximum QoS",
+        ReasonCode::RetainNotSupported => "retained will, but retain is not available",
+        ReasonCode::UnsupportedProtocolVersion => "unsupported protocol version",
+        _ => "",
+    }
 }

@@ -7,6 +7,7 @@ mod client;
 mod crash;
 mod logs;
 mod persistence;
+mod problem_info;
 mod protocol;
 mod reconnect;
 mod runtime;
