@@ -147,7 +147,7 @@ fn inbound_topic_aliases() {
 }
 
 /// No-local: a client's own messages are not sent back [MQTT-3.8.3-3];
-/// retain-as-published keeps RETAIN [MQTT-3.3.1-12]; subscription identifiers
+/// retain-as-published keeps RETAIN [MQTT-3.3.1-13]; subscription identifiers
 /// of every matching subscription are sent [MQTT-3.3.4-3].
 #[test]
 fn subscription_options_and_identifiers() {
@@ -320,7 +320,8 @@ fn mosquitto_clients_v5() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "v5/a five\n");
 }
 
-/// Topic aliases towards a client that allows them [MQTT-3.3.2-8]: the first
+/// Topic aliases towards a client that allows them, within its maximum
+/// [MQTT-3.3.2-11], never 0 [MQTT-3.3.2-8]: the first
 /// message carries topic and alias, the next only the alias.
 #[test]
 fn outbound_topic_aliases() {
