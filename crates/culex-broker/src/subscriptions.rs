@@ -565,6 +565,33 @@ mod tests {
         assert!(t.root.is_empty());
     }
 
+    /// Ranked picks (5.0 §4.8.2): an offline member (rank 0) is skipped and
+    /// the others share the messages evenly; an online member with a full
+    /// window (rank 1) is still preferred to an offline one.
+    #[test]
+    fn shared_groups_skip_offline_members_evenly() {
+        let mut t = SubscriptionTree::new();
+        for k in [1u32, 2, 3] {
+            t.subscribe("$share/g/s", k, opts(Q1), None);
+        }
+        let pick = |rank: &dyn Fn(&u32) -> u8| {
+            let mut seen = Vec::new();
+            for _ in 0..6 {
+                let mut out = Vec::new();
+                t.matches_ranked("s", &mut out, rank);
+                seen.extend(out.iter().map(|m| m.key));
+            }
+            seen.sort();
+            seen
+        };
+        let offline_one = |k: &u32| if *k == 1 { 0 } else { READY };
+        let (first, rest): (Vec<u32>, Vec<u32>) = pick(&offline_one).iter().partition(|k| **k == 1);
+        assert!(first.is_empty());
+        let twos = rest.iter().filter(|k| **k == 2).count();
+        assert_eq!((twos, rest.len() - twos), (3, 3));
+        assert_eq!(pick(&|k| u8::from(*k == 2)), vec![2; 6]);
+    }
+
     /// A repeated SUBSCRIBE replaces the subscription [MQTT-3.8.4-3].
     #[test]
     fn resubscribe_replaces_and_unsubscribe_prunes() {
