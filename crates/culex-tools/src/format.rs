@@ -269,6 +269,11 @@ pub fn render(
     errors
 }
 
+/// The largest width or precision a `%` field honours. A longer one from the
+/// command line would otherwise ask for an allocation the size of the number
+/// (and `format!` panics on widths above `u16::MAX`).
+const MAX_WIDTH: usize = u16::MAX as usize;
+
 /// Flags, width and precision of one `%` field.
 #[derive(Debug, Clone, Copy)]
 struct Spec {
@@ -319,6 +324,7 @@ fn render_format(
                             .saturating_add(usize::from(at(i) - b'0'));
                         i += 1;
                     }
+                    spec.width = spec.width.min(MAX_WIDTH);
                     if at(i) == b'.' && i + 1 < len {
                         i += 1;
                         let mut precision = 0usize;
@@ -328,7 +334,7 @@ fn render_format(
                                 .saturating_add(usize::from(at(i) - b'0'));
                             i += 1;
                         }
-                        spec.precision = Some(precision);
+                        spec.precision = Some(precision.min(MAX_WIDTH));
                     }
                     if let Err(error) = field(at(i), spec, options, message, time, out) {
                         errors.push(error);
@@ -664,6 +670,61 @@ mod tests {
         ];
         for (format, payload, expect) in table {
             check(format, payload, expect);
+        }
+    }
+
+    #[test]
+    fn huge_widths_are_capped_instead_of_panicking() {
+        let huge = "9".repeat(30);
+        for conversion in ["l", "t", "p", "x", "A", "C"] {
+            let format = format!("%{huge}.{huge}{conversion}");
+            let message = Received {
+                topic: "a/b",
+                payload: b"abc",
+                qos: 0,
+                retain: false,
+                mid: 0,
+                properties: &MessageProperties::default(),
+            };
+            let options = OutputOptions {
+                format: Some(format.clone().into_bytes()),
+                ..OutputOptions::default()
+            };
+            let mut out = Vec::new();
+            render(&options, &message, &time(), &mut out);
+            assert!(out.len() <= MAX_WIDTH, "%{conversion}: {} bytes", out.len());
+        }
+        check(
+            "[%70000l]",
+            b"abc",
+            format!("[{:>MAX_WIDTH$}]", 3).as_bytes(),
+        );
+    }
+
+    #[test]
+    fn precision_cuts_multibyte_topics_by_bytes_as_printf_does() {
+        let props = MessageProperties::default();
+        for (format, expect) in [
+            ("[%.1t]", &b"[\xc3]"[..]),
+            ("[%4.3t]", b"[ \xc3\xa9/]"),
+            ("[%2p]", b"[\xe2\x82]"),
+            ("[%3x]", b"[ e2]"),
+        ] {
+            let message = Received {
+                topic: "\u{e9}/x",
+                payload: "\u{20ac}".as_bytes(),
+                qos: 0,
+                retain: false,
+                mid: 0,
+                properties: &props,
+            };
+            let options = OutputOptions {
+                format: Some(format.as_bytes().to_vec()),
+                ..OutputOptions::default()
+            };
+            let mut out = Vec::new();
+            render(&options, &message, &time(), &mut out);
+            assert_eq!(out, expect, "format {format:?}");
         }
     }
 
