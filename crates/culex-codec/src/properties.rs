@@ -140,6 +140,117 @@ impl Properties<'_> {
     }
 }
 
+/// One property's value as it stands on the wire, typed by the kind the
+/// specification gives its identifier ([MQTT 5.0, 2.2.2.2]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawValue<'a> {
+    /// A one-byte integer.
+    Byte(u8),
+    /// A two-byte integer.
+    U16(u16),
+    /// A four-byte integer.
+    U32(u32),
+    /// A variable byte integer.
+    VarInt(u32),
+    /// A UTF-8 encoded string.
+    Str(&'a str),
+    /// Binary data.
+    Bin(&'a [u8]),
+    /// A UTF-8 string pair (user property).
+    Pair(&'a str, &'a str),
+}
+
+/// Iterates the properties of a property section in wire order, as
+/// `(identifier, value)`.
+///
+/// [`Properties`] keeps each value but not the order the properties came in;
+/// this is for callers that must show that order (a tool printing a message
+/// as mosquitto does). `section` starts at the property length, as in any 5.0
+/// packet ([`publish_section`] finds it in a PUBLISH). Only the shape is
+/// checked here: an unknown identifier, a value running past the section or
+/// a malformed string yields one `Err` and ends the iteration. Whether a
+/// property is allowed in its packet, or repeated, is [`crate::decode`]'s
+/// business.
+pub fn iter_raw(section: &[u8]) -> RawProperties<'_> {
+    let mut r = Reader::new(section);
+    let block = r
+        .varint()
+        .and_then(|len| r.bytes(usize::try_from(len).unwrap_or(usize::MAX)));
+    match block {
+        Ok(block) => RawProperties {
+            r: Reader::new(block),
+            error: None,
+        },
+        Err(e) => RawProperties {
+            r: Reader::new(&[]),
+            error: Some(e),
+        },
+    }
+}
+
+/// The property section (from the property length on) of a 5.0 PUBLISH
+/// frame, fixed header included; for [`iter_raw`].
+pub fn publish_section(frame: &[u8]) -> Result<&[u8], DecodeError> {
+    let mut r = Reader::new(frame);
+    let first = r.u8()?;
+    if first >> 4 != 3 {
+        return Err(DecodeError::Malformed("not a PUBLISH"));
+    }
+    let remaining = r.varint()?;
+    let mut body = Reader::new(r.bytes(usize::try_from(remaining).unwrap_or(usize::MAX))?);
+    body.binary()?;
+    if (first >> 1) & 0x03 != 0 {
+        body.u16()?;
+    }
+    Ok(body.rest())
+}
+
+/// The iterator of [`iter_raw`].
+#[derive(Debug, Clone)]
+pub struct RawProperties<'a> {
+    r: Reader<'a>,
+    /// An error to yield before ending, from reading the property length.
+    error: Option<DecodeError>,
+}
+
+impl<'a> RawProperties<'a> {
+    fn read(&mut self) -> Result<(u8, RawValue<'a>), DecodeError> {
+        const UNKNOWN: DecodeError =
+            DecodeError::Malformed("[MQTT 5.0, 2.2.2.2] unknown property identifier");
+        let id = self.r.varint()?;
+        let (kind, _) = spec(id).ok_or(UNKNOWN)?;
+        let r = &mut self.r;
+        let value = match kind {
+            Kind::Byte => RawValue::Byte(r.u8()?),
+            Kind::U16 => RawValue::U16(r.u16()?),
+            Kind::U32 => RawValue::U32(r.u32()?),
+            Kind::VarInt => RawValue::VarInt(r.varint()?),
+            Kind::Str => RawValue::Str(r.string()?),
+            Kind::Bin => RawValue::Bin(r.binary()?),
+            Kind::Pair => RawValue::Pair(r.string()?, r.string()?),
+        };
+        Ok((u8::try_from(id).map_err(|_| UNKNOWN)?, value))
+    }
+}
+
+impl<'a> Iterator for RawProperties<'a> {
+    type Item = Result<(u8, RawValue<'a>), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        if self.r.is_empty() {
+            return None;
+        }
+        let item = self.read();
+        if item.is_err() {
+            self.r = Reader::new(&[]);
+        }
+        Some(item)
+    }
+}
+
 /// The packets (and the will) that carry properties: each property is allowed
 /// in a set of these ([MQTT 5.0, 2.2.2.2]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

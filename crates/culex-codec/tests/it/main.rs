@@ -5,6 +5,7 @@
 mod errors;
 mod golden_v3;
 mod golden_v5;
+mod raw_properties;
 mod roundtrip;
 mod topics;
 
