@@ -509,7 +509,7 @@ fn payload(payload: &[u8], hex: Hex, spec: Spec, out: &mut Vec<u8>) {
 }
 
 fn blank(fill: u8, width: usize, out: &mut Vec<u8>) {
-    out.extend(std::iter::repeat(fill).take(width));
+    out.resize(out.len() + width, fill);
 }
 
 fn int_or_blank(value: Option<i64>, spec: Spec, out: &mut Vec<u8>) {

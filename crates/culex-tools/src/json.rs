@@ -320,7 +320,7 @@ pub(crate) fn print(value: &Json, pretty: bool, depth: usize, out: &mut Vec<u8>)
             }
             for (n, (key, item)) in members.iter().enumerate() {
                 if pretty {
-                    out.extend(std::iter::repeat(b'\t').take(depth + 1));
+                    out.resize(out.len() + depth + 1, b'\t');
                 }
                 print_string(key, out);
                 out.push(b':');
@@ -336,7 +336,7 @@ pub(crate) fn print(value: &Json, pretty: bool, depth: usize, out: &mut Vec<u8>)
                 }
             }
             if pretty {
-                out.extend(std::iter::repeat(b'\t').take(depth));
+                out.resize(out.len() + depth, b'\t');
             }
             out.push(b'}');
         }
