@@ -602,10 +602,7 @@ fn own(event: Event<'_>, frame: &[u8]) -> Option<Incoming> {
             qos: publish.qos as u8,
             retain: publish.retain,
             mid: publish.packet_id.map(|id| id.get()).unwrap_or(0),
-            properties: message_properties(
-                &publish.properties,
-                &property_order(frame, publish.qos as u8),
-            ),
+            properties: message_properties(frame),
         }),
         Event::Published { id, reason } => Incoming::Published {
             id: id.get(),
@@ -623,111 +620,29 @@ fn own(event: Event<'_>, frame: &[u8]) -> Option<Incoming> {
     })
 }
 
-/// The identifiers of a PUBLISH's properties in wire order (the codec keeps
-/// their values, not their order, and `%j` prints them in order). The frame
-/// was already validated by the codec; anything unexpected ends the list.
-fn property_order(frame: &[u8], qos: u8) -> Vec<u8> {
-    let mut ids = Vec::new();
-    let varint = |at: usize| culex_codec::varint::decode(frame.get(at..)?).ok().flatten();
-    let u16_at = |at: usize| {
-        Some(usize::from(u16::from_be_bytes([
-            *frame.get(at)?,
-            *frame.get(at + 1)?,
-        ])))
-    };
-    let Some((_, header)) = varint(1) else {
-        return ids;
-    };
-    let Some(topic_len) = u16_at(1 + header) else {
-        return ids;
-    };
-    let mut pos = 1 + header + 2 + topic_len + if qos > 0 { 2 } else { 0 };
-    let Some((length, used)) = varint(pos) else {
-        return ids;
-    };
-    pos += used;
-    let end = pos + length as usize;
-    while pos < end {
-        let Some(&id) = frame.get(pos) else { break };
-        pos += 1;
-        let size = match id {
-            0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2A => Some(1),
-            0x13 | 0x21 | 0x22 | 0x23 => Some(2),
-            0x02 | 0x11 | 0x18 | 0x27 => Some(4),
-            0x0B => varint(pos).map(|(_, n)| n),
-            0x03 | 0x08 | 0x09 | 0x12 | 0x15 | 0x16 | 0x1A | 0x1C | 0x1F => {
-                u16_at(pos).map(|n| 2 + n)
-            }
-            0x26 => u16_at(pos).and_then(|k| u16_at(pos + 2 + k).map(|v| 4 + k + v)),
-            _ => None,
-        };
-        let Some(size) = size else { break };
-        ids.push(id);
-        pos += size;
-    }
-    ids
-}
-
-/// The properties of a received PUBLISH as a list in `order` (wire order);
-/// any the order does not cover follow in a fixed order.
-fn message_properties(p: &Properties<'_>, order: &[u8]) -> MessageProperties {
-    let mut users = p.user_properties.iter();
-    let mut subscription_ids = p.subscription_identifiers.iter();
-    let mut seen = Vec::new();
-    let mut list = Vec::new();
-    let fixed = [0x0B, 0x26, 0x03, 0x09, 0x08, 0x01, 0x23, 0x02];
-    for &id in order.iter().chain(fixed.iter()) {
-        let from_order = seen.len() < order.len();
-        seen.push(id);
-        match id {
-            0x26 => {
-                let mut take = |pair: Option<(&str, &str)>| {
-                    if let Some((k, v)) = pair {
-                        list.push(MessageProperty::User(k.to_string(), v.to_string()));
-                    }
-                };
-                if from_order {
-                    take(users.next());
-                } else {
-                    users.by_ref().for_each(|pair| take(Some(pair)));
-                }
-            }
-            0x0B => {
-                if from_order {
-                    list.extend(subscription_ids.next().map(MessageProperty::SubscriptionId));
-                } else {
-                    list.extend(
-                        subscription_ids
-                            .by_ref()
-                            .map(MessageProperty::SubscriptionId),
-                    );
-                }
-            }
-            _ if seen.iter().filter(|s| **s == id).count() > 1 => {}
-            0x01 => list.extend(
-                p.payload_format_indicator
-                    .map(MessageProperty::PayloadFormat),
-            ),
-            0x02 => list.extend(
-                p.message_expiry_interval
-                    .map(MessageProperty::MessageExpiry),
-            ),
-            0x03 => list.extend(
-                p.content_type
-                    .map(|v| MessageProperty::ContentType(v.to_string())),
-            ),
-            0x08 => list.extend(
-                p.response_topic
-                    .map(|v| MessageProperty::ResponseTopic(v.to_string())),
-            ),
-            0x09 => list.extend(
-                p.correlation_data
-                    .map(|v| MessageProperty::CorrelationData(v.to_vec())),
-            ),
-            0x23 => list.extend(p.topic_alias.map(MessageProperty::TopicAlias)),
-            _ => {}
-        }
-    }
+/// The properties of a received PUBLISH in wire order, which `%j` prints
+/// them in (the codec's [`Properties`] keeps values, not order). `frame` was
+/// already decoded whole, so reading it again cannot fail.
+fn message_properties(frame: &[u8]) -> MessageProperties {
+    use culex_codec::properties::{iter_raw, publish_section, RawValue as V};
+    let list = publish_section(frame)
+        .into_iter()
+        .flat_map(iter_raw)
+        .map_while(Result::ok)
+        .filter_map(|(id, value)| {
+            Some(match (id, value) {
+                (0x01, V::Byte(v)) => MessageProperty::PayloadFormat(v),
+                (0x02, V::U32(v)) => MessageProperty::MessageExpiry(v),
+                (0x03, V::Str(v)) => MessageProperty::ContentType(v.to_string()),
+                (0x08, V::Str(v)) => MessageProperty::ResponseTopic(v.to_string()),
+                (0x09, V::Bin(v)) => MessageProperty::CorrelationData(v.to_vec()),
+                (0x0B, V::VarInt(v)) => MessageProperty::SubscriptionId(v),
+                (0x23, V::U16(v)) => MessageProperty::TopicAlias(v),
+                (0x26, V::Pair(k, v)) => MessageProperty::User(k.to_string(), v.to_string()),
+                _ => return None,
+            })
+        })
+        .collect();
     MessageProperties { list }
 }
 
