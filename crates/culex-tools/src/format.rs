@@ -584,7 +584,31 @@ mod tests {
         Timestamp { local }
     }
 
-    fn check(format: &str, payload: &[u8], expect: &[u8]) {
+    /// Renders `format` (which must pass [`check_format`]) for a QoS 1
+    /// retained message with id 42, without a trailing newline.
+    fn rendered(format: &str, topic: &str, payload: &[u8], props: &MessageProperties) -> Vec<u8> {
+        let message = Received {
+            topic,
+            payload,
+            qos: 1,
+            retain: true,
+            mid: 42,
+            properties: props,
+        };
+        let options = OutputOptions {
+            format: Some(format.as_bytes().to_vec()),
+            eol: false,
+            ..OutputOptions::default()
+        };
+        assert_eq!(check_format(format.as_bytes()), Ok(()), "format {format:?}");
+        let mut out = Vec::new();
+        assert!(render(&options, &message, &time(), &mut out).is_empty());
+        out
+    }
+
+    /// Checks each `(format, payload, expect)` for a message on `a/b` with
+    /// one property of each kind `%` can show.
+    fn check(table: &[(&str, &[u8], &[u8])]) {
         let props = MessageProperties {
             list: vec![
                 MessageProperty::User("k".into(), "v".into()),
@@ -597,27 +621,13 @@ mod tests {
                 MessageProperty::SubscriptionId(7),
             ],
         };
-        let message = Received {
-            topic: "a/b",
-            payload,
-            qos: 1,
-            retain: true,
-            mid: 42,
-            properties: &props,
-        };
-        let options = OutputOptions {
-            format: Some(format.as_bytes().to_vec()),
-            eol: false,
-            ..OutputOptions::default()
-        };
-        assert_eq!(check_format(format.as_bytes()), Ok(()), "format {format:?}");
-        let mut out = Vec::new();
-        assert!(render(&options, &message, &time(), &mut out).is_empty());
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(expect),
-            "format {format:?}"
-        );
+        for (format, payload, expect) in table {
+            assert_eq!(
+                String::from_utf8_lossy(&rendered(format, "a/b", payload, &props)),
+                String::from_utf8_lossy(expect),
+                "format {format:?}"
+            );
+        }
     }
 
     #[test]
@@ -644,9 +654,7 @@ mod tests {
             ("%%", b"", b"%"),
             ("100%% %t", b"", b"100% a/b"),
         ];
-        for (format, payload, expect) in table {
-            check(format, payload, expect);
-        }
+        check(table);
     }
 
     #[test]
@@ -668,9 +676,7 @@ mod tests {
             ("[%8x]", b"abcdef", b"[  616263]"),
             ("[%-08x]", b"ab", b"[61      ]"),
         ];
-        for (format, payload, expect) in table {
-            check(format, payload, expect);
-        }
+        check(table);
     }
 
     #[test]
@@ -678,27 +684,14 @@ mod tests {
         let huge = "9".repeat(30);
         for conversion in ["l", "t", "p", "x", "A", "C"] {
             let format = format!("%{huge}.{huge}{conversion}");
-            let message = Received {
-                topic: "a/b",
-                payload: b"abc",
-                qos: 0,
-                retain: false,
-                mid: 0,
-                properties: &MessageProperties::default(),
-            };
-            let options = OutputOptions {
-                format: Some(format.clone().into_bytes()),
-                ..OutputOptions::default()
-            };
-            let mut out = Vec::new();
-            render(&options, &message, &time(), &mut out);
+            let out = rendered(&format, "a/b", b"abc", &MessageProperties::default());
             assert!(out.len() <= MAX_WIDTH, "%{conversion}: {} bytes", out.len());
         }
-        check(
+        check(&[(
             "[%70000l]",
             b"abc",
             format!("[{:>MAX_WIDTH$}]", 3).as_bytes(),
-        );
+        )]);
     }
 
     #[test]
@@ -710,20 +703,7 @@ mod tests {
             ("[%2p]", b"[\xe2\x82]"),
             ("[%3x]", b"[ e2]"),
         ] {
-            let message = Received {
-                topic: "\u{e9}/x",
-                payload: "\u{20ac}".as_bytes(),
-                qos: 0,
-                retain: false,
-                mid: 0,
-                properties: &props,
-            };
-            let options = OutputOptions {
-                format: Some(format.as_bytes().to_vec()),
-                ..OutputOptions::default()
-            };
-            let mut out = Vec::new();
-            render(&options, &message, &time(), &mut out);
+            let out = rendered(format, "\u{e9}/x", "\u{20ac}".as_bytes(), &props);
             assert_eq!(out, expect, "format {format:?}");
         }
     }
@@ -738,11 +718,9 @@ mod tests {
             ("@s", b"", b"1700000000"),
             ("%U", b"", b"1700000000.123456789"),
         ];
-        for (format, payload, expect) in table {
-            check(format, payload, expect);
-        }
+        check(table);
         let year = time().local.format("%Y").to_string();
-        check("@Y", b"", year.as_bytes());
+        check(&[("@Y", b"", year.as_bytes())]);
     }
 
     #[test]
