@@ -1413,7 +1413,7 @@ impl Conn {
             && !text.is_empty()
             && self
                 .client_max_packet_size
-                .map_or(true, |max| text.len().saturating_add(16) <= max as usize)
+                .is_none_or(|max| text.len().saturating_add(16) <= max as usize)
     }
 
     fn log_early_exit(&self, exit: &Exit) {

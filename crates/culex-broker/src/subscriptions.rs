@@ -426,7 +426,7 @@ fn pick<K: Clone>(cx: &mut Collect<'_, K>, g: &Group<K>) {
             continue;
         };
         let r = (cx.rank)(&e.key);
-        if best.map_or(true, |(_, b, _)| r > b) {
+        if best.is_none_or(|(_, b, _)| r > b) {
             best = Some((offset, r, e));
         }
         if r >= READY {
