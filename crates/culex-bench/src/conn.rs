@@ -287,7 +287,7 @@ impl Conn {
             }
             if progress {
                 busy += 1;
-                if busy % YIELD_EVERY == 0 {
+                if busy.is_multiple_of(YIELD_EVERY) {
                     tokio::task::yield_now().await;
                 }
                 continue;
