@@ -162,11 +162,7 @@ impl Role for Publisher {
         let stopping = now >= self.times.stop_at || self.control.interrupted.load(Relaxed);
         if stopping {
             if self.in_flight.count == 0 || now >= self.times.drain_until {
-                if !self.disconnect_sent {
-                    put_disconnect(out, protocol)?;
-                    self.disconnect_sent = true;
-                }
-                return Ok(Step::Finish);
+                return finish(&mut self.disconnect_sent, out, protocol);
             }
             return Ok(Step::Wait(self.times.drain_until));
         }
@@ -320,11 +316,7 @@ impl Role for Subscriber {
         now: Instant,
     ) -> Result<Step, ConnError> {
         if now >= self.end || self.control.subscribers_done.load(Relaxed) {
-            if !self.disconnect_sent {
-                put_disconnect(out, protocol)?;
-                self.disconnect_sent = true;
-            }
-            return Ok(Step::Finish);
+            return finish(&mut self.disconnect_sent, out, protocol);
         }
         Ok(Step::Wait((now + POLL).min(self.end)))
     }
@@ -418,11 +410,7 @@ impl Role for Idle {
         now: Instant,
     ) -> Result<Step, ConnError> {
         if now >= self.end || self.control.interrupted.load(Relaxed) {
-            if !self.disconnect_sent {
-                put_disconnect(out, protocol)?;
-                self.disconnect_sent = true;
-            }
-            return Ok(Step::Finish);
+            return finish(&mut self.disconnect_sent, out, protocol);
         }
         Ok(Step::Wait((now + Duration::from_secs(1)).min(self.end)))
     }
@@ -441,4 +429,18 @@ impl Role for Idle {
         }
         Ok(())
     }
+}
+
+/// Ends a role's connection: a DISCONNECT the first time it is called (the
+/// connection may call `fill` again before it closes), then `Finish`.
+fn finish(
+    disconnect_sent: &mut bool,
+    out: &mut BytesMut,
+    protocol: Protocol,
+) -> Result<Step, ConnError> {
+    if !*disconnect_sent {
+        put_disconnect(out, protocol)?;
+        *disconnect_sent = true;
+    }
+    Ok(Step::Finish)
 }
