@@ -43,6 +43,26 @@ pub fn culex_with(tool: Tool, args: &[&str], defaults: &[u8], stdin: &[u8]) -> O
     }
 }
 
+/// Runs a culex tool on its own thread; the receiver yields its outcome.
+pub fn spawn_culex(tool: Tool, args: Vec<String>) -> std::sync::mpsc::Receiver<Outcome> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(culex(tool, &args));
+    });
+    rx
+}
+
+/// Publishes with Debian's mosquitto_pub (a reference peer) to the broker
+/// on `port`; whether it succeeded.
+pub fn mosquitto_pub(port: u16, args: &[&str]) -> bool {
+    let mut cmd = Command::new(culex_testkit::tool("mosquitto_pub"));
+    cmd.args(["-p", &port.to_string()]).args(args);
+    culex_testkit::run_with_timeout(&mut cmd, Duration::from_secs(10))
+        .status
+        .success()
+}
+
 /// The mosquitto tool matching `tool`.
 pub fn mosquitto_name(tool: Tool) -> &'static str {
     match tool {

@@ -2,21 +2,11 @@
 //! the tutorial's round trip, every QoS, retained messages compared with
 //! mosquitto_sub, request/response, and the timeout exit code.
 
-use crate::common::{culex, mosquitto, Outcome};
+use crate::common::{culex, mosquitto, spawn_culex, Outcome};
 use culex_broker::testing::BrokerThread;
 use culex_tools::args::Tool;
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
-
-fn spawn_culex(tool: Tool, args: Vec<String>) -> mpsc::Receiver<Outcome> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let _ = tx.send(culex(tool, &args));
-    });
-    rx
-}
 
 /// Publishes with culex pub until the subscriber behind `done` finishes.
 fn publish_until(port: &str, args: &[&str], done: &mpsc::Receiver<Outcome>) -> Outcome {

@@ -2,7 +2,7 @@
 //! in-process, compared with mosquitto_sub and checked for mosquitto's exit
 //! codes on refusal, timeout and connection failure.
 
-use crate::common::{culex, culex_with, mosquitto, Outcome};
+use crate::common::{self, culex, culex_with, mosquitto, spawn_culex, Outcome};
 use culex_testkit::{python_with_paho, run_with_timeout, tool, ChildGuard, Mosquitto};
 use culex_tools::args::Tool;
 use std::io::{BufRead, BufReader};
@@ -11,28 +11,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Runs a culex tool on its own thread; the receiver yields its outcome.
-fn spawn_culex(tool: Tool, args: Vec<String>) -> mpsc::Receiver<Outcome> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let _ = tx.send(culex(tool, &args));
-    });
-    rx
-}
-
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Publishes with mosquitto_pub (a reference peer).
+/// Publishes with mosquitto_pub, which must succeed.
 fn mosquitto_pub(port: u16, args: &[&str]) {
-    let mut cmd = Command::new(tool("mosquitto_pub"));
-    cmd.args(["-p", &port.to_string()]).args(args);
-    let out = run_with_timeout(&mut cmd, Duration::from_secs(10));
     assert!(
-        out.status.success(),
-        "mosquitto_pub {args:?} failed: {out:?}"
+        common::mosquitto_pub(port, args),
+        "mosquitto_pub {args:?} failed"
     );
 }
 

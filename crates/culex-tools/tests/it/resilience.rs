@@ -1,19 +1,11 @@
 //! culex sub keeps reconnecting when the broker goes away, as mosquitto_sub
 //! does, and TLS (rustls) works against a TLS listener of Debian's mosquitto.
 
-use crate::common::{culex, spawn_watched, FixedMosquitto};
+use crate::common::{culex, mosquitto_pub, spawn_watched, FixedMosquitto};
 use culex_testkit::{free_port, run_with_timeout, tool};
 use culex_tools::args::Tool;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn mosquitto_pub(port: u16, args: &[&str]) -> bool {
-    let mut cmd = Command::new(tool("mosquitto_pub"));
-    cmd.args(["-p", &port.to_string()]).args(args);
-    run_with_timeout(&mut cmd, Duration::from_secs(10))
-        .status
-        .success()
-}
 
 #[test]
 fn sub_reconnects_and_resubscribes_after_the_broker_restarts() {
