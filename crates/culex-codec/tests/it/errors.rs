@@ -389,24 +389,28 @@ fn connect_with(props: &[u8]) -> Vec<u8> {
 
 #[test]
 fn properties_must_be_known_and_allowed_in_the_packet() {
-    malformed(V5, &publish_with(&[0x05, 0x00]), "unknown property");
+    malformed(
+        V5,
+        &publish_with(&[0x05, 0x00]),
+        "[MQTT 5.0, 2.2.2.2] unknown property identifier",
+    );
     // Session expiry belongs to CONNECT, CONNACK and DISCONNECT.
     malformed(
         V5,
         &publish_with(&[0x11, 0x00, 0x00, 0x00, 0x01]),
-        "not allowed in this packet",
+        "[MQTT 5.0, 2.2.2.2] property not allowed in this packet",
     );
     // Will delay belongs to the will properties only.
     malformed(
         V5,
         &connect_with(&[0x18, 0x00, 0x00, 0x00, 0x01]),
-        "not allowed in this packet",
+        "[MQTT 5.0, 2.2.2.2] property not allowed in this packet",
     );
     // Reason string is not a PUBLISH property.
     malformed(
         V5,
         &publish_with(&[0x1F, 0x00, 0x00]),
-        "not allowed in this packet",
+        "[MQTT 5.0, 2.2.2.2] property not allowed in this packet",
     );
     // Topic alias is not a will property.
     #[rustfmt::skip]
@@ -416,52 +420,76 @@ fn properties_must_be_known_and_allowed_in_the_packet() {
         0x03, 0x23, 0x00, 0x01,
         0x00, 0x01, b'w', 0x00, 0x00,
     ];
-    malformed(V5, &will_with_alias, "not allowed in this packet");
+    malformed(
+        V5,
+        &will_with_alias,
+        "[MQTT 5.0, 2.2.2.2] property not allowed in this packet",
+    );
     // A multi-byte property identifier names no property.
-    malformed(V5, &publish_with(&[0x81, 0x01, 0x00]), "unknown property");
+    malformed(
+        V5,
+        &publish_with(&[0x81, 0x01, 0x00]),
+        "[MQTT 5.0, 2.2.2.2] unknown property identifier",
+    );
 }
 
 #[test]
 fn properties_may_not_repeat_except_user_property_and_publish_subscription_id() {
     let twice = [0x02, 0, 0, 0, 1, 0x02, 0, 0, 0, 2];
-    protocol_error(V5, &publish_with(&twice), "more than once");
+    protocol_error(
+        V5,
+        &publish_with(&twice),
+        "[MQTT 5.0, 2.2.2.2] property included more than once",
+    );
     protocol_error(
         V5,
         &connect_with(&[0x21, 0x00, 0x01, 0x21, 0x00, 0x02]),
-        "more than once",
+        "[MQTT 5.0, 2.2.2.2] property included more than once",
     );
     // Subscription identifier: many in PUBLISH, one in SUBSCRIBE.
     assert!(decode(&publish_with(&[0x0B, 0x01, 0x0B, 0x02]), V5, 1024).is_ok());
     let subscribe = [
         0x82, 0x0A, 0x00, 0x01, 0x04, 0x0B, 0x01, 0x0B, 0x02, 0x00, 0x01, b'a', 0x00,
     ];
-    protocol_error(V5, &subscribe[..], "more than once");
+    protocol_error(
+        V5,
+        &subscribe[..],
+        "[MQTT 5.0, 2.2.2.2] property included more than once",
+    );
 }
 
 #[test]
 fn property_values_are_range_checked() {
-    protocol_error(V5, &connect_with(&[0x21, 0x00, 0x00]), "receive maximum 0");
+    protocol_error(
+        V5,
+        &connect_with(&[0x21, 0x00, 0x00]),
+        "[MQTT 5.0, 3.1.2.11.3] receive maximum 0",
+    );
     protocol_error(
         V5,
         &connect_with(&[0x27, 0, 0, 0, 0]),
-        "maximum packet size 0",
+        "[MQTT 5.0, 3.1.2.11.4] maximum packet size 0",
     );
     protocol_error(
         V5,
         &connect_with(&[0x17, 0x02]),
-        "request problem information",
+        "[MQTT 5.0, 3.1.2.11.7] request problem information must be 0 or 1",
     );
     protocol_error(
         V5,
         &connect_with(&[0x19, 0x02]),
-        "request response information",
+        "[MQTT 5.0, 3.1.2.11.6] request response information must be 0 or 1",
     );
     protocol_error(
         V5,
         &publish_with(&[0x0B, 0x00]),
-        "subscription identifier 0",
+        "[MQTT 5.0, 3.3.2.3.8] subscription identifier 0",
     );
-    protocol_error(V5, &publish_with(&[0x01, 0x02]), "payload format indicator");
+    protocol_error(
+        V5,
+        &publish_with(&[0x01, 0x02]),
+        "[MQTT 5.0, 3.3.2.3.2] payload format indicator must be 0 or 1",
+    );
     protocol_error(
         V5,
         &publish_with(&[0x08, 0x00, 0x01, b'+']),
@@ -470,32 +498,32 @@ fn property_values_are_range_checked() {
     protocol_error(
         V5,
         &[0x20, 0x05, 0x00, 0x00, 0x02, 0x24, 0x02],
-        "maximum QoS",
+        "[MQTT 5.0, 3.2.2.3.4] maximum QoS must be 0 or 1",
     );
     protocol_error(
         V5,
         &[0x20, 0x05, 0x00, 0x00, 0x02, 0x25, 0x02],
-        "retain available",
+        "[MQTT 5.0, 3.2.2.3.5] retain available must be 0 or 1",
     );
     protocol_error(
         V5,
         &[0x20, 0x05, 0x00, 0x00, 0x02, 0x28, 0x02],
-        "wildcard subscription",
+        "[MQTT 5.0, 3.2.2.3.11] wildcard subscription available must be 0 or 1",
     );
     protocol_error(
         V5,
         &[0x20, 0x05, 0x00, 0x00, 0x02, 0x29, 0x02],
-        "subscription identifiers",
+        "[MQTT 5.0, 3.2.2.3.12] subscription identifiers available must be 0 or 1",
     );
     protocol_error(
         V5,
         &[0x20, 0x05, 0x00, 0x00, 0x02, 0x2A, 0x02],
-        "shared subscription",
+        "[MQTT 5.0, 3.2.2.3.13] shared subscription available must be 0 or 1",
     );
     protocol_error(
         V5,
         &connect_with(&[0x16, 0x00, 0x00]),
-        "authentication data without",
+        "[MQTT 5.0, 3.1.2.11.10] authentication data without authentication method",
     );
     // User property strings follow the string rules.
     malformed(
