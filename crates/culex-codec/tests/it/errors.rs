@@ -67,30 +67,62 @@ fn variable_byte_integer_rules() {
 
 #[test]
 fn reserved_packet_types() {
-    malformed(V311, &[0x00, 0x00], "packet type 0");
+    malformed(
+        V311,
+        &[0x00, 0x00],
+        "[MQTT 3.1.1, 2.2.1] [MQTT 5.0, 2.1.2] packet type 0 is reserved",
+    );
     // AUTH does not exist before 5.0.
-    malformed(V311, &[0xF0, 0x00], "packet type 15");
-    malformed(Protocol::V3_1, &[0xF0, 0x00], "packet type 15");
+    malformed(
+        V311,
+        &[0xF0, 0x00],
+        "[MQTT 3.1.1, 2.2.1] packet type 15 is reserved before MQTT 5.0",
+    );
+    malformed(
+        Protocol::V3_1,
+        &[0xF0, 0x00],
+        "[MQTT 3.1.1, 2.2.1] packet type 15 is reserved before MQTT 5.0",
+    );
 }
 
 #[test]
 fn bytes_after_the_fields_are_malformed() {
-    malformed(V311, &[0xC0, 0x01, 0x00], "left over");
+    malformed(
+        V311,
+        &[0xC0, 0x01, 0x00],
+        "[MQTT 3.1.1, 2.2.3] bytes left over after the packet's fields",
+    );
     // A 3.x DISCONNECT has remaining length 0.
-    malformed(V311, &[0xE0, 0x01, 0x00], "left over");
+    malformed(
+        V311,
+        &[0xE0, 0x01, 0x00],
+        "[MQTT 3.1.1, 2.2.3] bytes left over after the packet's fields",
+    );
     // A 3.x PUBACK has remaining length 2.
-    malformed(V311, &[0x40, 0x03, 0x00, 0x01, 0x00], "left over");
-    malformed(V311, &[0xB0, 0x03, 0x00, 0x01, 0x00], "left over");
+    malformed(
+        V311,
+        &[0x40, 0x03, 0x00, 0x01, 0x00],
+        "[MQTT 3.1.1, 2.2.3] bytes left over after the packet's fields",
+    );
+    malformed(
+        V311,
+        &[0xB0, 0x03, 0x00, 0x01, 0x00],
+        "[MQTT 3.1.1, 2.2.3] bytes left over after the packet's fields",
+    );
 }
 
 #[test]
 fn fields_past_the_end_are_malformed() {
-    malformed(V311, &[0x40, 0x01, 0x00], "past the end");
+    malformed(
+        V311,
+        &[0x40, 0x01, 0x00],
+        "[MQTT-2.1.4] field runs past the end of the remaining length",
+    );
     // Property length larger than what is left.
     malformed(
         V5,
         &[0x30, 0x05, 0x00, 0x01, b't', 0x09, 0x01],
-        "past the end",
+        "[MQTT-2.1.4] field runs past the end of the remaining length",
     );
 }
 
@@ -203,16 +235,20 @@ fn will_topic_must_be_a_topic_name() {
 
 #[test]
 fn connack_rules() {
-    malformed(V311, &[0x20, 0x02, 0x02, 0x00], "reserved CONNACK flags");
+    malformed(
+        V311,
+        &[0x20, 0x02, 0x02, 0x00],
+        "[MQTT 3.1.1, 3.2.2.1] [MQTT 5.0, 3.2.2.1] reserved CONNACK flags must be 0",
+    );
     malformed(
         V311,
         &[0x20, 0x02, 0x00, 0x06],
-        "invalid CONNACK return code",
+        "[MQTT 3.1.1, 3.2.2.3] [MQTT 5.0, 3.2.2.2] invalid CONNACK return code",
     );
     malformed(
         V5,
         &[0x20, 0x03, 0x00, 0x04, 0x00],
-        "invalid CONNACK return code",
+        "[MQTT 3.1.1, 3.2.2.3] [MQTT 5.0, 3.2.2.2] invalid CONNACK return code",
     );
     protocol_error(V311, &[0x20, 0x02, 0x01, 0x05], "[MQTT-3.2.2-4]");
     protocol_error(V5, &[0x20, 0x03, 0x01, 0x87, 0x00], "[MQTT-3.2.2-6]");
@@ -240,9 +276,17 @@ fn publish_rules() {
         "[MQTT-2.3.1-1]",
     );
     // A QoS 1 PUBLISH without room for its packet id.
-    malformed(V311, &[0x32, 0x03, 0x00, 0x01, b't'], "past the end");
+    malformed(
+        V311,
+        &[0x32, 0x03, 0x00, 0x01, b't'],
+        "[MQTT-2.1.4] field runs past the end of the remaining length",
+    );
     malformed(V311, &[0x30, 0x03, 0x00, 0x00, b'x'], "[MQTT-4.7.3-1]");
-    protocol_error(V5, &[0x30, 0x04, 0x00, 0x00, 0x00, b'x'], "3.3.2.1");
+    protocol_error(
+        V5,
+        &[0x30, 0x04, 0x00, 0x00, 0x00, b'x'],
+        "[MQTT 5.0, 3.3.2.1] empty topic name without a topic alias",
+    );
     protocol_error(
         V5,
         &[0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x00, b'x'],
@@ -293,7 +337,11 @@ fn reason_codes_are_checked_per_packet() {
 
 #[test]
 fn auth_carries_both_reason_and_properties_or_neither() {
-    malformed(V5, &[0xF0, 0x01, 0x18], "past the end");
+    malformed(
+        V5,
+        &[0xF0, 0x01, 0x18],
+        "[MQTT-2.1.4] field runs past the end of the remaining length",
+    );
 }
 
 // ---- SUBSCRIBE and UNSUBSCRIBE ----
@@ -327,7 +375,7 @@ fn subscribe_rules() {
     protocol_error(
         V5,
         &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x30],
-        "retain handling 3",
+        "[MQTT 5.0, 3.8.3.1] retain handling 3",
     );
     #[rustfmt::skip]
     let no_local_shared = [
