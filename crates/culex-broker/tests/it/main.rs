@@ -17,3 +17,4 @@ mod store;
 mod sys;
 mod third_party;
 mod v5;
+mod v5_more;
