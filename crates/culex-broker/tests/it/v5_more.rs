@@ -87,3 +87,37 @@ fn retain_handling_0_1_2() {
     subscribe(&mut sub, "rh/#", handling(QoS::AtMostOnce, never));
     assert!(!retained(&mut sub), "2: existing subscription");
 }
+
+/// Retained messages are not sent when a Session establishes a Shared
+/// Subscription [MQTT 5.0, 4.8.2], neither to a 5.0 nor to a 3.1.1 client;
+/// new messages do arrive through it.
+#[test]
+fn no_retained_on_shared_subscription() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut publ, _) = Raw::connect(port, "shr-pub", true);
+    publ.publish_acked("shr/t", b"old", QoS::AtLeastOnce, true, 1);
+    let (mut five, _) = connect5(port, "shr-5", true, Properties::default());
+    subscribe(
+        &mut five,
+        "$share/g5/shr/t",
+        handling(QoS::AtMostOnce, RetainHandling::SendAtSubscribe),
+    );
+    assert!(five.try_recv(QUIET).is_none(), "5.0: no retained message");
+    let (mut three, _) = Raw::connect(port, "shr-3", true);
+    assert_eq!(
+        three.subscribe(&[("$share/g3/shr/t", QoS::AtMostOnce)]),
+        vec![0]
+    );
+    assert!(
+        three.try_recv(QUIET).is_none(),
+        "3.1.1: no retained message"
+    );
+    // A plain subscription does get it: the message is there.
+    let (mut plain, _) = Raw::connect(port, "shr-plain", true);
+    plain.subscribe(&[("shr/t", QoS::AtMostOnce)]);
+    assert_eq!(plain.recv().publish().payload, b"old");
+    publ.publish_acked("shr/t", b"new", QoS::AtLeastOnce, false, 2);
+    assert_eq!(five.recv().publish().payload, b"new");
+    assert_eq!(three.recv().publish().payload, b"new");
+}
