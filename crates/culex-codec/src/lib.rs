@@ -21,6 +21,8 @@
 //! Lists inside decoded packets (filters, reason codes, user properties,
 //! subscription identifiers) stay as validated wire bytes in a [`Seq`] and are
 //! read again on iteration.
+//! [`Properties`] keeps values, not the order they came in;
+//! [`properties::iter_raw`] reads a property section in wire order.
 //!
 //! ```
 //! use culex_codec::{decode, Packet, Protocol};
