@@ -121,3 +121,51 @@ fn no_retained_on_shared_subscription() {
     assert_eq!(five.recv().publish().payload, b"new");
     assert_eq!(three.recv().publish().payload, b"new");
 }
+
+/// The server never has more unacknowledged QoS 1 PUBLISHes towards a client
+/// than the client's Receive Maximum [MQTT-3.3.4-9]; the rest follow as
+/// PUBACKs come back, in order.
+#[test]
+fn client_receive_maximum_limits_inflight() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let properties = Properties {
+        receive_maximum: Some(2),
+        ..Properties::default()
+    };
+    let (mut sub, _) = connect5(port, "rm-sub", true, properties);
+    subscribe(
+        &mut sub,
+        "rm/t",
+        handling(QoS::AtLeastOnce, RetainHandling::SendAtSubscribe),
+    );
+    let (mut publ, _) = connect5(port, "rm-pub", true, Properties::default());
+    for i in 0..5u16 {
+        publ.publish_acked(
+            "rm/t",
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            false,
+            i + 1,
+        );
+    }
+    let mut got = Vec::new();
+    let mut window = Vec::new();
+    for _ in 0..2 {
+        let g = sub.recv().publish();
+        assert_eq!(g.qos, QoS::AtLeastOnce);
+        window.push(g.id.unwrap());
+        got.push(g.payload);
+    }
+    assert!(sub.try_recv(QUIET).is_none(), "a third before any PUBACK");
+    for _ in 0..3 {
+        let id = window.remove(0);
+        sub.ack(Packet::PubAck, id);
+        let g = sub.recv().publish();
+        window.push(g.id.unwrap());
+        got.push(g.payload);
+        assert!(sub.try_recv(QUIET).is_none(), "at most 2 in flight");
+    }
+    let want: Vec<Vec<u8>> = (0..5).map(|i| format!("{i}").into_bytes()).collect();
+    assert_eq!(got, want);
+}
