@@ -64,6 +64,11 @@ if [[ " $BROKERS " == *" rumqttd "* ]]; then
     fi
 fi
 
+# The broker of the run in progress, stopped if the script ends early (an
+# error under set -e, or Ctrl-C), so that no broker outlives the script.
+BROKER_PID=""
+trap '[[ -z $BROKER_PID ]] || kill "$BROKER_PID" 2>/dev/null || true' EXIT
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_port() {
@@ -147,8 +152,10 @@ run_one() {
     mkdir -p "$dir"
     port=$(free_port)
     pid=$(start_broker "$broker" "$port" "$dir")
+    BROKER_PID=$pid
     if ! wait_port "$port"; then
         kill "$pid" 2>/dev/null || true
+        BROKER_PID=""
         echo '{"error": "broker did not start"}' >"$dir/result.json"
         return
     fi
@@ -165,6 +172,7 @@ run_one() {
     t_after=$(date +%s.%N)
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    BROKER_PID=""
     if jq -e . "$dir/bench.json" >/dev/null 2>&1; then
         jq --argjson before "${rss_before:-0}" --argjson peak "${rss_peak:-0}" \
             --argjson cpu0 "${cpu_before:-0}" --argjson cpu1 "${cpu_after:-0}" \
