@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use culex_broker::testing::BrokerThread;
-use culex_codec::packet::Subscribe;
+use culex_codec::packet::{Disconnect, Subscribe};
 use culex_codec::topic::TopicFilter;
 use culex_codec::{
     Packet, Properties, Protocol, QoS, ReasonCode, RetainHandling, Seq, SubscriptionOptions,
@@ -32,6 +32,13 @@ fn connect5(port: u16, client_id: &str, clean: bool, properties: Properties<'_>)
     (c, present)
 }
 
+fn expiry(secs: u32) -> Properties<'static> {
+    Properties {
+        session_expiry_interval: Some(secs),
+        ..Properties::default()
+    }
+}
+
 /// Subscribes to one filter and waits for the SUBACK.
 fn subscribe(c: &mut Raw, filter: &str, options: SubscriptionOptions) {
     let list = [(TopicFilter::new(filter).unwrap(), options)];
@@ -49,6 +56,30 @@ fn handling(qos: QoS, retain_handling: RetainHandling) -> SubscriptionOptions {
         retain_handling,
         ..SubscriptionOptions::default()
     }
+}
+
+/// Sends DISCONNECT and waits for the close, so the session is detached.
+fn go_offline(mut c: Raw, properties: Properties<'_>) {
+    c.send(&Packet::Disconnect(Disconnect {
+        reason: ReasonCode::Success,
+        properties,
+    }));
+    assert!(
+        c.is_closed_within(Duration::from_secs(5)),
+        "broker closed it"
+    );
+}
+
+/// Expects a DISCONNECT with `reason`, then the close.
+fn expect_disconnect(c: &mut Raw, reason: ReasonCode) {
+    match c.recv().packet() {
+        Packet::Disconnect(d) => assert_eq!(d.reason, reason),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(
+        c.is_closed_within(Duration::from_secs(2)),
+        "closed after DISCONNECT"
+    );
 }
 
 /// Retain Handling 0 sends the retained messages at every subscribe
@@ -168,4 +199,38 @@ fn client_receive_maximum_limits_inflight() {
     }
     let want: Vec<Vec<u8>> = (0..5).map(|i| format!("{i}").into_bytes()).collect();
     assert_eq!(got, want);
+}
+
+/// A client that connected with Session Expiry Interval 0 may not set a
+/// non-zero one on DISCONNECT: a protocol error, DISCONNECT 0x82 (5.0
+/// §3.14.2.2.2, a sentence without a rule number).
+#[test]
+fn disconnect_cannot_revive_zero_expiry() {
+    let broker = BrokerThread::start();
+    let (mut c, _) = connect5(broker.port(), "zero", true, Properties::default());
+    c.send(&Packet::Disconnect(Disconnect {
+        reason: ReasonCode::Success,
+        properties: expiry(60),
+    }));
+    expect_disconnect(&mut c, ReasonCode::ProtocolError);
+    let (_c, present) = connect5(broker.port(), "zero", false, expiry(60));
+    assert!(!present, "the session ended with the connection");
+}
+
+/// A Session Expiry Interval sent on DISCONNECT replaces the one from
+/// CONNECT [MQTT 5.0, 3.14.2.2.2]: shortened to 1 s the session is gone
+/// after 2.5 s, lengthened from 1 s to 60 s it is still there.
+#[test]
+fn disconnect_changes_session_expiry() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (shorter, _) = connect5(port, "shorter", true, expiry(60));
+    go_offline(shorter, expiry(1));
+    let (longer, _) = connect5(port, "longer", true, expiry(1));
+    go_offline(longer, expiry(60));
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_a, present) = connect5(port, "shorter", false, expiry(60));
+    assert!(!present, "expired after the DISCONNECT's 1 s");
+    let (_b, present) = connect5(port, "longer", false, expiry(60));
+    assert!(present, "kept for the DISCONNECT's 60 s");
 }
