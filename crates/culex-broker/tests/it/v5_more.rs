@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use culex_broker::testing::BrokerThread;
+use culex_broker::testing::{local_config, BrokerThread};
 use culex_codec::packet::{Disconnect, Subscribe};
 use culex_codec::topic::TopicFilter;
 use culex_codec::{
@@ -233,4 +233,29 @@ fn disconnect_changes_session_expiry() {
     assert!(!present, "expired after the DISCONNECT's 1 s");
     let (_b, present) = connect5(port, "longer", false, expiry(60));
     assert!(present, "kept for the DISCONNECT's 60 s");
+}
+
+/// A 3.1.1 clean-session-0 session: kept without `persistent_client_expiration`,
+/// gone (no session present, no queued message) once that much time passed
+/// after the disconnect.
+#[test]
+fn persistent_client_expiration_ends_3_1_1_sessions() {
+    let mut config = local_config();
+    config.persistent_client_expiration = Some(Duration::from_secs(1));
+    let expiring = BrokerThread::start_with(config);
+    let forever = BrokerThread::start();
+    for broker in [&expiring, &forever] {
+        let (mut c, _) = Raw::connect(broker.port(), "pce", false);
+        c.subscribe(&[("pce/t", QoS::AtLeastOnce)]);
+        go_offline(c, Properties::default());
+        let (mut publ, _) = Raw::connect(broker.port(), "pce-pub", true);
+        publ.publish_acked("pce/t", b"queued", QoS::AtLeastOnce, false, 1);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let (mut c, present) = Raw::connect(expiring.port(), "pce", false);
+    assert!(!present, "expired");
+    assert!(c.try_recv(QUIET).is_none(), "nothing queued survives");
+    let (mut c, present) = Raw::connect(forever.port(), "pce", false);
+    assert!(present, "never expires without the option");
+    assert_eq!(c.recv().publish().payload, b"queued");
 }
