@@ -259,3 +259,30 @@ fn persistent_client_expiration_ends_3_1_1_sessions() {
     assert!(present, "never expires without the option");
     assert_eq!(c.recv().publish().payload, b"queued");
 }
+
+/// A malformed packet from a 5.0 client is answered with DISCONNECT 0x81
+/// before the close [MQTT-4.13.1-1]: a PUBLISH with QoS 3
+/// [MQTT-3.3.1-4] and one whose topic is not UTF-8 [MQTT-1.5.4-1]. A 3.1.1
+/// client's connection is simply closed.
+#[test]
+fn malformed_packet_disconnect_0x81() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    // PUBLISH, QoS bits 11, topic "a", packet id 1, no properties.
+    let qos3 = [0x36, 0x06, 0x00, 0x01, b'a', 0x00, 0x01, 0x00];
+    // PUBLISH QoS 0, topic 0xFF 0xFE, no properties.
+    let bad_utf8 = [0x30, 0x05, 0x00, 0x02, 0xff, 0xfe, 0x00];
+    for (id, bytes) in [("m-qos3", &qos3[..]), ("m-utf8", &bad_utf8[..])] {
+        let (mut c, _) = connect5(port, id, true, Properties::default());
+        c.send_raw(bytes);
+        expect_disconnect(&mut c, ReasonCode::MalformedPacket);
+    }
+    let qos3_v311 = [0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01];
+    let (mut c, _) = Raw::connect(port, "m-311", true);
+    c.send_raw(&qos3_v311);
+    assert!(
+        c.try_recv(Duration::from_secs(2)).is_none(),
+        "no packet back"
+    );
+    assert!(c.is_closed_within(Duration::from_secs(2)));
+}
