@@ -162,26 +162,39 @@ impl Parser<'_> {
         }
     }
 
-    /// Like cJSON: take the run of number characters, then convert the
-    /// longest prefix of it that is a number (as strtod does).
+    /// Like cJSON: the longest prefix that C's `strtod` takes as a decimal
+    /// number, found in one pass (trying each prefix in turn was quadratic
+    /// in a payload's length).
     fn number(&mut self) -> Option<Json> {
         let start = self.pos;
-        while matches!(
-            self.peek(),
-            Some(b'0'..=b'9' | b'+' | b'-' | b'e' | b'E' | b'.')
-        ) {
-            self.pos += 1;
+        let rest = self.input.get(start..)?;
+        let digits = |from: usize| {
+            rest.get(from..).map_or(0, |tail| {
+                tail.iter().take_while(|b| b.is_ascii_digit()).count()
+            })
+        };
+        let mut end = usize::from(matches!(rest.first(), Some(b'+' | b'-')));
+        let whole = digits(end);
+        end += whole;
+        let mut fraction = 0;
+        if rest.get(end) == Some(&b'.') {
+            fraction = digits(end + 1);
+            end += 1 + fraction;
         }
-        let run = std::str::from_utf8(self.input.get(start..self.pos)?).ok()?;
-        let mut end = run.len();
-        while end > 0 {
-            if let Some(value) = run.get(..end).and_then(|s| s.parse::<f64>().ok()) {
-                self.pos = start + end;
-                return Some(Json::Number(value));
+        if whole + fraction == 0 {
+            return None;
+        }
+        if matches!(rest.get(end), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(rest.get(end + 1), Some(b'+' | b'-')));
+            let exponent = digits(end + 1 + sign);
+            if exponent > 0 {
+                end += 1 + sign + exponent;
             }
-            end -= 1;
         }
-        None
+        let text = std::str::from_utf8(rest.get(..end)?).ok()?;
+        let value = text.parse::<f64>().ok()?;
+        self.pos = start + end;
+        Some(Json::Number(value))
     }
 
     fn hex4(&mut self) -> Option<u32> {
@@ -461,6 +474,45 @@ mod tests {
             round_trip(r#""a\"b\\c\td\u0001""#, false),
             r#""a\"b\\c\td\u0001""#
         );
+    }
+
+    #[test]
+    fn numbers_take_the_longest_prefix_strtod_takes() {
+        let table: &[(&str, Option<f64>, usize)] = &[
+            ("12", Some(12.0), 2),
+            ("-1.5e3", Some(-1500.0), 6),
+            ("1e", Some(1.0), 1),
+            ("1e+", Some(1.0), 1),
+            ("2.5e-1x", Some(0.25), 6),
+            ("1.", Some(1.0), 2),
+            ("1.2.3", Some(1.2), 3),
+            ("1-2", Some(1.0), 1),
+            ("1e5e5", Some(1e5), 3),
+            ("-", None, 0),
+            ("-.", None, 0),
+            ("-e5", None, 0),
+        ];
+        for (input, value, used) in table {
+            let mut parser = Parser {
+                input: input.as_bytes(),
+                pos: 0,
+            };
+            let parsed = parser.number();
+            assert_eq!(parsed, value.map(Json::Number), "{input:?}");
+            if value.is_some() {
+                assert_eq!(parser.pos, *used, "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_run_of_number_characters_parses_in_one_pass() {
+        // Trying every prefix of the run took time quadratic in its length:
+        // one payload of this shape held `%j` for minutes.
+        let run = "1".repeat(100_000) + &"e".repeat(100_000);
+        assert_eq!(parse(run.as_bytes()), None);
+        let run = "-".to_string() + &"e".repeat(200_000);
+        assert_eq!(parse(run.as_bytes()), None);
     }
 
     #[test]
