@@ -356,10 +356,22 @@ impl Link {
         self.flush()
     }
 
+    /// Handles every whole packet in `rx`, then drops them from it in one
+    /// go (draining per packet moved the rest of the buffer each time).
     fn drain_packets(&mut self) -> Result<(), LinkError> {
+        let mut start = 0;
+        let result = self.handle_packets(&mut start);
+        self.rx.drain(..start.min(self.rx.len()));
+        result
+    }
+
+    /// Handles the whole packets in `rx` from `start` on, advancing `start`
+    /// past each.
+    fn handle_packets(&mut self, start: &mut usize) -> Result<(), LinkError> {
         loop {
             let now = self.now();
-            let used = match self.conn.decode(&self.rx) {
+            let rest = self.rx.get(*start..).unwrap_or_default();
+            let used = match self.conn.decode(rest) {
                 Ok(None) => break,
                 Err(e) => return Err(LinkError::Lost(e.to_string())),
                 Ok(Some((packet, used))) => {
@@ -378,7 +390,7 @@ impl Link {
                         // Messages can come in the same read as CONNACK
                         // (a resumed session): they are kept for poll.
                         Ok(event) => {
-                            let frame = self.rx.get(..used).unwrap_or_default();
+                            let frame = rest.get(..used).unwrap_or_default();
                             self.queue.extend(own(event, frame));
                         }
                         Err(culex_client::core::Error::Refused(code)) => {
@@ -389,7 +401,7 @@ impl Link {
                     used
                 }
             };
-            self.rx.drain(..used.min(self.rx.len()));
+            *start += used;
             self.flush()?;
         }
         Ok(())
