@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use culex_broker::testing::{local_config, BrokerThread};
-use culex_codec::packet::{Disconnect, Subscribe};
-use culex_codec::topic::TopicFilter;
+use culex_codec::packet::{Disconnect, Publish, Subscribe};
+use culex_codec::topic::{TopicFilter, TopicName};
 use culex_codec::{
     Packet, Properties, Protocol, QoS, ReasonCode, RetainHandling, Seq, SubscriptionOptions,
 };
@@ -285,4 +285,68 @@ fn malformed_packet_disconnect_0x81() {
         "no packet back"
     );
     assert!(c.is_closed_within(Duration::from_secs(2)));
+}
+
+/// A queued message whose Message Expiry Interval passes while its session
+/// is offline is not delivered [MQTT-3.3.2-5]; one without expiry is.
+#[test]
+fn queued_message_expires() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut c, _) = connect5(port, "mx", true, expiry(60));
+    subscribe(
+        &mut c,
+        "mx/t",
+        handling(QoS::AtLeastOnce, RetainHandling::SendAtSubscribe),
+    );
+    go_offline(c, Properties::default());
+    let (mut publ, _) = connect5(port, "mx-pub", true, Properties::default());
+    for (i, (payload, secs)) in [(&b"short"[..], Some(1)), (&b"long"[..], None)]
+        .into_iter()
+        .enumerate()
+    {
+        publ.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: TopicName::new("mx/t").unwrap(),
+            packet_id: Some(pid(i as u16 + 1)),
+            properties: Properties {
+                message_expiry_interval: secs,
+                ..Properties::default()
+            },
+            payload,
+        }));
+        assert!(matches!(publ.recv().packet(), Packet::PubAck(_)));
+    }
+    std::thread::sleep(Duration::from_millis(2200));
+    let (mut c, present) = connect5(port, "mx", false, expiry(60));
+    assert!(present);
+    assert_eq!(c.recv().publish().payload, b"long");
+    assert!(c.try_recv(QUIET).is_none(), "the expired one is dropped");
+}
+
+/// An expired session is counted in `$SYS/broker/clients/expired`.
+#[test]
+fn sys_counts_expired_sessions() {
+    let mut config = local_config();
+    config.sys_interval = Duration::from_secs(1);
+    let broker = BrokerThread::start_with(config);
+    let port = broker.port();
+    let (c, _) = connect5(port, "sx", true, expiry(1));
+    go_offline(c, Properties::default());
+    std::thread::sleep(Duration::from_millis(2300));
+    let (mut sys, _) = Raw::connect(port, "sx-sys", true);
+    sys.subscribe(&[("$SYS/broker/clients/expired", QoS::AtMostOnce)]);
+    let mut last = None;
+    for _ in 0..5 {
+        let Some(f) = sys.try_recv(Duration::from_millis(1500)) else {
+            break;
+        };
+        last = Some(f.publish().payload);
+        if last.as_deref() == Some(&b"1"[..]) {
+            break;
+        }
+    }
+    assert_eq!(last.as_deref(), Some(&b"1"[..]));
 }
