@@ -570,21 +570,10 @@ fn scan(cfg: &mut Config, args: &[Vec<u8>]) -> Option<Parsed> {
                 if tool != Tool::Rr {
                     return unknown();
                 }
-                if !has_value {
-                    return Some(error(
-                        "Error: -e argument given but no response topic specified.\n\n",
-                    ));
-                }
-                let topic = match checked_utf8(value, "-e") {
-                    Ok(topic) => topic,
+                match topic_name_value(has_value, value, "-e", "response topic") {
+                    Ok(topic) => cfg.response_topic = Some(topic),
                     Err(outcome) => return Some(outcome),
-                };
-                if !valid_topic_name(&topic) {
-                    return Some(error(format!(
-                        "Error: Invalid response topic '{topic}', does it contain '+' or '#'?\n"
-                    )));
                 }
-                cfg.response_topic = Some(topic);
                 i += 1;
             }
             b"-E" => {
@@ -1009,21 +998,10 @@ fn scan(cfg: &mut Config, args: &[Vec<u8>]) -> Option<Parsed> {
             }
             b"--will-retain" => will(cfg).retain = true,
             b"--will-topic" => {
-                if !has_value {
-                    return Some(error(
-                        "Error: --will-topic argument given but no will topic specified.\n\n",
-                    ));
-                }
-                let topic = match checked_utf8(value, "--will-topic") {
-                    Ok(topic) => topic,
+                match topic_name_value(has_value, value, "--will-topic", "will topic") {
+                    Ok(topic) => will(cfg).topic = topic,
                     Err(outcome) => return Some(outcome),
-                };
-                if !valid_topic_name(&topic) {
-                    return Some(error(format!(
-                        "Error: Invalid will topic '{topic}', does it contain '+' or '#'?\n"
-                    )));
                 }
-                will(cfg).topic = topic;
                 i += 1;
             }
             b"-x" => {
@@ -1063,6 +1041,29 @@ fn checked_utf8(value: &[u8], flag: &str) -> Result<String, Parsed> {
             "Error: Malformed UTF-8 in {flag} argument.\n\n"
         ))),
     }
+}
+
+/// The value of an option that takes a topic name (`-e`, `--will-topic`),
+/// refused with mosquitto's messages when missing, not UTF-8 or holding a
+/// wildcard; `what` names the topic in those messages.
+fn topic_name_value(
+    has_value: bool,
+    value: &[u8],
+    flag: &str,
+    what: &str,
+) -> Result<String, Parsed> {
+    if !has_value {
+        return Err(error(format!(
+            "Error: {flag} argument given but no {what} specified.\n\n"
+        )));
+    }
+    let topic = checked_utf8(value, flag)?;
+    if !valid_topic_name(&topic) {
+        return Err(error(format!(
+            "Error: Invalid {what} '{topic}', does it contain '+' or '#'?\n"
+        )));
+    }
+    Ok(topic)
 }
 
 /// `-x`: a number (C `strtol` base 0), `-1` or `∞` for "never expires".
