@@ -227,6 +227,27 @@ impl Run<'_> {
         result
     }
 
+    /// Polls for at most the time `-W` leaves before `deadline`; `None` once
+    /// it has run out.
+    fn poll_before(
+        &mut self,
+        link: &mut Link,
+        deadline: Option<Instant>,
+    ) -> Option<Result<Vec<Incoming>, LinkError>> {
+        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if wait == Some(Duration::ZERO) {
+            return None;
+        }
+        Some(self.poll_link(link, wait))
+    }
+
+    /// Ends a run whose `-W` ran out: "Timed out", a DISCONNECT, [`EXIT_TIMEOUT`].
+    fn end_timed_out(&mut self, link: Link) -> u8 {
+        let code = self.timed_out();
+        self.disconnect(link);
+        code
+    }
+
     fn print(&mut self, message: &OwnedMessage) {
         let received = Received {
             topic: &message.topic,
@@ -553,15 +574,10 @@ impl Run<'_> {
             };
             let mut removing: Vec<u16> = Vec::new();
             loop {
-                let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                if wait == Some(Duration::ZERO) {
-                    let code = self.timed_out();
-                    self.disconnect(link);
-                    return code;
-                }
-                let events = match self.poll_link(&mut link, wait) {
-                    Ok(events) => events,
-                    Err(_) => break,
+                let events = match self.poll_before(&mut link, deadline) {
+                    None => return self.end_timed_out(link),
+                    Some(Ok(events)) => events,
+                    Some(Err(_)) => break,
                 };
                 // Acknowledgements first: a message below may end the run,
                 // and the acks that came with it must not be lost.
@@ -714,15 +730,10 @@ impl Run<'_> {
         let mut requested = false;
         let mut outstanding = Vec::new();
         loop {
-            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if wait == Some(Duration::ZERO) {
-                let code = self.timed_out();
-                self.disconnect(link);
-                return code;
-            }
-            let events = match self.poll_link(&mut link, wait) {
-                Ok(events) => events,
-                Err(_) => {
+            let events = match self.poll_before(&mut link, deadline) {
+                None => return self.end_timed_out(link),
+                Some(Ok(events)) => events,
+                Some(Err(_)) => {
                     self.error("Error: The connection was lost.\n");
                     return 1;
                 }
