@@ -768,11 +768,10 @@ pub(crate) fn remove_subscriptions(
     }
     let key = SessionKey(handle.clone());
     let mut tree = shared.subscriptions.write();
+    // The tree takes filters as the session stores them, `$share/G/` and
+    // mount point included.
     for f in filters {
-        let filter = culex_codec::topic::TopicFilter::new(f)
-            .map(|t| t.match_filter())
-            .unwrap_or(f);
-        tree.unsubscribe(filter, &key);
+        tree.unsubscribe(f, &key);
     }
 }
 

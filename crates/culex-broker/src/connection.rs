@@ -1050,7 +1050,7 @@ impl Conn {
                 self.shared
                     .subscriptions
                     .write()
-                    .unsubscribe(filter.match_filter(), &SessionKey(handle.clone()));
+                    .unsubscribe(&full, &SessionKey(handle.clone()));
                 self.shared
                     .store
                     .subscription_delete(&self.client_id, &full);

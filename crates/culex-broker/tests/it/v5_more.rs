@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use culex_broker::testing::{local_config, BrokerThread};
-use culex_codec::packet::{Disconnect, Publish, Subscribe};
+use culex_codec::packet::{Disconnect, Publish, Subscribe, Unsubscribe};
 use culex_codec::topic::{TopicFilter, TopicName};
 use culex_codec::{
     Packet, Properties, Protocol, QoS, ReasonCode, RetainHandling, Seq, SubscriptionOptions,
@@ -349,4 +349,74 @@ fn sys_counts_expired_sessions() {
         }
     }
     assert_eq!(last.as_deref(), Some(&b"1"[..]));
+}
+
+/// Sends UNSUBSCRIBE for one filter and waits for the UNSUBACK.
+fn unsubscribe(c: &mut Raw, filter: &str) {
+    let list = [TopicFilter::new(filter).unwrap()];
+    c.send(&Packet::Unsubscribe(Unsubscribe {
+        packet_id: pid(2),
+        properties: Properties::default(),
+        filters: Seq::Items(&list),
+    }));
+    assert!(matches!(c.recv().packet(), Packet::UnsubAck(_)));
+}
+
+/// UNSUBSCRIBE of a `$share/GROUP/FILTER` removes that shared subscription
+/// and only it [MQTT-3.10.4-1]: the same client's plain subscription to the
+/// filter keeps delivering (at its own QoS 0), the shared one (QoS 1) stops.
+#[test]
+fn unsubscribe_shared_subscription() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut c, _) = connect5(port, "us-sub", true, Properties::default());
+    let send = RetainHandling::SendAtSubscribe;
+    subscribe(&mut c, "us/t", handling(QoS::AtMostOnce, send));
+    subscribe(&mut c, "$share/g/us/t", handling(QoS::AtLeastOnce, send));
+    unsubscribe(&mut c, "$share/g/us/t");
+    let (mut publ, _) = connect5(port, "us-pub", true, Properties::default());
+    publ.publish_acked("us/t", b"x", QoS::AtLeastOnce, false, 1);
+    let g = c.recv().publish();
+    assert_eq!(g.qos, QoS::AtMostOnce, "through the plain subscription");
+    assert!(c.try_recv(QUIET).is_none(), "not through the shared one");
+    unsubscribe(&mut c, "us/t");
+    publ.publish_acked("us/t", b"y", QoS::AtLeastOnce, false, 2);
+    assert!(c.try_recv(QUIET).is_none(), "no subscription left");
+}
+
+/// On a listener with a `mount_point`, UNSUBSCRIBE removes the mounted
+/// subscription [MQTT-3.10.4-1].
+#[test]
+fn unsubscribe_under_mount_point() {
+    let mut config = local_config();
+    config.listeners[0].mount_point = Some("site1/".into());
+    let broker = BrokerThread::start_with(config);
+    let (mut c, _) = connect5(broker.port(), "mp-sub", true, Properties::default());
+    let send = RetainHandling::SendAtSubscribe;
+    subscribe(&mut c, "cmd", handling(QoS::AtMostOnce, send));
+    let (mut publ, _) = connect5(broker.port(), "mp-pub", true, Properties::default());
+    publ.publish_acked("cmd", b"1", QoS::AtLeastOnce, false, 1);
+    assert_eq!(c.recv().publish().payload, b"1");
+    unsubscribe(&mut c, "cmd");
+    publ.publish_acked("cmd", b"2", QoS::AtLeastOnce, false, 2);
+    assert!(c.try_recv(QUIET).is_none(), "unsubscribed");
+}
+
+/// Clean Start discards the previous session [MQTT-3.1.2-4], its shared
+/// subscriptions included: the client no longer receives through them.
+#[test]
+fn clean_start_drops_shared_subscriptions() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let (mut c, _) = Raw::connect(port, "cs-sub", false);
+    c.subscribe(&[
+        ("$share/g/cs/t", QoS::AtLeastOnce),
+        ("cs/t", QoS::AtLeastOnce),
+    ]);
+    go_offline(c, Properties::default());
+    let (mut c, present) = Raw::connect(port, "cs-sub", true);
+    assert!(!present);
+    let (mut publ, _) = Raw::connect(port, "cs-pub", true);
+    publ.publish_acked("cs/t", b"x", QoS::AtLeastOnce, false, 1);
+    assert!(c.try_recv(QUIET).is_none(), "no subscription survives");
 }
