@@ -171,6 +171,16 @@ pub enum RawValue<'a> {
 /// a malformed string yields one `Err` and ends the iteration. Whether a
 /// property is allowed in its packet, or repeated, is [`crate::decode`]'s
 /// business.
+///
+/// ```
+/// use culex_codec::properties::{iter_raw, RawValue};
+///
+/// // Property length 11: content type "a", then user property k=v.
+/// let section = [0x0B, 0x03, 0x00, 0x01, b'a', 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v'];
+/// let read: Vec<_> = iter_raw(&section).collect::<Result<_, _>>()?;
+/// assert_eq!(read, [(0x03, RawValue::Str("a")), (0x26, RawValue::Pair("k", "v"))]);
+/// # Ok::<(), culex_codec::DecodeError>(())
+/// ```
 pub fn iter_raw(section: &[u8]) -> RawProperties<'_> {
     let mut r = Reader::new(section);
     let block = r
