@@ -420,3 +420,39 @@ fn clean_start_drops_shared_subscriptions() {
     publ.publish_acked("cs/t", b"x", QoS::AtLeastOnce, false, 1);
     assert!(c.try_recv(QUIET).is_none(), "no subscription survives");
 }
+
+/// For QoS 2 the Receive Maximum quota comes back only with PUBCOMP
+/// [MQTT-3.3.4-9], [MQTT 5.0, 4.9]: after PUBREC the next PUBLISH still waits.
+#[test]
+fn client_receive_maximum_qos2_waits_for_pubcomp() {
+    let broker = BrokerThread::start();
+    let port = broker.port();
+    let properties = Properties {
+        receive_maximum: Some(1),
+        ..Properties::default()
+    };
+    let (mut sub, _) = connect5(port, "rm2-sub", true, properties);
+    subscribe(
+        &mut sub,
+        "rm2/t",
+        handling(QoS::ExactlyOnce, RetainHandling::SendAtSubscribe),
+    );
+    let (mut publ, _) = connect5(port, "rm2-pub", true, Properties::default());
+    publ.publish_acked("rm2/t", b"1", QoS::ExactlyOnce, false, 1);
+    publ.publish_acked("rm2/t", b"2", QoS::ExactlyOnce, false, 2);
+    let first = sub.recv().publish();
+    assert_eq!(
+        (first.payload.as_slice(), first.qos),
+        (&b"1"[..], QoS::ExactlyOnce)
+    );
+    let id = first.id.unwrap();
+    assert!(sub.try_recv(QUIET).is_none(), "one in flight");
+    sub.ack(Packet::PubRec, id);
+    assert!(matches!(sub.recv().packet(), Packet::PubRel(r) if r.packet_id.get() == id));
+    assert!(
+        sub.try_recv(QUIET).is_none(),
+        "still in flight until PUBCOMP"
+    );
+    sub.ack(Packet::PubComp, id);
+    assert_eq!(sub.recv().publish().payload, b"2");
+}
