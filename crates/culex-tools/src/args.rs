@@ -452,15 +452,17 @@ pub(crate) fn atoi(text: &[u8]) -> i64 {
         negative = *sign == b'-';
         rest = tail;
     }
-    let mut value: i64 = 0;
+    let mut value: i128 = 0;
     for digit in rest.iter().take_while(|b| b.is_ascii_digit()) {
         value = value
             .saturating_mul(10)
-            .saturating_add(i64::from(digit - b'0'));
+            .saturating_add(i128::from(digit - b'0'));
     }
     let value = if negative { -value } else { value };
-    // atoi returns an int: larger values wrap as glibc's conversion does.
-    i64::from(value.clamp(i64::from(i32::MIN) * 2, i64::from(u32::MAX)) as i32)
+    // glibc's atoi is `(int) strtol(…)`: strtol saturates at the range of a
+    // 64-bit long, and the cast to int keeps the low 32 bits.
+    let long = value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    i64::from(long as i32)
 }
 
 /// C's `atof` for the few places mosquitto uses it.
@@ -1537,6 +1539,13 @@ mod tests {
             ("abc", 0),
             ("+5", 5),
             ("", 0),
+            // What glibc's atoi returns for values past the range of an int.
+            ("4294967297", 1),
+            ("-4294967297", -1),
+            ("2147483648", -2147483648),
+            ("-2147483649", 2147483647),
+            ("99999999999999999999", -1),
+            ("-99999999999999999999", 0),
         ] {
             assert_eq!(atoi(input.as_bytes()), expect, "{input:?}");
         }
