@@ -1,9 +1,10 @@
 //! TLS for the tools with rustls: `--cafile`, `--capath`, `--cert`/`--key`,
 //! `--insecure`, `--tls-version`, `--tls-alpn`, `--tls-use-os-certs`.
 //!
-//! rustls chooses its own cipher suites: `--ciphers` (an OpenSSL cipher
-//! list) is accepted and has no effect. TLS-PSK and OpenSSL engines do not
-//! exist in rustls and are refused with an error.
+//! `--ciphers` takes an OpenSSL cipher list and, as OpenSSL's does, limits
+//! the TLS 1.2 suites offered; TLS 1.3 suites are left alone. Names rustls
+//! does not implement are skipped; a list that names none is refused.
+//! TLS-PSK and OpenSSL engines do not exist in rustls and are refused.
 
 use crate::args::Config;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,6 +60,13 @@ pub fn check(config: &Config) -> Result<(), String> {
             return Err("Error: Problem setting TLS options: File not found.\n".into());
         }
     }
+    if let Some(list) = &tls.ciphers {
+        if tls12_suites(list).is_empty() {
+            return Err(
+                "Error: Problem setting TLS options, check the options are valid.\n".into(),
+            );
+        }
+    }
     if let Some(version) = &tls.version {
         if !matches!(version.as_str(), "tlsv1.2" | "tlsv1.3") {
             return Err(
@@ -93,7 +101,17 @@ fn client_config(config: &Config) -> std::io::Result<ClientConfig> {
         Some("tlsv1.3") => &[&rustls::version::TLS13],
         _ => rustls::DEFAULT_VERSIONS,
     };
-    let builder = ClientConfig::builder_with_protocol_versions(versions);
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(list) = &tls.ciphers {
+        let wanted = tls12_suites(list);
+        provider.cipher_suites.retain(|suite| match suite {
+            rustls::SupportedCipherSuite::Tls12(_) => wanted.contains(&suite.suite()),
+            rustls::SupportedCipherSuite::Tls13(_) => true,
+        });
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| tls_error(&e.to_string()))?;
     let roots = Arc::new(roots);
     let builder = if tls.insecure {
         let inner = WebPkiServerVerifier::builder(roots)
@@ -124,6 +142,71 @@ fn client_config(config: &Config) -> std::io::Result<ClientConfig> {
         client.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     }
     Ok(client)
+}
+
+/// OpenSSL's names for the TLS 1.2 suites rustls implements.
+const OPENSSL_TLS12_NAMES: &[(&str, rustls::CipherSuite)] = {
+    use rustls::CipherSuite as S;
+    &[
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ]
+};
+
+/// The TLS 1.2 suites an OpenSSL cipher list selects, in the list's order.
+/// Understood: suite names, `ALL`/`DEFAULT`/`HIGH` (every suite), and `!` or
+/// `-` before a name or keyword to take it out again. Anything else (other
+/// OpenSSL keywords, suites rustls lacks) selects nothing, as an unknown
+/// name does in OpenSSL.
+fn tls12_suites(list: &str) -> Vec<rustls::CipherSuite> {
+    let mut chosen: Vec<rustls::CipherSuite> = Vec::new();
+    let every = || OPENSSL_TLS12_NAMES.iter().map(|&(_, suite)| suite);
+    for token in list.split([':', ',', ' ']).filter(|t| !t.is_empty()) {
+        let (remove, name) = match token.strip_prefix(['!', '-']) {
+            Some(name) => (true, name),
+            None => (false, token.strip_prefix('+').unwrap_or(token)),
+        };
+        let selected: Vec<rustls::CipherSuite> = match name {
+            "ALL" | "DEFAULT" | "HIGH" => every().collect(),
+            _ => OPENSSL_TLS12_NAMES
+                .iter()
+                .filter(|(openssl, _)| *openssl == name)
+                .map(|&(_, suite)| suite)
+                .collect(),
+        };
+        if remove {
+            chosen.retain(|suite| !selected.contains(suite));
+        } else {
+            for suite in selected {
+                if !chosen.contains(&suite) {
+                    chosen.push(suite);
+                }
+            }
+        }
+    }
+    chosen
 }
 
 /// Wraps a connected socket in TLS and completes the handshake.
@@ -192,5 +275,44 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls12_suites;
+    use rustls::CipherSuite as S;
+
+    #[test]
+    fn openssl_cipher_lists_select_tls12_suites() {
+        let cases: &[(&str, &[S])] = &[
+            (
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                &[S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256],
+            ),
+            (
+                "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256",
+                &[
+                    S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                    S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                ],
+            ),
+            // Suites rustls lacks are skipped, as OpenSSL skips unknown names.
+            (
+                "AES128-SHA:ECDHE-ECDSA-CHACHA20-POLY1305",
+                &[S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
+            ),
+            ("NOPE", &[]),
+            ("", &[]),
+        ];
+        for (list, want) in cases {
+            assert_eq!(tls12_suites(list), *want, "{list}");
+        }
+        assert_eq!(tls12_suites("HIGH").len(), 6);
+        let without_rsa = tls12_suites(
+            "ALL:!ECDHE-RSA-AES256-GCM-SHA384:!ECDHE-RSA-AES128-GCM-SHA256:-ECDHE-RSA-CHACHA20-POLY1305",
+        );
+        assert_eq!(without_rsa.len(), 3);
+        assert!(!without_rsa.contains(&S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
     }
 }

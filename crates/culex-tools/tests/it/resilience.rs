@@ -229,6 +229,44 @@ fn tls_with_cafile_insecure_and_a_bad_ca() {
         ],
     );
     assert_eq!(out.code, 1, "{out:?}");
+    // --ciphers limits the TLS 1.2 suites: the server's key is EC, so an
+    // ECDSA suite connects and an RSA-only list finds no suite in common.
+    let tls12 = |ciphers: &str| {
+        culex(
+            Tool::Pub,
+            &[
+                "-h",
+                "localhost",
+                "-p",
+                &port,
+                "--cafile",
+                &ca,
+                "--tls-version",
+                "tlsv1.2",
+                "--ciphers",
+                ciphers,
+                "-t",
+                "tls/e",
+                "-m",
+                "x",
+            ],
+        )
+    };
+    let out = tls12("ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_eq!((out.code, out.stderr_text()), (0, String::new()));
+    let out = tls12("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384");
+    assert_eq!(
+        (out.code, out.stderr_text()),
+        (1, "Error: A TLS error occurred.\n".to_string())
+    );
+    let out = tls12("NO-SUCH-CIPHER");
+    assert_eq!(
+        (out.code, out.stderr_text()),
+        (
+            1,
+            "Error: Problem setting TLS options, check the options are valid.\n".to_string()
+        )
+    );
     // A missing CA file is reported as mosquitto does, before connecting.
     let out = culex(
         Tool::Pub,
