@@ -108,6 +108,10 @@ pub struct Opts {
     /// Prefix of client identifiers (followed by the role and index).
     #[arg(long)]
     pub client_id_prefix: Option<String>,
+    /// Subscribers keep their sessions (clean session 0; 5.0: session expiry
+    /// 300 s), so a persisting broker stores what it queues for them.
+    #[arg(long)]
+    pub persistent: bool,
     /// Worker threads of the load generator (default: the number of cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
@@ -252,6 +256,8 @@ pub struct Plan {
     pub password: Option<String>,
     /// Client id prefix.
     pub client_id_prefix: String,
+    /// Subscribers keep their sessions.
+    pub persistent: bool,
     /// Runtime worker threads.
     pub threads: usize,
     /// JSON summary.
@@ -367,6 +373,7 @@ impl Plan {
             username: o.username,
             password: o.password,
             client_id_prefix,
+            persistent: o.persistent,
             threads,
             json: o.json,
             quiet: o.quiet,

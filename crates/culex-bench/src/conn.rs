@@ -71,6 +71,10 @@ impl ConnError {
     }
 }
 
+/// Session expiry asked for by `--persistent` 5.0 clients, in seconds: long
+/// enough to outlive a run, short enough that a broker forgets them soon.
+const PERSISTENT_SESSION_EXPIRY: u32 = 300;
+
 /// How to open one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectParams<'a> {
@@ -84,6 +88,8 @@ pub struct ConnectParams<'a> {
     pub client_id: &'a str,
     /// Keep alive, in seconds.
     pub keep_alive: u16,
+    /// Ask the broker to keep the session (clean session 0).
+    pub persistent: bool,
     /// User name.
     pub username: Option<&'a str>,
     /// Password.
@@ -130,10 +136,13 @@ impl Conn {
         if p.protocol.is_v5() {
             // Let the broker send us as many QoS 1/2 messages as it likes.
             properties.receive_maximum = Some(u16::MAX);
+            if p.persistent {
+                properties.session_expiry_interval = Some(PERSISTENT_SESSION_EXPIRY);
+            }
         }
         let connect = Packet::Connect(Connect {
             protocol: p.protocol,
-            clean_start: true,
+            clean_start: !p.persistent,
             keep_alive: p.keep_alive,
             client_id: p.client_id,
             will: None,

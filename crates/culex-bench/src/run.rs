@@ -315,6 +315,7 @@ async fn client(
         protocol: plan.protocol.protocol(),
         client_id: &client_id,
         keep_alive,
+        persistent: plan.persistent && kind == Kind::Subscriber,
         username: plan.username.as_deref(),
         password: plan.password.as_deref(),
         deadline: ctx.setup_deadline,

@@ -49,3 +49,68 @@ fn conn_reaches_n_connections() {
     let s = bench_json(broker.port(), &["conn", "-c", "50", "-d", "300ms"]);
     assert_eq!(count(&s, "/connections/established"), 50);
 }
+
+/// `--persistent` subscribers keep their sessions (clean session 0), so the
+/// broker still has them after the run; publishers do not.
+#[test]
+fn persistent_subscribers_keep_their_sessions() {
+    let broker = unlimited_broker();
+    let s = bench_json(
+        broker.port(),
+        &[
+            "pairs",
+            "-c",
+            "2",
+            "-q",
+            "1",
+            "-d",
+            "300ms",
+            "--persistent",
+            "--client-id-prefix",
+            "keep",
+        ],
+    );
+    assert!(count(&s, "/messages/sent") > 0, "{s:#}");
+    assert!(session_present(broker.port(), "keep-s0"));
+    assert!(session_present(broker.port(), "keep-s1"));
+    assert!(!session_present(broker.port(), "keep-p0"));
+}
+
+/// Connects with clean session 0 and returns the CONNACK's Session Present.
+fn session_present(port: u16, client_id: &str) -> bool {
+    use culex_codec::packet::Connect;
+    use culex_codec::{Packet, Properties, Protocol};
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut out = Vec::new();
+    Packet::Connect(Connect {
+        protocol: Protocol::V3_1_1,
+        clean_start: false,
+        keep_alive: 10,
+        client_id,
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    })
+    .encode(Protocol::V3_1_1, &mut out)
+    .unwrap();
+    stream.write_all(&out).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64];
+    loop {
+        if let Some((packet, _)) = culex_codec::decode(&buf, Protocol::V3_1_1, 1024).unwrap() {
+            match packet {
+                Packet::ConnAck(ack) => return ack.session_present,
+                other => panic!("expected CONNACK, got {other:?}"),
+            }
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before CONNACK");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
