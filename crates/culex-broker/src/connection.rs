@@ -108,11 +108,13 @@ struct Conn {
     /// Back-pressure: set while a subscriber this connection published to
     /// is full; frames stay unread until it drains or this time passes.
     paused_until: Option<Instant>,
-    /// PUBACK/PUBREC held until the store says the PUBLISH is durable, in
-    /// order; `acks` counts how many of the oldest may go.
-    held_acks: VecDeque<(AckKind, PacketId, ReasonCode)>,
+    /// PUBACK/PUBREC/SUBACK/UNSUBACK held until the store says what their
+    /// packet changed is durable, in order; `acks` counts how many of the
+    /// oldest may go.
+    held_acks: VecDeque<Held>,
     acks: Arc<DurableAcks>,
-    /// The store's `durable_mark` when the PUBLISH being handled arrived.
+    /// The store's `durable_mark` when the PUBLISH (or SUBSCRIBE,
+    /// UNSUBSCRIBE) being handled arrived.
     durable_mark: u64,
     outgoing: Vec<Outgoing>,
 }
@@ -928,6 +930,7 @@ impl Conn {
     }
 
     fn on_subscribe(&mut self, s: &Subscribe<'_>, now: Instant) -> Result<(), Exit> {
+        self.durable_mark = self.shared.store.durable_mark();
         let v5 = self.protocol.is_v5();
         tracing::debug!("Received SUBSCRIBE from {}", self.client_id);
         let Some(handle) = self.handle.clone() else {
@@ -1009,28 +1012,53 @@ impl Conn {
                 }
             }
         }
-        let reasons = Seq::Items(&codes);
-        self.encode(&Packet::SubAck(SubAck {
+        // The retained messages follow the SUBACK, held or not.
+        let changed = self.changed_durable_session(&handle);
+        let suback = Held::Sub(Box::new(HeldSubAck {
             packet_id: s.packet_id,
+            codes,
+            retained,
+            sub_id,
+        }));
+        self.acknowledge(suback, changed);
+        Ok(())
+    }
+
+    /// Sends a SUBACK and then the retained messages its subscribe matched.
+    fn send_suback(&mut self, suback: HeldSubAck) {
+        self.encode(&Packet::SubAck(SubAck {
+            packet_id: suback.packet_id,
             properties: Properties::default(),
-            reasons,
+            reasons: Seq::Items(&suback.codes),
         }));
         tracing::debug!("Sending SUBACK to {}", self.client_id);
-        for (msg, qos) in retained {
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for (msg, qos) in suback.retained {
             let qos = msg.qos.min(qos);
             let delivery = Delivery {
                 msg,
                 qos,
                 retain: true,
-                subscription_ids: sub_id.into_iter().collect(),
+                subscription_ids: suback.sub_id.into_iter().collect(),
                 share: None,
             };
             handle.deliver(&self.shared, delivery, now);
         }
-        Ok(())
+    }
+
+    /// Whether the SUBSCRIBE/UNSUBSCRIBE being handled changed durable
+    /// state: the subscriptions of a session that outlives its connection
+    /// (those of an expiry-0 session are gone with it anyway).
+    fn changed_durable_session(&self, handle: &SessionHandle) -> bool {
+        self.shared.store.durable_mark() != self.durable_mark
+            && handle.inner.lock().expiry != Some(0)
     }
 
     fn on_unsubscribe(&mut self, u: &Unsubscribe<'_>) -> Result<(), Exit> {
+        self.durable_mark = self.shared.store.durable_mark();
         tracing::debug!("Received UNSUBSCRIBE from {}", self.client_id);
         let Some(handle) = self.handle.clone() else {
             return Ok(());
@@ -1062,18 +1090,23 @@ impl Conn {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        let changed = self.changed_durable_session(&handle);
+        self.acknowledge(Held::Unsub(u.packet_id, codes), changed);
+        Ok(())
+    }
+
+    fn send_unsuback(&mut self, packet_id: PacketId, codes: &[ReasonCode]) {
         let reasons = if self.protocol.is_v5() {
-            Seq::Items(&codes[..])
+            Seq::Items(codes)
         } else {
             Seq::Items(&[][..])
         };
         self.encode(&Packet::UnsubAck(UnsubAck {
-            packet_id: u.packet_id,
+            packet_id,
             properties: Properties::default(),
             reasons,
         }));
         tracing::debug!("Sending UNSUBACK to {}", self.client_id);
-        Ok(())
     }
 
     fn on_disconnect(&mut self, d: &Disconnect<'_>) -> Result<(), Exit> {
@@ -1223,17 +1256,21 @@ impl Conn {
     /// Sends PUBACK/PUBREC at once, or -- with a durable store -- once
     /// everything this PUBLISH changed is on disk (issue 10).
     fn ack(&mut self, kind: AckKind, id: PacketId, reason: ReasonCode) {
-        // A PUBLISH that changed nothing durable is acknowledged at once,
-        // unless an earlier acknowledgement still waits: they keep their
-        // order [MQTT-4.6.0-2].
-        let store = &self.shared.store;
-        let at_once = !store.is_durable()
-            || (self.held_acks.is_empty() && store.durable_mark() == self.durable_mark);
+        let changed = self.shared.store.durable_mark() != self.durable_mark;
+        self.acknowledge(Held::Pub(kind, id, reason), changed);
+    }
+
+    /// Sends an acknowledgement at once, or -- with a durable store, when
+    /// its packet `changed` durable state -- once that is on disk (issue
+    /// 10). One that changed nothing durable still waits behind an earlier
+    /// held one: acknowledgements keep their order [MQTT-4.6.0-2].
+    fn acknowledge(&mut self, held: Held, changed: bool) {
+        let at_once = !self.shared.store.is_durable() || (self.held_acks.is_empty() && !changed);
         if at_once {
-            self.send_ack(kind, id, reason);
+            self.send_held(held);
             return;
         }
-        self.held_acks.push_back((kind, id, reason));
+        self.held_acks.push_back(held);
         let acks = self.acks.clone();
         let signal = self.signal.clone();
         self.shared.store.after_durable(Box::new(move |durable| {
@@ -1257,11 +1294,19 @@ impl Conn {
         }
         let ready = self.acks.ready.swap(0, Ordering::AcqRel);
         for _ in 0..ready {
-            if let Some((kind, id, reason)) = self.held_acks.pop_front() {
-                self.send_ack(kind, id, reason);
+            if let Some(held) = self.held_acks.pop_front() {
+                self.send_held(held);
             }
         }
         Ok(())
+    }
+
+    fn send_held(&mut self, held: Held) {
+        match held {
+            Held::Pub(kind, id, reason) => self.send_ack(kind, id, reason),
+            Held::Sub(suback) => self.send_suback(*suback),
+            Held::Unsub(id, codes) => self.send_unsuback(id, &codes),
+        }
     }
 
     fn send_ack(&mut self, kind: AckKind, id: PacketId, reason: ReasonCode) {
@@ -1539,6 +1584,24 @@ impl Conn {
 
 /// Builds a PUBACK or PUBREC.
 type AckKind = fn(PubResponse<'static>) -> Packet<'static>;
+
+/// An acknowledgement that may wait for the store (issue 10).
+enum Held {
+    /// PUBACK or PUBREC.
+    Pub(AckKind, PacketId, ReasonCode),
+    /// Boxed: it is the rare one, and the largest.
+    Sub(Box<HeldSubAck>),
+    /// UNSUBACK with its reason codes (sent in 5.0 only).
+    Unsub(PacketId, Vec<ReasonCode>),
+}
+
+/// A SUBACK and the retained messages to send after it.
+struct HeldSubAck {
+    packet_id: PacketId,
+    codes: Vec<ReasonCode>,
+    retained: Vec<(Arc<Message>, QoS)>,
+    sub_id: Option<u32>,
+}
 
 /// Acknowledgements made durable by the store's writer thread.
 #[derive(Debug, Default)]

@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use culex_codec::{Packet, QoS};
+use culex_codec::packet::Unsubscribe;
+use culex_codec::topic::TopicFilter;
+use culex_codec::{Packet, Properties, QoS, Seq};
 use culex_testkit::ChildGuard;
 use rand::Rng;
 
@@ -99,10 +101,8 @@ fn acknowledged_messages_survive_kill_minus_nine() {
         let _broker = start(dir.path(), port);
         let (mut keeper, _) = Raw::connect(port, "keeper", false);
         keeper.subscribe(&[("c/#", QoS::ExactlyOnce)]);
+        // No pause: the SUBACK came only once the subscription was durable.
         keeper.disconnect();
-        // SUBACK does not wait for durability: let the subscription commit
-        // before this broker is killed.
-        std::thread::sleep(Duration::from_millis(500));
     }
     for round in 0..ROUNDS {
         let mut broker = start(dir.path(), port);
@@ -168,5 +168,71 @@ fn acknowledged_messages_survive_kill_minus_nine() {
     }
     for topic in &acked.retained {
         assert!(retained.contains(topic), "retained {topic} is back");
+    }
+}
+
+/// Kill -9 right after a SUBACK, restart, publish: the subscription of the
+/// persistent session delivers (issue 10: SUBACK waits for the store like
+/// PUBACK). Then the same for an UNSUBACK: the subscription stays gone.
+#[test]
+fn subscriptions_acknowledged_just_before_kill_minus_nine_survive() {
+    const SUB_ROUNDS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let port = culex_testkit::free_port();
+    let kill = |mut broker: ChildGuard| {
+        broker.0.kill().expect("SIGKILL");
+        broker.0.wait().expect("reap");
+    };
+    for round in 0..SUB_ROUNDS {
+        let id = format!("sub-{round}");
+        let topic = format!("s/{round}");
+
+        let broker = start(dir.path(), port);
+        let (mut sub, _) = Raw::connect(port, &id, false);
+        assert_eq!(sub.subscribe(&[(&topic, QoS::AtLeastOnce)]), vec![1]);
+        kill(broker);
+
+        let broker = start(dir.path(), port);
+        let (mut sub, present) = Raw::connect(port, &id, false);
+        assert!(present, "round {round}: the session is back [MQTT-3.2.2-2]");
+        let (mut publ, _) = Raw::connect(port, &format!("pub-{round}"), true);
+        publ.publish_acked(&topic, b"after", QoS::AtLeastOnce, false, 1);
+        let frame = sub
+            .try_recv(Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("round {round}: the subscription was lost"));
+        match frame.packet() {
+            Packet::Publish(p) => {
+                assert_eq!(
+                    (p.topic.as_str(), p.payload),
+                    (topic.as_str(), &b"after"[..])
+                );
+                if let Some(pid) = p.packet_id {
+                    sub.ack(Packet::PubAck, pid.get());
+                }
+            }
+            other => panic!("round {round}: unexpected {other:?}"),
+        }
+
+        let filters = [TopicFilter::new(&topic).unwrap()];
+        sub.send(&Packet::Unsubscribe(Unsubscribe {
+            packet_id: crate::client::pid(2),
+            properties: Properties::default(),
+            filters: Seq::Items(&filters),
+        }));
+        match sub.recv().packet() {
+            Packet::UnsubAck(a) => assert_eq!(a.packet_id.get(), 2),
+            other => panic!("round {round}: expected UNSUBACK, got {other:?}"),
+        }
+        kill(broker);
+
+        let _broker = start(dir.path(), port);
+        let (mut sub, present) = Raw::connect(port, &id, false);
+        assert!(present, "round {round}: the session is back");
+        let (mut publ, _) = Raw::connect(port, &format!("pub2-{round}"), true);
+        publ.publish_acked(&topic, b"gone", QoS::AtLeastOnce, false, 1);
+        assert!(
+            sub.try_recv(Duration::from_millis(300)).is_none(),
+            "round {round}: the unsubscribe was lost"
+        );
     }
 }
