@@ -263,6 +263,16 @@ struct Done {
 
 const FAILED_RANGES_KEPT: usize = 1024;
 
+/// In `Periodic` mode, a batch this large is committed before its period
+/// ends, so the pending list stays small while the disk keeps up.
+pub const EARLY_COMMIT_OPS: usize = 8_192;
+
+/// The most mutations waiting at once: past it, `submit` waits for the
+/// writer to take them, the only way memory stays bounded when the disk is
+/// slower than the broker in `Periodic` mode (in `Sync` mode, the waits for
+/// durability already pace the broker).
+pub const MAX_PENDING_OPS: usize = 4 * EARLY_COMMIT_OPS;
+
 thread_local! {
     /// Mutations submitted by this thread; see
     /// [`DurableStore::submitted_by_this_thread`].
@@ -273,6 +283,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Wakes the writer thread.
     work: Condvar,
+    /// Wakes submitters waiting for room below [`MAX_PENDING_OPS`].
+    room: Condvar,
     done: Mutex<Done>,
     /// Wakes callers waiting for durability.
     durable: Condvar,
@@ -340,6 +352,7 @@ impl DurableStore {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             work: Condvar::new(),
+            room: Condvar::new(),
             done: Mutex::new(Done::default()),
             durable: Condvar::new(),
             commits: AtomicU64::new(0),
@@ -377,6 +390,13 @@ impl DurableStore {
     fn submit(&self, op: Op) -> Ticket {
         SUBMITTED_HERE.with(|n| n.set(n.get().wrapping_add(1)));
         let mut p = self.shared.pending.lock();
+        while p.ops.len() >= MAX_PENDING_OPS
+            && !p.closing
+            && !self.shared.writer_gone.load(Ordering::Acquire)
+        {
+            self.shared.work.notify_one();
+            self.shared.room.wait(&mut p);
+        }
         // Once the writer is gone nothing would ever drain the list; the
         // ticket then reports Closed.
         if !self.shared.writer_gone.load(Ordering::Acquire) {
@@ -384,8 +404,9 @@ impl DurableStore {
         }
         p.last_ticket = p.last_ticket.saturating_add(1);
         let t = Ticket(p.last_ticket);
+        let wake = self.mode == Durability::Sync || p.ops.len() == EARLY_COMMIT_OPS;
         drop(p);
-        if self.mode == Durability::Sync {
+        if wake {
             self.shared.work.notify_one();
         }
         t
@@ -661,7 +682,13 @@ struct StopGuard<'a>(&'a Shared);
 impl Drop for StopGuard<'_> {
     fn drop(&mut self) {
         self.0.writer_gone.store(true, Ordering::Release);
-        let callbacks = std::mem::take(&mut self.0.pending.lock().callbacks);
+        let callbacks = {
+            let mut p = self.0.pending.lock();
+            // Under the lock, so a submitter cannot check `writer_gone` and
+            // then miss this wake-up.
+            self.0.room.notify_all();
+            std::mem::take(&mut p.callbacks)
+        };
         self.0.done.lock().stopped = true;
         self.0.durable.notify_all();
         for (_, f) in callbacks {
@@ -686,6 +713,7 @@ fn writer_loop(shared: &Shared, db: &redb::Database, mode: Durability, mut next_
                 }
                 match next_commit {
                     None if !p.ops.is_empty() => break,
+                    Some(_) if p.ops.len() >= EARLY_COMMIT_OPS => break,
                     None => shared.work.wait(&mut p),
                     Some(at) => {
                         if Instant::now() >= at {
@@ -701,6 +729,7 @@ fn writer_loop(shared: &Shared, db: &redb::Database, mode: Durability, mut next_
             }
             (std::mem::take(&mut p.ops), p.last_ticket, p.closing)
         };
+        shared.room.notify_all();
         let result = if ops.is_empty() {
             Ok(())
         } else {

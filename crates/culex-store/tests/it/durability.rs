@@ -207,3 +207,23 @@ fn a_thread_can_tell_whether_it_submitted_anything() {
         before.wrapping_add(2)
     );
 }
+
+/// In `Periodic` mode a large batch is committed before its period ends, so
+/// the mutations waiting in memory stay bounded while the disk keeps up.
+#[test]
+fn periodic_mode_commits_a_large_batch_early() {
+    let (_dir, path) = temp_store();
+    let (store, _) = DurableStore::open(&path, Durability::Periodic(60_000)).unwrap();
+    let mut early = None;
+    for i in 0..culex_store::EARLY_COMMIT_OPS + 100 {
+        let t = store.retained_set(msg(&format!("t/{i}"), "1", Qos::AtMostOnce, true));
+        if i + 1 == culex_store::EARLY_COMMIT_OPS {
+            early = Some(t);
+        }
+        assert!(store.pending_len() <= culex_store::MAX_PENDING_OPS);
+    }
+    // Well inside the 60 s period.
+    store
+        .wait_durable_timeout(early.unwrap(), Duration::from_secs(10))
+        .unwrap();
+}
