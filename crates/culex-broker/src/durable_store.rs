@@ -57,10 +57,12 @@ impl DurableBrokerStore {
     ) -> Result<DurableBrokerStore, StoreError> {
         let path =
             culex_store::store_path(persistence.location.as_deref(), persistence.file.as_deref());
-        let mode = Durability::from_mosquitto(
-            persistence.autosave_interval,
-            Some(persistence.autosave_on_changes),
-        );
+        let mode = persistence.mode.unwrap_or_else(|| {
+            Durability::from_mosquitto(
+                persistence.autosave_interval,
+                Some(persistence.autosave_on_changes),
+            )
+        });
         DurableBrokerStore::open(&path, mode)
     }
 
@@ -402,6 +404,27 @@ impl Store for DurableBrokerStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persistence_mode_overrides_the_autosave_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |mode: Option<Durability>, file: &str| {
+            let persistence = crate::config::Persistence {
+                enabled: true,
+                location: Some(dir.path().to_path_buf()),
+                file: Some(file.to_string()),
+                autosave_interval: Some(3600),
+                mode,
+                ..Default::default()
+            };
+            DurableBrokerStore::open_from_config(&persistence).unwrap()
+        };
+        // autosave_interval alone maps to a periodic mode: no waiting.
+        assert!(!open(None, "a.db").acks_wait());
+        // persistence_mode sync wins over it: acknowledgements wait.
+        assert!(open(Some(Durability::Sync), "b.db").acks_wait());
+        assert!(!open(Some(Durability::Periodic(50)), "c.db").acks_wait());
+    }
 
     #[test]
     fn messages_convert_both_ways_with_their_age() {

@@ -301,19 +301,22 @@ pub enum LogDest {
     None,
 }
 
-/// Persistence settings as read; durable storage arrives with issue 10.
+/// Persistence settings as read.
 #[derive(Debug, Clone, Default)]
 pub struct Persistence {
     /// `persistence`.
     pub enabled: bool,
     /// `persistence_location`.
     pub location: Option<PathBuf>,
-    /// `persistence_file` (default `mosquitto.db`).
+    /// `persistence_file` (default `culex.db`, never mosquitto's own file).
     pub file: Option<String>,
     /// `autosave_interval` in seconds.
     pub autosave_interval: Option<u64>,
     /// `autosave_on_changes`.
     pub autosave_on_changes: bool,
+    /// culex's own `persistence_mode sync | periodic MS`; when absent the
+    /// mode follows `autosave_interval` (see `culex_store::Durability`).
+    pub mode: Option<culex_store::Durability>,
 }
 
 #[cfg(test)]

@@ -476,6 +476,16 @@ impl Parser {
             "autosave_on_changes" => {
                 self.persistence.autosave_on_changes = parse_bool(option, rest, loc)?
             }
+            // culex's own: `sync` (acknowledge once durable, the default) or
+            // `periodic MS` (commit every MS milliseconds; a crash may lose
+            // that window).
+            "persistence_mode" => {
+                let mode = rest
+                    .trim()
+                    .parse()
+                    .map_err(|e: String| loc.invalid(option, e))?;
+                self.persistence.mode = Some(mode);
+            }
 
             // Harmless: accepted, with a warning when they would change something.
             "set_tcp_nodelay" => {

@@ -521,3 +521,25 @@ fn every_option_of_mosquittos_example_config_is_known() {
         }
     }
 }
+
+#[test]
+fn persistence_mode_chooses_the_durability() {
+    use culex_store::Durability;
+    let mode =
+        |line: &str| parse(&format!("persistence true\n{line}\n")).map(|c| c.persistence.mode);
+    assert_eq!(mode("").unwrap(), None);
+    assert_eq!(
+        mode("persistence_mode sync").unwrap(),
+        Some(Durability::Sync)
+    );
+    assert_eq!(
+        mode("persistence_mode periodic 100").unwrap(),
+        Some(Durability::Periodic(100))
+    );
+    let err = mode("persistence_mode sometimes").unwrap_err().to_string();
+    assert!(
+        err.starts_with("mosquitto.conf:2:") && err.contains("persistence_mode"),
+        "{err}"
+    );
+    assert!(mode("persistence_mode periodic 0").is_err());
+}
