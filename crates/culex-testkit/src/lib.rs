@@ -149,3 +149,81 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     std::fs::write(&path, contents).expect("write file");
     path
 }
+
+/// Makes, with Debian's openssl, a test CA (`ca.crt`, `ca.key`) and a server
+/// certificate it signed (`server.crt`, `server.key`) in `dir`, valid for two
+/// days for the names in `subject_alt_names` (e.g. `DNS:localhost`).
+/// Readable by mosquitto, which drops root before it reads its key.
+pub fn tls_certificates(dir: &Path, subject_alt_names: &str) {
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(tool("openssl"));
+        cmd.current_dir(dir).args(args);
+        let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend_from_slice(&key);
+    ca.extend_from_slice(&[
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=culex test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend_from_slice(&key);
+    csr.extend_from_slice(&[
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&csr);
+    write_file(
+        dir,
+        "ext.cnf",
+        &format!("subjectAltName={subject_alt_names}\nbasicConstraints=CA:FALSE\n"),
+    );
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [(dir.to_path_buf(), 0o755), (dir.join("server.key"), 0o644)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}

@@ -2,14 +2,13 @@
 //! yet). Certificates are made with Debian's openssl for each test.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use culex_client::asynch::{connect, Event, Options, Transport};
 use culex_client::blocking::MQTTClient;
 use culex_client::QoS;
-use culex_testkit::{tool, Mosquitto};
+use culex_testkit::Mosquitto;
 
 use crate::{inbox, wait_until};
 
@@ -21,79 +20,7 @@ impl Pki {
     /// A CA and a server certificate for "localhost" and 127.0.0.1.
     fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new(tool("openssl"))
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=culex test CA",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        std::fs::write(
-            dir.path().join("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
-        // mosquitto reads its key after dropping root for its own user.
-        use std::os::unix::fs::PermissionsExt;
-        for (path, mode) in [
-            (dir.path().to_path_buf(), 0o755),
-            (dir.path().join("server.key"), 0o644),
-        ] {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
+        culex_testkit::tls_certificates(dir.path(), "DNS:localhost,IP:127.0.0.1");
         Pki { dir }
     }
 

@@ -2,7 +2,7 @@
 //! does, and TLS (rustls) works against a TLS listener of Debian's mosquitto.
 
 use crate::common::{culex, mosquitto_pub, spawn_watched, FixedMosquitto};
-use culex_testkit::{free_port, run_with_timeout, tool};
+use culex_testkit::{free_port, tool};
 use culex_tools::args::Tool;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -41,79 +41,7 @@ fn sub_reconnects_and_resubscribes_after_the_broker_restarts() {
 
 /// A CA and a server certificate for `localhost` (no IP address), made with openssl.
 fn certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let mut cmd = Command::new(tool("openssl"));
-        cmd.current_dir(dir).args(args);
-        let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend_from_slice(&ec);
-    ca.extend_from_slice(&[
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=culex test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&ca);
-    let mut csr = vec!["req"];
-    csr.extend_from_slice(&ec);
-    csr.extend_from_slice(&[
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    // mosquitto drops root for its own user before it reads the key.
-    use std::os::unix::fs::PermissionsExt;
-    for (name, mode) in [("", 0o755), ("server.key", 0o644)] {
-        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
-            .expect("chmod");
-    }
+    culex_testkit::tls_certificates(dir, "DNS:localhost");
 }
 
 #[test]
