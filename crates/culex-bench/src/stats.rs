@@ -145,15 +145,12 @@ pub fn stamp(payload: &mut [u8], now_ns: u64, run_id: u32) {
 
 /// The send time and run id of a stamped payload.
 pub fn read_stamp(payload: &[u8]) -> Option<(u64, u32)> {
-    let head = payload.get(..STAMP_LEN)?;
-    if head[8..12] != STAMP_MAGIC {
-        return None;
-    }
-    let mut ts = [0u8; 8];
-    ts.copy_from_slice(&head[..8]);
-    let mut run = [0u8; 4];
-    run.copy_from_slice(&head[12..]);
-    Some((u64::from_le_bytes(ts), u32::from_le_bytes(run)))
+    // The payload comes from the broker: split it by pattern, so no index
+    // can panic whatever arrives.
+    let (ts, rest) = payload.split_first_chunk::<8>()?;
+    let (magic, rest) = rest.split_first_chunk::<4>()?;
+    let (run, _) = rest.split_first_chunk::<4>()?;
+    (*magic == STAMP_MAGIC).then(|| (u64::from_le_bytes(*ts), u32::from_le_bytes(*run)))
 }
 
 /// CPU time this process has used, from `/proc/self/stat`.
