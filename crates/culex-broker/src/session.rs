@@ -142,7 +142,10 @@ pub struct Session {
     client_receive_maximum: u16,
     connected: bool,
     next_id: u16,
+    /// Unacknowledged outbound messages, oldest first. Their packet ids are
+    /// in allocation order unless `ids_unordered` (restored from a store).
     inflight: VecDeque<InFlight>,
+    ids_unordered: bool,
     queue: VecDeque<Delivery>,
     ready: VecDeque<Outgoing>,
     ready_qos0: usize,
@@ -165,6 +168,7 @@ impl Session {
             connected: false,
             next_id: 1,
             inflight: VecDeque::new(),
+            ids_unordered: false,
             queue: VecDeque::new(),
             ready: VecDeque::new(),
             ready_qos0: 0,
@@ -447,6 +451,7 @@ impl Session {
                 delivery,
                 state,
             });
+            self.ids_unordered = true;
             self.next_id = id.get().wrapping_add(1);
         }
     }
@@ -586,17 +591,38 @@ impl Session {
     /// The next packet id not in flight [MQTT-2.3.1-4], or `None` when all
     /// 65535 are in use.
     fn alloc_id(&mut self) -> Option<PacketId> {
+        if self.inflight.is_empty() {
+            self.ids_unordered = false;
+        }
         for _ in 0..=u16::MAX {
             let raw = self.next_id;
             self.next_id = raw.wrapping_add(1);
             let Some(id) = PacketId::new(raw) else {
                 continue;
             };
-            if !self.inflight.iter().any(|f| f.packet_id == id) {
+            if !self.in_flight(id) {
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Whether `id` is in flight. Ids are handed out in increasing order
+    /// (wrapping), so the ids in flight lie on the arc from the oldest to
+    /// the newest: an id off that arc is free without a scan of the window.
+    fn in_flight(&self, id: PacketId) -> bool {
+        let (Some(oldest), Some(newest)) = (self.inflight.front(), self.inflight.back()) else {
+            return false;
+        };
+        if !self.ids_unordered {
+            // Ids 1..=65535 as 0..65535, measured from the oldest.
+            let oldest = u32::from(oldest.packet_id.get());
+            let from_oldest = |x: PacketId| (u32::from(x.get()) + 65535 - oldest) % 65535;
+            if from_oldest(id) > from_oldest(newest.packet_id) {
+                return false;
+            }
+        }
+        self.inflight.iter().any(|f| f.packet_id == id)
     }
 }
 
@@ -757,6 +783,26 @@ mod tests {
             ids(&take(&mut s, t)),
             vec![(2, false)],
             "1 is in flight, so 2 after the wrap"
+        );
+    }
+
+    /// Ids restored from a store, in any order, are never handed out again
+    /// while in flight [MQTT-2.3.1-4].
+    #[test]
+    fn restored_ids_are_skipped() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(0, 100));
+        let m = msg("a", QoS::AtLeastOnce, t);
+        s.restore_outbound(pid(4), d(&m, QoS::AtLeastOnce), OutboundState::AwaitingAck);
+        s.restore_outbound(pid(2), d(&m, QoS::AtLeastOnce), OutboundState::AwaitingAck);
+        s.attach(u16::MAX, t);
+        take(&mut s, t);
+        for _ in 0..3 {
+            s.deliver(d(&m, QoS::AtLeastOnce), t);
+        }
+        assert_eq!(
+            ids(&take(&mut s, t)),
+            vec![(3, false), (5, false), (6, false)]
         );
     }
 
