@@ -338,16 +338,17 @@ impl Shared {
         self.publish_from(msg, matches, now, None)
     }
 
-    /// As [`Shared::publish`], for a message read from the connection whose
-    /// signal is `from`: when a subscriber's backlog is full but draining,
-    /// `from` is registered with it and [`Routed::pause`] tells the publisher
-    /// to stop reading until [`ConnSignal::resume`] is set and it is woken.
+    /// As [`Shared::publish`], for a message read from the connection
+    /// `from`: when a subscriber's backlog is full but draining, the
+    /// publisher is registered with it and [`Routed::pause`] tells it to stop
+    /// reading until [`ConnSignal::resume`] is set and it is woken.
+    /// Subscribers to wake are added to `from.wakes` instead of being woken.
     pub fn publish_from(
         &self,
         msg: Arc<Message>,
         matches: &mut Vec<Match<SessionKey>>,
         now: Instant,
-        from: Option<&Arc<ConnSignal>>,
+        mut from: Option<&mut Origin<'_>>,
     ) -> Routed {
         let mut pause = false;
         if msg.retain {
@@ -380,7 +381,7 @@ impl Shared {
                 subscription_ids: m.ids,
                 share: m.share,
             };
-            let (dropped, paused) = handle.deliver_from(self, delivery, now, from);
+            let (dropped, paused) = handle.deliver_from(self, delivery, now, from.as_deref_mut());
             overflow |= dropped;
             pause |= paused;
         }
@@ -495,8 +496,8 @@ impl SessionHandle {
         self.deliver_from(shared, delivery, now, None).0
     }
 
-    /// As [`SessionHandle::deliver`] for a message from the publisher whose
-    /// signal is `from`. Returns (dropped, pause): `pause` when that
+    /// As [`SessionHandle::deliver`] for a message from the publishing
+    /// connection `from`. Returns (dropped, pause): `pause` when that
     /// publisher must stop reading; it has been registered to be resumed once
     /// this session drains (back-pressure, see [`Session::wants_pause`]).
     pub fn deliver_from(
@@ -504,7 +505,7 @@ impl SessionHandle {
         shared: &Shared,
         delivery: Delivery,
         now: Instant,
-        from: Option<&Arc<ConnSignal>>,
+        from: Option<&mut Origin<'_>>,
     ) -> (bool, bool) {
         let mut overflow = false;
         let mut pause = false;
@@ -522,18 +523,23 @@ impl SessionHandle {
             {
                 return (false, false);
             }
+            // The connection is woken when its session goes from nothing
+            // ready to something ready; until it drains, later deliveries
+            // need no wake-up of their own.
+            let was_waiting = inner.session.has_ready();
             let delivered = inner.session.deliver(delivery, now);
             flush_changes(&*shared.store, &self.client_id, &mut inner.session);
-            if let Some(from) = from {
+            if let Some(from) = &from {
                 if inner.session.wants_pause(now) {
                     pause = true;
-                    if !inner.paused.iter().any(|p| Arc::ptr_eq(p, from)) {
-                        inner.paused.push(from.clone());
+                    if !inner.paused.iter().any(|p| Arc::ptr_eq(p, from.signal)) {
+                        inner.paused.push(from.signal.clone());
                     }
                 }
             }
             match delivered {
-                Delivered::Ready => inner.conn.clone(),
+                Delivered::Ready if !was_waiting => inner.conn.clone(),
+                Delivered::Ready => None,
                 Delivered::Queued => None,
                 Delivered::Dropped => {
                     shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -543,10 +549,24 @@ impl SessionHandle {
             }
         };
         if let Some(conn) = wake {
-            conn.wake.notify_one();
+            match from {
+                Some(from) => from.wakes.push(conn),
+                None => conn.wake.notify_one(),
+            }
         }
         (overflow, pause)
     }
+}
+
+/// A connection publishing what it read: its signal, to pause and resume it
+/// (back-pressure), and the subscribers' connections to wake once it has
+/// routed its whole batch of frames, so that each of them writes the batch
+/// in one go instead of waking for its first message.
+pub(crate) struct Origin<'a> {
+    /// The publishing connection's signal.
+    pub signal: &'a Arc<ConnSignal>,
+    /// Connections with deliveries ready, woken by the publisher after its batch.
+    pub wakes: &'a mut Vec<Arc<ConnSignal>>,
 }
 
 /// The signals a connection task listens to besides its socket.

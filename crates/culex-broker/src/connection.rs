@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::broker::{
     end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, resume_all,
-    ConnSignal, SessionHandle, SessionKey, Shared,
+    ConnSignal, Origin, SessionHandle, SessionKey, Shared,
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
@@ -40,6 +40,16 @@ const YIELD_AFTER_READ: usize = 8 * 1024;
 /// How long a publisher stays paused for a subscriber that does not drain
 /// (see `session::STALL_AFTER`); then it reads again and the overflow is dropped.
 const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
+/// The largest output buffer a worker thread keeps for reuse.
+const MAX_SPARE_WBUF: usize = 512 * 1024;
+
+thread_local! {
+    /// An emptied output buffer, lent to the next connection this worker
+    /// thread encodes for: busy connections do not allocate and grow a new
+    /// buffer for every flush, and idle ones hold none.
+    static SPARE_WBUF: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+}
+
 /// How long a new connection may take to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Topic aliases a 5.0 client may use towards us.
@@ -117,6 +127,12 @@ struct Conn {
     /// UNSUBSCRIBE) being handled arrived.
     durable_mark: u64,
     outgoing: Vec<Outgoing>,
+    /// PUBACKs read in this batch of frames, applied to the session under
+    /// one lock at the end of the batch.
+    acked: Vec<PacketId>,
+    /// Subscribers' connections this batch of frames made ready, woken at
+    /// the end of the batch.
+    wakes: Vec<Arc<ConnSignal>>,
 }
 
 /// 5.0 topic aliases of one connection.
@@ -188,6 +204,8 @@ pub(crate) async fn run(
         acks: Arc::new(DurableAcks::default()),
         durable_mark: 0,
         outgoing: Vec::new(),
+        acked: Vec::new(),
+        wakes: Vec::new(),
         paused_until: None,
     });
     // Handshake and finish are boxed: only the serving loop's state stays in
@@ -652,6 +670,34 @@ impl Conn {
     }
 
     fn process_frames(&mut self) -> Result<(), Exit> {
+        let result = self.process_batch();
+        self.apply_pubacks();
+        for conn in self.wakes.drain(..) {
+            conn.wake.notify_one();
+        }
+        result
+    }
+
+    /// The PUBACKs of the last batch of frames, under one session lock: a
+    /// subscriber acknowledging a window of messages takes the lock once,
+    /// not once per message.
+    fn apply_pubacks(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let now = self.last_seen;
+        let acked = std::mem::take(&mut self.acked);
+        self.session(|s| {
+            for &id in &acked {
+                // An unknown id is ignored, as mosquitto does.
+                let _ = s.puback(id, now);
+            }
+        });
+        self.acked = acked;
+        self.acked.clear();
+    }
+
+    fn process_batch(&mut self) -> Result<(), Exit> {
         // One clock read per batch of frames, not per frame.
         if !self.rbuf.is_empty() {
             self.last_seen = Instant::now();
@@ -688,7 +734,7 @@ impl Conn {
                     r.packet_id.get(),
                     r.reason as u8
                 );
-                let _ = self.session(|s| s.puback(r.packet_id, now));
+                self.acked.push(r.packet_id);
                 Ok(())
             }
             Packet::PubRec(r) => {
@@ -886,9 +932,13 @@ impl Conn {
         if route {
             let msg = Message::from_publish(p, topic, frame, Some(self.client_id.clone()), now);
             let mut matches = std::mem::take(&mut self.matches);
+            let mut origin = Origin {
+                signal: &self.signal,
+                wakes: &mut self.wakes,
+            };
             let routed =
                 self.shared
-                    .publish_from(Arc::new(msg), &mut matches, now, Some(&self.signal));
+                    .publish_from(Arc::new(msg), &mut matches, now, Some(&mut origin));
             self.matches = matches;
             if routed.pause {
                 // A subscriber's backlog is full but draining: read nothing
@@ -1356,6 +1406,11 @@ impl Conn {
     }
 
     fn encode(&mut self, packet: &Packet<'_>) {
+        if self.wbuf.capacity() == 0 {
+            if let Some(spare) = SPARE_WBUF.take() {
+                self.wbuf = spare;
+            }
+        }
         self.shared
             .stats
             .packets_sent
@@ -1379,15 +1434,24 @@ impl Conn {
                         .stats
                         .bytes_sent
                         .fetch_add(n as u64, Ordering::Relaxed);
-                    self.wbuf.advance(n);
+                    if n == self.wbuf.len() {
+                        // Keeps the buffer's whole capacity for reuse.
+                        self.wbuf.clear();
+                    } else {
+                        self.wbuf.advance(n);
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(Exit::Io(e)),
             }
         }
         if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
-            // Shrink back: an idle connection holds no output buffer.
-            self.wbuf = BytesMut::new();
+            // An idle connection holds no output buffer; the worker thread
+            // keeps one for the next connection it serves.
+            let spare = std::mem::take(&mut self.wbuf);
+            if spare.capacity() <= MAX_SPARE_WBUF {
+                SPARE_WBUF.set(Some(spare));
+            }
         }
         Ok(())
     }
