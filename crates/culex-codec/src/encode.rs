@@ -14,6 +14,9 @@ use crate::{varint, EncodeError, Output, Packet, PacketId, Protocol, QoS, Reason
 
 /// Where a packet body is written: a counter or the caller's output.
 pub(crate) trait Sink {
+    /// Whether this pass validates. The counting pass does, and always runs
+    /// first, so the writing pass skips checks whose outcome it already knows.
+    const VALIDATES: bool;
     fn put(&mut self, bytes: &[u8]);
 }
 
@@ -22,6 +25,7 @@ pub(crate) trait Sink {
 pub(crate) struct Counter(pub(crate) usize);
 
 impl Sink for Counter {
+    const VALIDATES: bool = true;
     fn put(&mut self, bytes: &[u8]) {
         self.0 = self.0.saturating_add(bytes.len());
     }
@@ -31,6 +35,7 @@ impl Sink for Counter {
 struct Out<'o, O>(&'o mut O);
 
 impl<O: Output> Sink for Out<'_, O> {
+    const VALIDATES: bool = false;
     fn put(&mut self, bytes: &[u8]) {
         self.0.put(bytes);
     }
@@ -53,7 +58,7 @@ pub(crate) fn put_bin<S: Sink>(s: &mut S, bytes: &[u8]) -> Result<(), EncodeErro
 /// A UTF-8 string the receiver will accept: at most 65535 bytes, no U+0000
 /// [MQTT-1.5.3-2].
 pub(crate) fn put_str<S: Sink>(s: &mut S, text: &str) -> Result<(), EncodeError> {
-    if text.as_bytes().contains(&0) {
+    if S::VALIDATES && text.as_bytes().contains(&0) {
         return Err(EncodeError::NotAllowed("string containing U+0000"));
     }
     put_bin(s, text.as_bytes())
@@ -72,7 +77,7 @@ fn put_props<S: Sink>(
 ) -> Result<(), EncodeError> {
     if protocol.is_v5() {
         properties::encode(props, ctx, s)
-    } else if props.is_empty() {
+    } else if !S::VALIDATES || props.is_empty() {
         Ok(())
     } else {
         Err(EncodeError::NotAllowed("properties in MQTT 3.x"))
