@@ -40,6 +40,8 @@ const YIELD_AFTER_READ: usize = 8 * 1024;
 /// How long a publisher stays paused for a subscriber that does not drain
 /// (see `session::STALL_AFTER`); then it reads again and the overflow is dropped.
 const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
+/// Control packets up to this size are decoded from a copy on the stack.
+const SMALL_FRAME: usize = 64;
 /// The largest output buffer a worker thread keeps for reuse.
 const MAX_SPARE_WBUF: usize = 512 * 1024;
 
@@ -648,7 +650,25 @@ impl Conn {
             16 * 1024
         };
         self.rbuf.reserve(additional);
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        let mut read = 0;
+        // A short read emptied the socket: telling tokio so (by answering
+        // WouldBlock from `try_io`) clears its readiness, which saves the
+        // read that would only find nothing. Data arriving later raises a
+        // new readiness event, which this does not clear.
+        let result = self.stream.try_io(tokio::io::Interest::READABLE, || {
+            read = self.stream.try_read_buf(&mut self.rbuf)?;
+            if read > 0 && read < room {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(read)
+            }
+        });
+        let result = match result {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && read > 0 => Ok(read),
+            other => other,
+        };
+        match result {
             Ok(0) => Err(Exit::Closed),
             Ok(n) => {
                 self.shared
@@ -711,11 +731,26 @@ impl Conn {
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
             };
-            let frame = self.rbuf.split_to(len).freeze();
             self.shared
                 .stats
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
+            // Only a PUBLISH keeps its frame (its payload is shared, not
+            // copied). Small control packets -- a subscriber's stream of
+            // PUBACKs -- are copied out instead of split off the buffer.
+            let is_publish = self.rbuf.first().is_some_and(|b| b >> 4 == 3);
+            let mut small = [0u8; SMALL_FRAME];
+            if let (false, Some(copy), Some(bytes)) =
+                (is_publish, small.get_mut(..len), self.rbuf.get(..len))
+            {
+                copy.copy_from_slice(bytes);
+                self.rbuf.advance(len);
+                let packet = decode_packet(copy, self.protocol)
+                    .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
+                self.on_packet(packet, &Bytes::new())?;
+                continue;
+            }
+            let frame = self.rbuf.split_to(len).freeze();
             let packet = decode_packet(&frame, self.protocol)
                 .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
             self.on_packet(packet, &frame)?;
