@@ -381,6 +381,15 @@ impl Shared {
                 subscription_ids: m.ids,
                 share: m.share,
             };
+            // Shared-group members are ranked on their state at routing
+            // time, so their deliveries are not held back.
+            let delivery = match &from {
+                Some(o) if o.defer && delivery.share.is_none() => match hold(handle, delivery) {
+                    Ok(()) => continue,
+                    Err(delivery) => delivery,
+                },
+                _ => delivery,
+            };
             let (dropped, paused) = handle.deliver_from(self, delivery, now, from.as_deref_mut());
             overflow |= dropped;
             pause |= paused;
@@ -507,6 +516,18 @@ impl SessionHandle {
         now: Instant,
         from: Option<&mut Origin<'_>>,
     ) -> (bool, bool) {
+        self.deliver_many(shared, std::iter::once(delivery), now, from)
+    }
+
+    /// As [`SessionHandle::deliver_from`] for several deliveries, in order,
+    /// under one lock of the session.
+    pub fn deliver_many(
+        &self,
+        shared: &Shared,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+        from: Option<&mut Origin<'_>>,
+    ) -> (bool, bool) {
         let mut overflow = false;
         let mut pause = false;
         let wake = {
@@ -514,20 +535,31 @@ impl SessionHandle {
             if inner.ended {
                 return (false, false);
             }
-            if shared.acl_active.load(Ordering::Relaxed)
-                && !shared.policy(inner.listener).can_read(
-                    &self.client_id,
-                    inner.username.as_deref(),
-                    &delivery.msg.topic,
-                )
-            {
-                return (false, false);
-            }
             // The connection is woken when its session goes from nothing
             // ready to something ready; until it drains, later deliveries
             // need no wake-up of their own.
             let was_waiting = inner.session.has_ready();
-            let delivered = inner.session.deliver(delivery, now);
+            let mut ready = false;
+            let acl = shared.acl_active.load(Ordering::Relaxed);
+            for delivery in deliveries {
+                if acl
+                    && !shared.policy(inner.listener).can_read(
+                        &self.client_id,
+                        inner.username.as_deref(),
+                        &delivery.msg.topic,
+                    )
+                {
+                    continue;
+                }
+                match inner.session.deliver(delivery, now) {
+                    Delivered::Ready => ready = true,
+                    Delivered::Queued => {}
+                    Delivered::Dropped => {
+                        shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        overflow = true;
+                    }
+                }
+            }
             flush_changes(&*shared.store, &self.client_id, &mut inner.session);
             if let Some(from) = &from {
                 if inner.session.wants_pause(now) {
@@ -537,15 +569,10 @@ impl SessionHandle {
                     }
                 }
             }
-            match delivered {
-                Delivered::Ready if !was_waiting => inner.conn.clone(),
-                Delivered::Ready => None,
-                Delivered::Queued => None,
-                Delivered::Dropped => {
-                    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    overflow = true;
-                    None
-                }
+            if ready && !was_waiting {
+                inner.conn.clone()
+            } else {
+                None
             }
         };
         if let Some(conn) = wake {
@@ -567,6 +594,76 @@ pub(crate) struct Origin<'a> {
     pub signal: &'a Arc<ConnSignal>,
     /// Connections with deliveries ready, woken by the publisher after its batch.
     pub wakes: &'a mut Vec<Arc<ConnSignal>>,
+    /// Hold deliveries in this thread's outbox until [`deliver_outbox`],
+    /// which hands each session its share of the batch under one lock.
+    /// Only when acknowledgements need not wait for the store: a held
+    /// delivery has not been journaled yet.
+    pub defer: bool,
+}
+
+/// Sessions one batch may hold deliveries for; deliveries to others go at once.
+const OUTBOX_SESSIONS: usize = 16;
+
+thread_local! {
+    /// Deliveries routed from the batch of frames being processed on this
+    /// thread, per session, in order. Filled and emptied within one
+    /// synchronous call of the connection (no `.await` in between).
+    static OUTBOX: std::cell::RefCell<Vec<Held>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One session's deliveries in the outbox; `None` marks a free slot.
+type Held = (Option<Arc<SessionHandle>>, Vec<Delivery>);
+
+/// Holds `delivery` for `handle` in this thread's outbox; gives it back
+/// when the outbox has no room for another session.
+fn hold(handle: &Arc<SessionHandle>, delivery: Delivery) -> Result<(), Delivery> {
+    OUTBOX.with(|cell| {
+        let Ok(mut outbox) = cell.try_borrow_mut() else {
+            return Err(delivery);
+        };
+        let mut free = None;
+        for (i, (held, list)) in outbox.iter_mut().enumerate() {
+            match held {
+                Some(h) if Arc::ptr_eq(h, handle) => {
+                    list.push(delivery);
+                    return Ok(());
+                }
+                None if free.is_none() => free = Some(i),
+                _ => {}
+            }
+        }
+        if let Some((held, list)) = free.and_then(|i| outbox.get_mut(i)) {
+            *held = Some(handle.clone());
+            list.push(delivery);
+            return Ok(());
+        }
+        if outbox.len() < OUTBOX_SESSIONS {
+            outbox.push((Some(handle.clone()), vec![delivery]));
+            return Ok(());
+        }
+        Err(delivery)
+    })
+}
+
+/// Delivers what this thread's outbox holds, each session's share under one
+/// lock; returns (dropped, pause) as [`SessionHandle::deliver_from`].
+pub(crate) fn deliver_outbox(shared: &Shared, now: Instant, from: &mut Origin<'_>) -> (bool, bool) {
+    let mut overflow = false;
+    let mut pause = false;
+    OUTBOX.with(|cell| {
+        let Ok(mut outbox) = cell.try_borrow_mut() else {
+            return;
+        };
+        for (held, list) in outbox.iter_mut() {
+            let Some(handle) = held.take() else {
+                continue;
+            };
+            let (o, p) = handle.deliver_many(shared, list.drain(..), now, Some(&mut *from));
+            overflow |= o;
+            pause |= p;
+        }
+    });
+    (overflow, pause)
 }
 
 /// The signals a connection task listens to besides its socket.

@@ -22,8 +22,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::broker::{
-    end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, resume_all,
-    ConnSignal, Origin, SessionHandle, SessionKey, Shared,
+    deliver_outbox, end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions,
+    resume_all, ConnSignal, Origin, SessionHandle, SessionKey, Shared,
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
@@ -691,6 +691,7 @@ impl Conn {
 
     fn process_frames(&mut self) -> Result<(), Exit> {
         let result = self.process_batch();
+        self.deliver_held();
         self.apply_pubacks();
         for conn in self.wakes.drain(..) {
             conn.wake.notify_one();
@@ -698,9 +699,24 @@ impl Conn {
         result
     }
 
-    /// The PUBACKs of the last batch of frames, under one session lock: a
-    /// subscriber acknowledging a window of messages takes the lock once,
-    /// not once per message.
+    /// Delivers what the batch's publishes routed to the thread's outbox (see
+    /// `broker::Origin::defer`), and pauses this publisher if a subscriber asks.
+    fn deliver_held(&mut self) {
+        let mut origin = Origin {
+            signal: &self.signal,
+            wakes: &mut self.wakes,
+            defer: false,
+        };
+        let (overflow, pause) = deliver_outbox(&self.shared, self.last_seen, &mut origin);
+        if pause {
+            self.paused_until = Some(Instant::now() + PAUSE_MAX);
+        }
+        self.backoff |= overflow;
+    }
+
+    /// The PUBACKs read since the last other packet, under one session
+    /// lock: a subscriber acknowledging a window of messages takes the lock
+    /// once, not once per message.
     fn apply_pubacks(&mut self) {
         if self.acked.is_empty() {
             return;
@@ -758,6 +774,11 @@ impl Conn {
     }
 
     fn on_packet(&mut self, packet: Packet<'_>, frame: &Bytes) -> Result<(), Exit> {
+        if !matches!(packet, Packet::PubAck(_)) {
+            // Acknowledgements keep their place among the other packets
+            // (a durable UNSUBACK must not overtake an earlier PUBACK).
+            self.apply_pubacks();
+        }
         let now = self.last_seen;
         let id = &self.client_id;
         match packet {
@@ -970,6 +991,7 @@ impl Conn {
             let mut origin = Origin {
                 signal: &self.signal,
                 wakes: &mut self.wakes,
+                defer: !self.shared.store.is_durable(),
             };
             let routed =
                 self.shared

@@ -178,6 +178,51 @@ fn qos1_fan_out_to_many_subscribers() {
     }
 }
 
+/// A batch of QoS 1 publishes read in one go reaches each of more
+/// subscribers than the publisher's outbox holds sessions for (16), every
+/// message once and in order [MQTT-4.6.0-2]: deliveries held until the end of
+/// the batch and deliveries made at once keep each subscriber's order.
+#[test]
+fn batched_publishes_keep_order_for_every_subscriber() {
+    const SUBSCRIBERS: usize = 20;
+    const N: u16 = 300;
+    let broker = BrokerThread::start();
+    let mut subs: Vec<Raw> = (0..SUBSCRIBERS)
+        .map(|i| Raw::connect(broker.port(), &format!("batch{i}"), true).0)
+        .collect();
+    for s in &mut subs {
+        s.subscribe(&[("batch/#", QoS::AtLeastOnce)]);
+    }
+    let (mut publ, _) = Raw::connect(broker.port(), "batcher", true);
+    // N QoS 1 PUBLISH packets on two topics, written as one stream.
+    let mut bytes = Vec::new();
+    for i in 1..=N {
+        bytes.extend_from_slice(&[0x32, 19, 0, 7]);
+        bytes.extend_from_slice(if i % 2 == 0 { b"batch/a" } else { b"batch/b" });
+        bytes.extend_from_slice(&i.to_be_bytes());
+        bytes.extend_from_slice(&u64::from(i).to_be_bytes());
+    }
+    publ.send_raw(&bytes);
+    for (n, s) in subs.iter_mut().enumerate() {
+        for want in 1..=u64::from(N) {
+            let got = s.recv().publish();
+            let seq = u64::from_be_bytes(got.payload[..8].try_into().unwrap());
+            assert_eq!(seq, want, "subscriber {n}");
+            s.ack(Packet::PubAck, got.id.unwrap());
+        }
+        assert!(
+            s.try_recv(Duration::from_millis(50)).is_none(),
+            "subscriber {n}: a duplicate"
+        );
+    }
+    for want in 1..=N {
+        match publ.recv().packet() {
+            Packet::PubAck(a) => assert_eq!(a.packet_id.get(), want),
+            other => panic!("expected PUBACK {want}, got {other:?}"),
+        }
+    }
+}
+
 /// `mount_point`: a listener's clients live under a prefix, invisible to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_point_prefixes_topics() {
