@@ -540,9 +540,15 @@ impl Conn {
             if let Err(exit) = self.release_acks() {
                 return exit;
             }
-            self.drain_session(now);
+            let more = self.drain_session(now);
             if let Err(exit) = self.try_flush() {
                 return exit;
+            }
+            if more && self.wbuf.len() < HIGH_WATER {
+                // Deliveries are still waiting and the socket took the
+                // buffer: no wake-up will come for them (the session only
+                // wakes a connection that had nothing ready), so go on.
+                continue;
             }
             let paused = self.paused_until.is_some();
             if let Some(until) = self.paused_until {
@@ -1239,15 +1245,20 @@ impl Conn {
     }
 
     /// Moves ready deliveries from the session into the output buffer.
-    fn drain_session(&mut self, now: Instant) {
+    /// Returns `true` when it stopped at [`HIGH_WATER`] with deliveries
+    /// possibly still waiting.
+    fn drain_session(&mut self, now: Instant) -> bool {
         let Some(handle) = self.handle.clone() else {
-            return;
+            return false;
         };
         let mut items = std::mem::take(&mut self.outgoing);
+        let mut more = true;
         while self.wbuf.len() < HIGH_WATER {
             {
                 let mut inner = handle.inner.lock();
                 if inner.generation != self.generation {
+                    // Taken over: this connection is on its way out.
+                    more = false;
                     break;
                 }
                 inner.session.take_ready(&mut items, 256, now);
@@ -1256,6 +1267,7 @@ impl Conn {
                 resume_all(resumable);
             }
             if items.is_empty() {
+                more = false;
                 break;
             }
             for item in items.drain(..) {
@@ -1263,6 +1275,7 @@ impl Conn {
             }
         }
         self.outgoing = items;
+        more
     }
 
     fn encode_outgoing(&mut self, item: Outgoing, handle: &Arc<SessionHandle>, now: Instant) {

@@ -223,6 +223,50 @@ fn batched_publishes_keep_order_for_every_subscriber() {
     }
 }
 
+/// A backlog larger than the connection's output high-water mark (256 KiB)
+/// is written in full even when no further publish arrives to wake the
+/// subscriber's connection: it keeps draining while the socket takes data.
+#[test]
+fn backlog_beyond_the_output_high_water_mark_is_written() {
+    const N: usize = 700;
+    const SIZE: usize = 15 * 1024;
+    let broker = BrokerThread::start();
+    let (mut sub, _) = Raw::connect(broker.port(), "slow", true);
+    sub.subscribe(&[("big", QoS::AtMostOnce)]);
+    let (mut publ, _) = Raw::connect(broker.port(), "bulk", true);
+    // 10 MB for a subscriber that does not read yet: more than the socket
+    // buffers take, so most of it waits in the session (700 messages, below
+    // max_queued_messages).
+    let mut bytes = Vec::new();
+    let remaining = 2 + 3 + SIZE;
+    for i in 0..N {
+        bytes.extend_from_slice(&[
+            0x30,
+            (remaining % 128) as u8 | 0x80,
+            (remaining / 128) as u8,
+        ]);
+        bytes.extend_from_slice(&[0, 3]);
+        bytes.extend_from_slice(b"big");
+        let mut payload = vec![b'x'; SIZE];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+    }
+    publ.send_raw(&bytes);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut next = 0u64;
+    while (next as usize) < N {
+        let Some(frame) = sub.try_recv(Duration::from_secs(2)) else {
+            break;
+        };
+        if let Packet::Publish(p) = frame.packet() {
+            let seq = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+            assert_eq!(seq, next, "message {next} missing");
+            next += 1;
+        }
+    }
+    assert_eq!(next as usize, N, "received {next} of {N}");
+}
+
 /// `mount_point`: a listener's clients live under a prefix, invisible to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_point_prefixes_topics() {
