@@ -383,11 +383,17 @@ impl Shared {
             };
             // Shared-group members are ranked on their state at routing
             // time, so their deliveries are not held back.
-            let delivery = match &from {
-                Some(o) if o.defer && delivery.share.is_none() => match hold(handle, delivery) {
-                    Ok(()) => continue,
-                    Err(delivery) => delivery,
-                },
+            let delivery = match from.as_deref_mut() {
+                Some(o) if o.defer && delivery.share.is_none() => {
+                    match hold(self, handle, delivery, now, o) {
+                        Ok((dropped, paused)) => {
+                            overflow |= dropped;
+                            pause |= paused;
+                            continue;
+                        }
+                        Err(delivery) => delivery,
+                    }
+                }
                 _ => delivery,
             };
             let (dropped, paused) = handle.deliver_from(self, delivery, now, from.as_deref_mut());
@@ -603,6 +609,8 @@ pub(crate) struct Origin<'a> {
 
 /// Sessions one batch may hold deliveries for; deliveries to others go at once.
 const OUTBOX_SESSIONS: usize = 16;
+/// Deliveries held for one session before they are handed over.
+const OUTBOX_FLUSH_AT: usize = 16;
 
 thread_local! {
     /// Deliveries routed from the batch of frames being processed on this
@@ -614,34 +622,54 @@ thread_local! {
 /// One session's deliveries in the outbox; `None` marks a free slot.
 type Held = (Option<Arc<SessionHandle>>, Vec<Delivery>);
 
-/// Holds `delivery` for `handle` in this thread's outbox; gives it back
-/// when the outbox has no room for another session.
-fn hold(handle: &Arc<SessionHandle>, delivery: Delivery) -> Result<(), Delivery> {
+/// Holds `delivery` for `handle` in this thread's outbox, or gives it back
+/// when the outbox has no room for another session. A session's share is
+/// delivered as soon as it reaches [`OUTBOX_FLUSH_AT`], so that a
+/// publisher overshoots a full subscriber's pause threshold by at most that
+/// much; the result is then that delivery's (dropped, pause).
+fn hold(
+    shared: &Shared,
+    handle: &Arc<SessionHandle>,
+    delivery: Delivery,
+    now: Instant,
+    from: &mut Origin<'_>,
+) -> Result<(bool, bool), Delivery> {
     OUTBOX.with(|cell| {
         let Ok(mut outbox) = cell.try_borrow_mut() else {
             return Err(delivery);
         };
+        let mut slot = None;
         let mut free = None;
-        for (i, (held, list)) in outbox.iter_mut().enumerate() {
+        for (i, (held, _)) in outbox.iter().enumerate() {
             match held {
                 Some(h) if Arc::ptr_eq(h, handle) => {
-                    list.push(delivery);
-                    return Ok(());
+                    slot = Some(i);
+                    break;
                 }
                 None if free.is_none() => free = Some(i),
                 _ => {}
             }
         }
-        if let Some((held, list)) = free.and_then(|i| outbox.get_mut(i)) {
+        let slot = match (slot, free) {
+            (Some(i), _) | (None, Some(i)) => i,
+            (None, None) if outbox.len() < OUTBOX_SESSIONS => {
+                outbox.push((None, Vec::new()));
+                outbox.len() - 1
+            }
+            (None, None) => return Err(delivery),
+        };
+        let Some((held, list)) = outbox.get_mut(slot) else {
+            return Err(delivery);
+        };
+        if held.is_none() {
             *held = Some(handle.clone());
-            list.push(delivery);
-            return Ok(());
         }
-        if outbox.len() < OUTBOX_SESSIONS {
-            outbox.push((Some(handle.clone()), vec![delivery]));
-            return Ok(());
+        list.push(delivery);
+        if list.len() < OUTBOX_FLUSH_AT {
+            return Ok((false, false));
         }
-        Err(delivery)
+        // deliver_many does not route, so the outbox is not borrowed again.
+        Ok(handle.deliver_many(shared, list.drain(..), now, Some(from)))
     })
 }
 
