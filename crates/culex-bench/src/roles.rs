@@ -9,7 +9,9 @@ use culex_codec::topic::TopicName;
 use culex_codec::{Packet, PacketId, Protocol, QoS};
 use tokio::time::Instant;
 
-use crate::conn::{put_disconnect, put_publish, put_response, ConnError, Role, Step, HIGH_WATER};
+use crate::conn::{
+    put_disconnect, put_publish, put_response, ConnError, Response, Role, Step, HIGH_WATER,
+};
 use crate::stats::{read_stamp, stamp, wall_ns, Shared, STAMP_LEN};
 
 /// Most PUBLISH packets produced per call when flat out.
@@ -236,7 +238,7 @@ impl Role for Publisher {
                     self.shared.error(format!("PUBREC reason {:?}", rec.reason));
                     self.in_flight.release(rec.packet_id);
                 } else {
-                    put_response(out, protocol, rec.packet_id, Packet::PubRel)?;
+                    put_response(out, protocol, rec.packet_id, Response::PubRel)?;
                 }
             }
             Packet::PubComp(comp) if self.qos == QoS::ExactlyOnce => {
@@ -345,15 +347,15 @@ impl Role for Subscriber {
                 match (publish.qos, publish.packet_id) {
                     (QoS::AtMostOnce, _) => {}
                     (QoS::AtLeastOnce, Some(id)) => {
-                        put_response(out, protocol, id, Packet::PubAck)?
+                        put_response(out, protocol, id, Response::PubAck)?
                     }
                     (QoS::ExactlyOnce, Some(id)) => {
-                        put_response(out, protocol, id, Packet::PubRec)?
+                        put_response(out, protocol, id, Response::PubRec)?
                     }
                     (_, None) => self.shared.error("QoS 1/2 PUBLISH without a packet id"),
                 }
             }
-            Packet::PubRel(rel) => put_response(out, protocol, rel.packet_id, Packet::PubComp)?,
+            Packet::PubRel(rel) => put_response(out, protocol, rel.packet_id, Response::PubComp)?,
             Packet::PingResp => {}
             other => self.shared.error(format!(
                 "unexpected {:?} to a subscriber",
