@@ -10,7 +10,7 @@ use crate::packet::{
     Unsubscribe,
 };
 use crate::properties::{self, Context, Properties};
-use crate::{varint, EncodeError, Output, Packet, PacketId, Protocol, QoS, ReasonCode};
+use crate::{varint, EncodeError, Output, Packet, PacketId, PacketType, Protocol, QoS, ReasonCode};
 
 /// Where a packet body is written: a counter or the caller's output.
 pub(crate) trait Sink {
@@ -82,6 +82,21 @@ fn put_props<S: Sink>(
     } else {
         Err(EncodeError::NotAllowed("properties in MQTT 3.x"))
     }
+}
+
+/// A PUBACK, PUBREC, PUBREL or PUBCOMP with reason Success and no
+/// properties, as [`Packet::encode`] writes it: four bytes, the same in every
+/// version (5.0 leaves out a success's reason code and properties,
+/// [MQTT 5.0, 3.4.2.1]).
+/// For senders of millions of acknowledgements; `None` for other packet types.
+pub fn success_response(kind: PacketType, id: PacketId) -> Option<[u8; 4]> {
+    let flags = match kind {
+        PacketType::PubAck | PacketType::PubRec | PacketType::PubComp => 0,
+        PacketType::PubRel => 0b0010,
+        _ => return None,
+    };
+    let [hi, lo] = id.get().to_be_bytes();
+    Some([((kind as u8) << 4) | flags, 2, hi, lo])
 }
 
 impl Packet<'_> {

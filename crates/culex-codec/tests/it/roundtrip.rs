@@ -512,3 +512,43 @@ proptest! {
         round_trip(Protocol::V5, p)?;
     }
 }
+
+/// `success_response` is byte for byte what `Packet::encode` writes for a
+/// success without properties, in every version: the 5.0 short form
+/// ([MQTT 5.0, 3.4.2.1]) and 3.x's only form.
+#[test]
+fn success_response_matches_encode() {
+    use culex_codec::packet::PubResponse;
+    use culex_codec::{success_response, PacketType, Properties, ReasonCode};
+    type Make = fn(PubResponse<'static>) -> Packet<'static>;
+    let kinds: [(PacketType, Make); 4] = [
+        (PacketType::PubAck, Packet::PubAck),
+        (PacketType::PubRec, Packet::PubRec),
+        (PacketType::PubRel, Packet::PubRel),
+        (PacketType::PubComp, Packet::PubComp),
+    ];
+    for protocol in [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5] {
+        for (kind, make) in kinds {
+            for n in [1u16, 2, 255, 256, 0x1234, u16::MAX] {
+                let id = PacketId::new(n).unwrap();
+                let mut encoded = Vec::new();
+                make(PubResponse {
+                    packet_id: id,
+                    reason: ReasonCode::Success,
+                    properties: Properties::default(),
+                })
+                .encode(protocol, &mut encoded)
+                .unwrap();
+                assert_eq!(
+                    success_response(kind, id).map(|b| b.to_vec()),
+                    Some(encoded),
+                    "{kind:?} {n} {protocol:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        success_response(PacketType::Publish, PacketId::new(1).unwrap()),
+        None
+    );
+}
