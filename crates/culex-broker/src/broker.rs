@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use culex_codec::{Protocol, QoS};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Policy, SharedPolicy};
 use crate::config::Config;
 use crate::message::Message;
+use crate::park::{Parker, Wake};
 use crate::retained::RetainedTree;
 use crate::session::{Delivered, Delivery, Session, SessionLimits};
 use crate::store::{MemoryStore, Store};
@@ -93,13 +94,16 @@ impl Broker {
             .map_err(|e| BrokerError::Store(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let (parker, poll) = Parker::new();
         let shared: Arc<Shared> = Arc::new(Shared::new(
             config.clone(),
             policies,
             store,
             shutdown_rx,
             alive_tx,
+            parker,
         ));
+        Parker::start(&shared, poll);
         shared.update_acl_active();
         restore(&shared, snapshot);
         let mut local_addrs = Vec::new();
@@ -228,6 +232,7 @@ impl RunningBroker {
             self.shared.store.delayed_will(&client_id, None);
             self.shared.publish(Arc::new(will), &mut Vec::new(), now);
         }
+        self.shared.parker.stop();
     }
 }
 
@@ -248,6 +253,8 @@ pub(crate) struct Shared {
     pub delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub shutdown: watch::Receiver<bool>,
     alive: Mutex<Option<mpsc::Sender<()>>>,
+    /// Holds idle connections outside tokio (`park.rs`).
+    pub parker: Arc<Parker>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -278,6 +285,7 @@ impl Shared {
         store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
+        parker: Arc<Parker>,
     ) -> Shared {
         let limits = SessionLimits {
             max_inflight: config.limits.max_inflight_messages.unwrap_or(0),
@@ -298,6 +306,7 @@ impl Shared {
             delayed_wills: Mutex::new(HashMap::new()),
             shutdown,
             alive: Mutex::new(Some(alive)),
+            parker,
         }
     }
 
@@ -550,15 +559,26 @@ impl SessionHandle {
 }
 
 /// The signals a connection task listens to besides its socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ConnSignal {
-    /// Packets are ready in the session.
-    pub wake: Notify,
+    /// Packets are ready in the session, or a flag below was set; reaches
+    /// the connection whether its task runs or it is parked.
+    pub wake: Wake,
     /// Another connection took the session over.
     pub kicked: AtomicBool,
     /// A session this connection's publishes were paused for has drained
     /// (signalled through `wake`).
     pub resume: AtomicBool,
+}
+
+impl ConnSignal {
+    pub fn new(parker: Arc<Parker>) -> ConnSignal {
+        ConnSignal {
+            wake: Wake::new(parker),
+            kicked: AtomicBool::new(false),
+            resume: AtomicBool::new(false),
+        }
+    }
 }
 
 /// A session as a subscription-tree key: compared by identity.
@@ -926,6 +946,7 @@ mod tests {
                 Arc::new(MemoryStore),
                 rx,
                 alive,
+                Parker::new().0,
             ));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

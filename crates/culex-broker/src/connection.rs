@@ -44,6 +44,11 @@ const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Topic aliases a 5.0 client may use towards us.
 const TOPIC_ALIAS_MAXIMUM: u16 = 10;
+/// A connection that was active parks after this long without activity
+/// (a new one parks as soon as it is idle).
+const PARK_AFTER: Duration = Duration::from_secs(2);
+/// When parking had to wait (something was pending), try again after this.
+const PARK_RETRY: Duration = Duration::from_millis(100);
 /// MQTT's own maximum packet size.
 const MQTT_MAX_PACKET: u32 = 268_435_460;
 
@@ -64,6 +69,13 @@ enum Exit {
     Kicked,
     /// The broker is shutting down.
     Shutdown,
+}
+
+/// How `serve` ended.
+enum Served {
+    Exit(Exit),
+    /// Idle, with nothing pending: the connection parks.
+    Park,
 }
 
 enum Event {
@@ -136,7 +148,7 @@ pub(crate) async fn run(
     listener: usize,
     port: u16,
 ) {
-    let _alive = shared.alive_token();
+    let alive = shared.alive_token();
     let connection_messages = shared.config.log.connection_messages;
     if connection_messages {
         tracing::info!(
@@ -157,6 +169,7 @@ pub(crate) async fn run(
         .get(listener)
         .and_then(|l| l.mount_point.as_deref())
         .map(Arc::from);
+    let signal = Arc::new(ConnSignal::new(shared.parker.clone()));
     // Boxed: the task then holds a pointer, and its allocation class stays small.
     let mut conn = Box::new(Conn {
         shared,
@@ -180,7 +193,7 @@ pub(crate) async fn run(
         client_max_packet_size: None,
         problem_info: true,
         handle: None,
-        signal: Arc::new(ConnSignal::default()),
+        signal,
         generation: 0,
         connect_expiry: 0,
         matches: Vec::new(),
@@ -215,11 +228,34 @@ pub(crate) async fn run(
         &conn.client_id,
         Some((conn.peer, conn.protocol)),
     );
-    let exit = conn.serve().await;
-    let still_current = Box::pin(conn.finish(exit)).await;
-    conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
-    if still_current {
-        crate::sys::presence(&conn.shared, &conn.client_id, None);
+    live(conn, alive, false).await;
+}
+
+/// Serves a parked connection again (see `park.rs`), from where it left off.
+pub(crate) async fn resume(shared: Arc<Shared>, parked: ParkedConn) {
+    let (conn, alive) = match parked.into_conn(shared) {
+        Ok(resumed) => resumed,
+        Err((lost, e)) => {
+            tracing::debug!("unable to resume a parked connection: {e}");
+            lost.lost();
+            return;
+        }
+    };
+    live(conn, alive, true).await;
+}
+
+/// The life of a connected client's task: serve until it ends or parks.
+/// `alive` keeps `shutdown()` waiting, parked or not.
+async fn live(mut conn: Box<Conn>, alive: Option<tokio::sync::mpsc::Sender<()>>, resumed: bool) {
+    match conn.serve(resumed).await {
+        Served::Park => conn.park(alive),
+        Served::Exit(exit) => {
+            let still_current = Box::pin(conn.finish(exit)).await;
+            conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            if still_current {
+                crate::sys::presence(&conn.shared, &conn.client_id, None);
+            }
+        }
     }
 }
 
@@ -488,41 +524,59 @@ impl Conn {
         Ok(true)
     }
 
-    async fn serve(&mut self) -> Exit {
+    /// Serves the connection until it ends, or until it is idle and may
+    /// park. `resumed`: it comes back from the parker, for a reason that
+    /// the first pass of the loop finds (deliveries written at once, a kick,
+    /// shutdown, a keep-alive deadline, bytes to read).
+    async fn serve(&mut self, resumed: bool) -> Served {
         let signal = self.signal.clone();
-        self.last_seen = Instant::now();
-        // Frames that arrived together with the CONNECT.
-        if let Err(exit) = self.process_frames() {
-            return exit;
+        let mut now = Instant::now();
+        if !resumed {
+            self.last_seen = now;
+            // Frames that arrived together with the CONNECT.
+            if let Err(exit) = self.process_frames() {
+                return Served::Exit(exit);
+            }
+            if self.rbuf.is_empty() {
+                self.rbuf = BytesMut::new();
+            }
+        } else if signal.kicked.load(Ordering::Acquire) {
+            return Served::Exit(Exit::Kicked);
         }
-        if self.rbuf.is_empty() {
-            self.rbuf = BytesMut::new();
-        }
-        // One keep-alive timer for the whole connection: when it fires early
-        // (packets arrived since it was set) it is pushed to the new deadline,
-        // so busy connections do not touch the timer wheel per packet.
-        let mut timer = self
-            .keepalive
-            .map(|k| Box::pin(tokio::time::sleep_until((self.last_seen + k).into())));
+        // A new connection parks as soon as it has nothing to do; one that
+        // was busy (or just woke) only after `PARK_AFTER` without activity,
+        // so that a steady client does not go back and forth.
+        let mut park_at = if resumed { now + PARK_AFTER } else { now };
+        // One timer for keep-alive and parking: when it fires early (packets
+        // arrived since it was set) it is pushed to the new deadline, so busy
+        // connections do not touch the timer wheel per packet.
+        let mut timer = Box::pin(tokio::time::sleep_until(self.next_deadline(park_at).into()));
         // Allocated for the first pause only: most connections never pause.
         let mut pause_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut active = false;
         loop {
             // Shutdown wakes every attached connection through its signal
             // (`RunningBroker::shutdown`): a `watch` future in the select below
             // would cost every idle connection 144 bytes.
             if *self.shared.shutdown.borrow() {
-                return Exit::Shutdown;
+                return Served::Exit(Exit::Shutdown);
             }
             // A flooding client must not keep its worker thread: other tasks
             // (the accept loop among them) get their turn once the budget is spent.
             tokio::task::coop::consume_budget().await;
-            let now = Instant::now();
+            now = Instant::now();
+            if std::mem::take(&mut active) {
+                park_at = now + PARK_AFTER;
+            }
             if let Err(exit) = self.release_acks() {
-                return exit;
+                return Served::Exit(exit);
             }
             self.drain_session(now);
             if let Err(exit) = self.try_flush() {
-                return exit;
+                return Served::Exit(exit);
+            }
+            if now >= park_at && self.may_park() && self.nothing_pending(now) {
+                return Served::Park;
             }
             let paused = self.paused_until.is_some();
             if let Some(until) = self.paused_until {
@@ -536,12 +590,6 @@ impl Conn {
             let want_write = !self.wbuf.is_empty();
             let event = {
                 let stream = &self.stream;
-                let keepalive = async {
-                    match timer.as_mut() {
-                        Some(t) => t.as_mut().await,
-                        None => std::future::pending().await,
-                    }
-                };
                 let pause_over = async {
                     match pause_timer.as_mut() {
                         Some(t) if paused => t.as_mut().await,
@@ -551,61 +599,63 @@ impl Conn {
                 tokio::select! {
                     _ = signal.wake.notified() => Event::Wake,
                     e = socket_ready(stream, want_read, want_write), if want_read || want_write => e,
-                    _ = keepalive => Event::Timeout,
+                    _ = timer.as_mut() => Event::Timeout,
                     _ = pause_over => Event::Resume,
                 }
             };
+            active = !matches!(event, Event::Timeout);
             match event {
                 Event::Timeout => {
-                    let (Some(k), Some(t)) = (self.keepalive, timer.as_mut()) else {
-                        continue;
-                    };
-                    let deadline = self.last_seen + k;
                     let now = Instant::now();
-                    if now < deadline {
-                        t.as_mut().reset(deadline.into());
-                    } else if self.paused_until.is_none() {
-                        return Exit::Timeout;
-                    } else {
-                        // A paused connection is not silent: its frames wait unread.
-                        t.as_mut().reset((now + k).into());
+                    match self.keepalive {
+                        Some(k) if now >= self.last_seen + k => {
+                            if self.paused_until.is_none() {
+                                return Served::Exit(Exit::Timeout);
+                            }
+                            // A paused connection is not silent: its frames wait unread.
+                            timer.as_mut().reset((now + k).into());
+                        }
+                        _ => {
+                            let next = self.next_deadline(park_at.max(now + PARK_RETRY));
+                            timer.as_mut().reset(next.into());
+                        }
                     }
                 }
                 Event::Resume => {
                     // The subscriber stalled: read on; what does not fit is dropped.
                     self.paused_until = None;
                     if let Err(exit) = self.process_frames() {
-                        return exit;
+                        return Served::Exit(exit);
                     }
                 }
                 Event::Wake => {
                     if signal.kicked.load(Ordering::Acquire) {
-                        return Exit::Kicked;
+                        return Served::Exit(Exit::Kicked);
                     }
                     if signal.resume.swap(false, Ordering::AcqRel) && paused {
                         // A subscriber we were paused for drained.
                         self.paused_until = None;
                         if let Err(exit) = self.process_frames() {
-                            return exit;
+                            return Served::Exit(exit);
                         }
                     }
                 }
                 Event::Writable(r) => {
                     if let Err(e) = r {
-                        return Exit::Io(e);
+                        return Served::Exit(Exit::Io(e));
                     }
                 }
                 Event::Readable(r) => {
                     if let Err(e) = r {
-                        return Exit::Io(e);
+                        return Served::Exit(Exit::Io(e));
                     }
                     let read = match self.read_some() {
                         Ok(n) => n,
-                        Err(exit) => return exit,
+                        Err(exit) => return Served::Exit(exit),
                     };
                     if read > 0 {
                         if let Err(exit) = self.process_frames() {
-                            return exit;
+                            return Served::Exit(exit);
                         }
                         // An idle connection keeps no read buffer.
                         if self.rbuf.is_empty() && read < 2048 {
@@ -617,6 +667,58 @@ impl Conn {
                     }
                 }
             }
+        }
+    }
+
+    /// The keep-alive deadline or `park_at`, whichever is first.
+    fn next_deadline(&self, park_at: Instant) -> Instant {
+        match self.keepalive {
+            Some(k) => park_at.min(self.last_seen + k),
+            None => park_at,
+        }
+    }
+
+    /// Whether the connection holds nothing that needs its task: no bytes
+    /// to write or partly read, no acknowledgement waiting for the store,
+    /// no paused publishing. A parked connection keeps this invariant.
+    fn may_park(&self) -> bool {
+        self.wbuf.is_empty()
+            && self.rbuf.is_empty()
+            && self.held_acks.is_empty()
+            && self.paused_until.is_none()
+            && self.outgoing.is_empty()
+            && self.shared.parker.is_open()
+    }
+
+    /// Marks the signal as parking, then checks that no wake came before:
+    /// a kick, shutdown, or deliveries made ready. A wake from here on is
+    /// kept by the signal (see `park.rs`). `false`: stay, the wake is
+    /// delivered to the task.
+    fn nothing_pending(&mut self, now: Instant) -> bool {
+        self.signal.wake.begin_park();
+        self.drain_session(now);
+        let pending = !self.wbuf.is_empty()
+            || self.signal.kicked.load(Ordering::SeqCst)
+            || *self.shared.shutdown.borrow();
+        if pending {
+            self.signal.wake.cancel_park();
+            // The loop writes what was drained and looks at the flags.
+            self.signal.wake.notify_one();
+        }
+        !pending
+    }
+
+    /// Hands the idle connection to the parker; its task then ends.
+    fn park(self: Box<Self>, alive: Option<tokio::sync::mpsc::Sender<()>>) {
+        let shared = self.shared.clone();
+        match ParkedConn::from_conn(*self, alive) {
+            Ok(parked) => {
+                if let Err(parked) = shared.parker.park(parked) {
+                    // Woken while parking: carry on in a new task.
+                    tokio::spawn(resume(shared, parked));
+                }
+            }
+            Err(lost) => lost.lost(),
         }
     }
 
@@ -1472,7 +1574,6 @@ impl Conn {
 
     /// Ends the connection; `true` when it still held its session (not taken over).
     async fn finish(&mut self, exit: Exit) -> bool {
-        let now = Instant::now();
         let id = self.client_id.clone();
         let messages = self.shared.config.log.connection_messages;
         let (send_will, disconnect_reason) = match &exit {
@@ -1533,52 +1634,329 @@ impl Conn {
             }
         }
         self.final_flush().await;
+        let mut matches = std::mem::take(&mut self.matches);
+        leave(
+            &self.shared,
+            self.handle.as_ref(),
+            self.generation,
+            &self.client_id,
+            self.will.take(),
+            self.will_delay,
+            send_will,
+            matches!(exit, Exit::Shutdown),
+            &mut matches,
+        )
+    }
+}
 
-        // Leave the session, unless a newer connection already holds it.
-        let mut end = false;
-        let mut current = false;
-        if let Some(handle) = &self.handle {
-            let mut inner = handle.inner.lock();
-            if inner.generation == self.generation {
-                current = true;
-                inner.conn = None;
-                inner.session.detach();
-                // Nobody waits for a session without a connection.
-                resume_all(std::mem::take(&mut inner.paused));
-                inner.disconnected_at = Some(now);
-                end = inner.expiry == Some(0);
-            }
+/// Leaves the session, unless a newer connection already holds it, and
+/// publishes or delays the will. `true` when the session was still this
+/// connection's (not taken over).
+#[allow(clippy::too_many_arguments)]
+fn leave(
+    shared: &Shared,
+    handle: Option<&Arc<SessionHandle>>,
+    generation: u64,
+    client_id: &Arc<str>,
+    will: Option<Box<Message>>,
+    will_delay: u32,
+    send_will: bool,
+    shutting_down: bool,
+    matches: &mut Vec<Match<SessionKey>>,
+) -> bool {
+    let now = Instant::now();
+    let mut end = false;
+    let mut current = false;
+    if let Some(handle) = handle {
+        let mut inner = handle.inner.lock();
+        if inner.generation == generation {
+            current = true;
+            inner.conn = None;
+            inner.session.detach();
+            // Nobody waits for a session without a connection.
+            resume_all(std::mem::take(&mut inner.paused));
+            inner.disconnected_at = Some(now);
+            end = inner.expiry == Some(0);
         }
-        let shutting_down = matches!(exit, Exit::Shutdown);
-        if send_will {
-            if let Some(will) = self.will.take().map(|w| *w) {
-                // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
-                // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
-                // it back until the delay passes or the session ends, whichever is
-                // first; a new connection cancels it [MQTT-3.1.3-9].
-                // At shutdown a delayed will goes out at once, as mosquitto's
-                // will_delay__send_all does.
-                if self.will_delay > 0 && !end && !shutting_down {
-                    if current {
-                        let due = now + Duration::from_secs(u64::from(self.will_delay));
-                        self.shared.store.delayed_will(&self.client_id, Some(&will));
-                        self.shared
-                            .delayed_wills
-                            .lock()
-                            .insert(self.client_id.clone(), (due, will));
-                    }
-                } else {
-                    let mut matches = std::mem::take(&mut self.matches);
-                    self.shared.publish(Arc::new(will), &mut matches, now);
+    }
+    if send_will {
+        if let Some(will) = will.map(|w| *w) {
+            // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
+            // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
+            // it back until the delay passes or the session ends, whichever is
+            // first; a new connection cancels it [MQTT-3.1.3-9].
+            // At shutdown a delayed will goes out at once, as mosquitto's
+            // will_delay__send_all does.
+            if will_delay > 0 && !end && !shutting_down {
+                if current {
+                    let due = now + Duration::from_secs(u64::from(will_delay));
+                    shared.store.delayed_will(client_id, Some(&will));
+                    shared
+                        .delayed_wills
+                        .lock()
+                        .insert(client_id.clone(), (due, will));
                 }
+            } else {
+                shared.publish(Arc::new(will), matches, now);
             }
         }
-        if end {
-            if let Some(handle) = self.handle.clone() {
-                end_session(&self.shared, &handle, Some(self.generation));
-            }
+    }
+    if end {
+        if let Some(handle) = handle {
+            end_session(shared, handle, Some(generation));
         }
-        current
+    }
+    current
+}
+
+/// What a parked connection keeps (see `park.rs`): its socket, out of
+/// tokio, and the state that outlives an idle spell. Everything else is
+/// empty when a connection parks (`Conn::may_park`) and made anew when it
+/// resumes.
+pub(crate) struct ParkedConn {
+    stream: mio::net::TcpStream,
+    handle: Arc<SessionHandle>,
+    signal: Arc<ConnSignal>,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
+    last_seen: Instant,
+    generation: u64,
+    keepalive: Option<Duration>,
+    client_max_packet_size: Option<u32>,
+    will_delay: u32,
+    connect_expiry: u32,
+    listener: u32,
+    out_alias_max: u16,
+    protocol: Protocol,
+    problem_info: bool,
+    /// Boxed: most connections have none of it.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a parked connection most connections do not have.
+struct Rare {
+    will: Option<Box<Message>>,
+    aliases: Option<Box<Aliases>>,
+    username: Option<Arc<str>>,
+}
+
+/// A connected client whose socket was lost while parking or resuming.
+pub(crate) struct Lost {
+    shared: Arc<Shared>,
+    handle: Option<Arc<SessionHandle>>,
+    generation: u64,
+    client_id: Arc<str>,
+    will: Option<Box<Message>>,
+    will_delay: u32,
+}
+
+impl std::fmt::Debug for ParkedConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkedConn")
+            .field("client_id", &self.handle.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParkedConn {
+    fn from_conn(conn: Conn, alive: Option<tokio::sync::mpsc::Sender<()>>) -> Result<Self, Lost> {
+        let Conn {
+            shared,
+            stream,
+            listener,
+            protocol,
+            client_id,
+            username,
+            keepalive,
+            last_seen,
+            will,
+            will_delay,
+            out_alias_max,
+            aliases,
+            client_max_packet_size,
+            problem_info,
+            handle,
+            signal,
+            generation,
+            connect_expiry,
+            ..
+        } = conn;
+        let lost = |handle, will| Lost {
+            shared,
+            handle,
+            generation,
+            client_id,
+            will,
+            will_delay,
+        };
+        let (Some(handle), Ok(listener)) = (handle.clone(), u32::try_from(listener)) else {
+            return Err(lost(handle, will));
+        };
+        let stream = match stream.into_std() {
+            Ok(std) => mio::net::TcpStream::from_std(std),
+            Err(e) => {
+                tracing::debug!("unable to park a connection: {e}");
+                return Err(lost(Some(handle), will));
+            }
+        };
+        let rare = (will.is_some() || aliases.is_some() || username.is_some()).then(|| {
+            Box::new(Rare {
+                will,
+                aliases,
+                username,
+            })
+        });
+        Ok(ParkedConn {
+            stream,
+            handle,
+            signal,
+            alive,
+            last_seen,
+            generation,
+            keepalive,
+            client_max_packet_size,
+            will_delay,
+            connect_expiry,
+            listener,
+            out_alias_max,
+            protocol,
+            problem_info,
+            rare,
+        })
+    }
+
+    /// The connection again, its socket registered with the current runtime.
+    #[allow(clippy::type_complexity)]
+    fn into_conn(
+        self,
+        shared: Arc<Shared>,
+    ) -> Result<(Box<Conn>, Option<tokio::sync::mpsc::Sender<()>>), (Lost, std::io::Error)> {
+        let ParkedConn {
+            stream,
+            handle,
+            signal,
+            alive,
+            last_seen,
+            generation,
+            keepalive,
+            client_max_packet_size,
+            will_delay,
+            connect_expiry,
+            listener,
+            out_alias_max,
+            protocol,
+            problem_info,
+            rare,
+        } = self;
+        let Rare {
+            will,
+            aliases,
+            username,
+        } = rare.map_or(
+            Rare {
+                will: None,
+                aliases: None,
+                username: None,
+            },
+            |r| *r,
+        );
+        let client_id = handle.client_id.clone();
+        let stream = match TcpStream::from_std(stream.into()) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let lost = Lost {
+                    shared,
+                    handle: Some(handle),
+                    generation,
+                    client_id,
+                    will,
+                    will_delay,
+                };
+                return Err((lost, e));
+            }
+        };
+        let listener = listener as usize;
+        let max_packet_size = shared
+            .config
+            .limits
+            .max_packet_size
+            .unwrap_or(MQTT_MAX_PACKET);
+        let mount = shared
+            .config
+            .listeners
+            .get(listener)
+            .and_then(|l| l.mount_point.as_deref())
+            .map(Arc::from);
+        let conn = Box::new(Conn {
+            shared,
+            stream,
+            // Only the handshake's log lines show the peer.
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listener,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            protocol,
+            client_id,
+            username,
+            keepalive,
+            last_seen,
+            will,
+            will_delay,
+            backoff: false,
+            mount,
+            out_alias_max,
+            aliases,
+            max_packet_size,
+            client_max_packet_size,
+            problem_info,
+            handle: Some(handle),
+            signal,
+            generation,
+            connect_expiry,
+            matches: Vec::new(),
+            paused_until: None,
+            held_acks: VecDeque::new(),
+            acks: Arc::new(DurableAcks::default()),
+            durable_mark: 0,
+            outgoing: Vec::new(),
+        });
+        Ok((conn, alive))
+    }
+
+    pub(crate) fn wake(&self) -> &crate::park::Wake {
+        &self.signal.wake
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.stream
+    }
+
+    /// The keep-alive deadline: 1.5 × keep alive after the last packet [MQTT-3.1.2-24].
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.keepalive.map(|k| self.last_seen + k)
+    }
+}
+
+impl Lost {
+    /// Ends the connection as a socket error would.
+    fn lost(self) {
+        if self.shared.config.log.connection_messages {
+            tracing::info!("Socket error on client {}, disconnecting.", self.client_id);
+        }
+        let current = leave(
+            &self.shared,
+            self.handle.as_ref(),
+            self.generation,
+            &self.client_id,
+            self.will,
+            self.will_delay,
+            true,
+            false,
+            &mut Vec::new(),
+        );
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if current {
+            crate::sys::presence(&self.shared, &self.client_id, None);
+        }
     }
 }
 

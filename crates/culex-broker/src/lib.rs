@@ -41,6 +41,7 @@ mod connection;
 pub mod durable_store;
 pub mod log;
 pub mod message;
+mod park;
 pub mod retained;
 pub mod session;
 pub mod store;
