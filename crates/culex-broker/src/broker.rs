@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Policy, SharedPolicy};
 use crate::config::Config;
+use crate::lazy::Lazy;
 use crate::message::Message;
 use crate::park::{Parker, Wake};
 use crate::retained::RetainedTree;
@@ -457,7 +458,7 @@ pub(crate) struct SessionInner {
     /// Set once the session has been removed from the map.
     pub ended: bool,
     /// Publishers paused until this session drains (back-pressure).
-    pub paused: Vec<Arc<ConnSignal>>,
+    pub paused: Lazy<Vec<Arc<ConnSignal>>>,
 }
 
 impl SessionInner {
@@ -467,7 +468,7 @@ impl SessionInner {
         if self.paused.is_empty() || !(self.ended || self.session.can_resume()) {
             return Vec::new();
         }
-        std::mem::take(&mut self.paused)
+        self.paused.take_all()
     }
 }
 
@@ -492,7 +493,7 @@ impl SessionHandle {
                 expiry: Some(0),
                 disconnected_at: None,
                 ended: false,
-                paused: Vec::new(),
+                paused: Lazy::new(),
             }),
         }
     }
@@ -731,7 +732,7 @@ pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generati
             return;
         }
         inner.ended = true;
-        resume_all(std::mem::take(&mut inner.paused));
+        resume_all(inner.paused.take_all());
         if shard
             .get(&handle.client_id)
             .is_some_and(|h| Arc::ptr_eq(h, handle))

@@ -228,12 +228,17 @@ pub(crate) async fn run(
         &conn.client_id,
         Some((conn.peer, conn.protocol)),
     );
-    live(conn, alive, false).await;
+    live(conn, alive, None).await;
 }
 
 /// Serves a parked connection again (see `park.rs`), from where it left off.
-pub(crate) async fn resume(shared: Arc<Shared>, parked: ParkedConn) {
-    let (conn, alive) = match parked.into_conn(shared) {
+/// `first_pass` is released once the task has done what it was woken for.
+pub(crate) async fn resume(shared: Arc<Shared>, mut parked: ParkedConn, first_pass: FirstPass) {
+    // Read what woke it before the socket joins tokio (whose readiness
+    // would take a turn of its reactor): a client that sent DISCONNECT or
+    // closed is then done within this one poll.
+    let (rbuf, closed) = parked.read_ahead(&shared);
+    let (conn, alive) = match parked.into_conn(shared, rbuf) {
         Ok(resumed) => resumed,
         Err((lost, e)) => {
             tracing::debug!("unable to resume a parked connection: {e}");
@@ -241,12 +246,26 @@ pub(crate) async fn resume(shared: Arc<Shared>, parked: ParkedConn) {
             return;
         }
     };
-    live(conn, alive, true).await;
+    let resumed = Resumed { closed, first_pass };
+    live(conn, alive, Some(resumed)).await;
 }
+
+/// How a task resumed from the parker starts.
+struct Resumed {
+    /// The client closed the socket (after what was read ahead).
+    closed: bool,
+    first_pass: FirstPass,
+}
+
+pub(crate) use crate::park::FirstPass;
 
 /// The life of a connected client's task: serve until it ends or parks.
 /// `alive` keeps `shutdown()` waiting, parked or not.
-async fn live(mut conn: Box<Conn>, alive: Option<tokio::sync::mpsc::Sender<()>>, resumed: bool) {
+async fn live(
+    mut conn: Box<Conn>,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
+    resumed: Option<Resumed>,
+) {
     match conn.serve(resumed).await {
         Served::Park => conn.park(alive),
         Served::Exit(exit) => {
@@ -528,20 +547,25 @@ impl Conn {
     /// park. `resumed`: it comes back from the parker, for a reason that
     /// the first pass of the loop finds (deliveries written at once, a kick,
     /// shutdown, a keep-alive deadline, bytes to read).
-    async fn serve(&mut self, resumed: bool) -> Served {
+    async fn serve(&mut self, resumed: Option<Resumed>) -> Served {
         let signal = self.signal.clone();
         let mut now = Instant::now();
-        if !resumed {
+        if resumed.is_none() {
             self.last_seen = now;
-            // Frames that arrived together with the CONNECT.
-            if let Err(exit) = self.process_frames() {
-                return Served::Exit(exit);
-            }
-            if self.rbuf.is_empty() {
-                self.rbuf = BytesMut::new();
-            }
         } else if signal.kicked.load(Ordering::Acquire) {
             return Served::Exit(Exit::Kicked);
+        }
+        // Frames that arrived together with the CONNECT, or read on resuming.
+        if let Err(exit) = self.process_frames() {
+            return Served::Exit(exit);
+        }
+        let (resumed, mut first_pass) = match resumed {
+            Some(r) if r.closed => return Served::Exit(Exit::Closed),
+            Some(r) => (true, Some(r.first_pass)),
+            None => (false, None),
+        };
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
         }
         // A new connection parks as soon as it has nothing to do; one that
         // was busy (or just woke) only after `PARK_AFTER` without activity,
@@ -588,6 +612,8 @@ impl Conn {
             }
             let want_read = self.wbuf.len() < HIGH_WATER && !paused;
             let want_write = !self.wbuf.is_empty();
+            // What the parker woke the task for is done: it may wake more.
+            drop(first_pass.take());
             let event = {
                 let stream = &self.stream;
                 let pause_over = async {
@@ -715,7 +741,8 @@ impl Conn {
             Ok(parked) => {
                 if let Err(parked) = shared.parker.park(parked) {
                     // Woken while parking: carry on in a new task.
-                    tokio::spawn(resume(shared, parked));
+                    let first_pass = shared.parker.first_pass();
+                    tokio::spawn(resume(shared, parked, first_pass));
                 }
             }
             Err(lost) => lost.lost(),
@@ -1674,7 +1701,7 @@ fn leave(
             inner.conn = None;
             inner.session.detach();
             // Nobody waits for a session without a connection.
-            resume_all(std::mem::take(&mut inner.paused));
+            resume_all(inner.paused.take_all());
             inner.disconnected_at = Some(now);
             end = inner.expiry == Some(0);
         }
@@ -1720,10 +1747,8 @@ pub(crate) struct ParkedConn {
     alive: Option<tokio::sync::mpsc::Sender<()>>,
     last_seen: Instant,
     generation: u64,
-    keepalive: Option<Duration>,
-    client_max_packet_size: Option<u32>,
-    will_delay: u32,
-    connect_expiry: u32,
+    /// 1.5 × keep alive in milliseconds; 0: none.
+    keepalive_ms: u32,
     listener: u32,
     out_alias_max: u16,
     protocol: Protocol,
@@ -1733,10 +1758,14 @@ pub(crate) struct ParkedConn {
 }
 
 /// The parts of a parked connection most connections do not have.
+#[derive(Default)]
 struct Rare {
     will: Option<Box<Message>>,
+    will_delay: u32,
     aliases: Option<Box<Aliases>>,
     username: Option<Arc<str>>,
+    client_max_packet_size: Option<u32>,
+    connect_expiry: u32,
 }
 
 /// A connected client whose socket was lost while parking or resuming.
@@ -1798,13 +1827,23 @@ impl ParkedConn {
                 return Err(lost(Some(handle), will));
             }
         };
-        let rare = (will.is_some() || aliases.is_some() || username.is_some()).then(|| {
-            Box::new(Rare {
-                will,
-                aliases,
-                username,
-            })
-        });
+        let rare = Rare {
+            will,
+            will_delay,
+            aliases,
+            username,
+            client_max_packet_size,
+            connect_expiry,
+        };
+        let rare = (rare.will.is_some()
+            || rare.aliases.is_some()
+            || rare.username.is_some()
+            || rare.client_max_packet_size.is_some()
+            || rare.connect_expiry != 0)
+            .then(|| Box::new(rare));
+        // Keep alive is at most 65535 × 1.5 s: it fits.
+        let keepalive_ms =
+            keepalive.map_or(0, |k| u32::try_from(k.as_millis()).unwrap_or(u32::MAX));
         Ok(ParkedConn {
             stream,
             handle,
@@ -1812,10 +1851,7 @@ impl ParkedConn {
             alive,
             last_seen,
             generation,
-            keepalive,
-            client_max_packet_size,
-            will_delay,
-            connect_expiry,
+            keepalive_ms,
             listener,
             out_alias_max,
             protocol,
@@ -1829,6 +1865,7 @@ impl ParkedConn {
     fn into_conn(
         self,
         shared: Arc<Shared>,
+        rbuf: BytesMut,
     ) -> Result<(Box<Conn>, Option<tokio::sync::mpsc::Sender<()>>), (Lost, std::io::Error)> {
         let ParkedConn {
             stream,
@@ -1837,10 +1874,7 @@ impl ParkedConn {
             alive,
             last_seen,
             generation,
-            keepalive,
-            client_max_packet_size,
-            will_delay,
-            connect_expiry,
+            keepalive_ms,
             listener,
             out_alias_max,
             protocol,
@@ -1849,16 +1883,13 @@ impl ParkedConn {
         } = self;
         let Rare {
             will,
+            will_delay,
             aliases,
             username,
-        } = rare.map_or(
-            Rare {
-                will: None,
-                aliases: None,
-                username: None,
-            },
-            |r| *r,
-        );
+            client_max_packet_size,
+            connect_expiry,
+        } = rare.map(|r| *r).unwrap_or_default();
+        let keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
         let client_id = handle.client_id.clone();
         let stream = match TcpStream::from_std(stream.into()) {
             Ok(stream) => stream,
@@ -1892,7 +1923,7 @@ impl ParkedConn {
             // Only the handshake's log lines show the peer.
             peer: SocketAddr::from(([0, 0, 0, 0], 0)),
             listener,
-            rbuf: BytesMut::new(),
+            rbuf,
             wbuf: BytesMut::new(),
             protocol,
             client_id,
@@ -1922,6 +1953,27 @@ impl ParkedConn {
         Ok((conn, alive))
     }
 
+    /// Reads what the client sent while parked, without waiting: the bytes,
+    /// and whether the client then closed the socket.
+    fn read_ahead(&mut self, shared: &Shared) -> (BytesMut, bool) {
+        use std::io::Read;
+        let mut buf = [0u8; 2048];
+        match (&self.stream).read(&mut buf) {
+            Ok(0) => (BytesMut::new(), true),
+            Ok(n) => {
+                shared
+                    .stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                let data = buf.get(..n).unwrap_or_default();
+                (BytesMut::from(data), false)
+            }
+            // Nothing (the wake was for something else), or an error that
+            // the registered socket reports again.
+            Err(_) => (BytesMut::new(), false),
+        }
+    }
+
     pub(crate) fn wake(&self) -> &crate::park::Wake {
         &self.signal.wake
     }
@@ -1932,7 +1984,8 @@ impl ParkedConn {
 
     /// The keep-alive deadline: 1.5 × keep alive after the last packet [MQTT-3.1.2-24].
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.keepalive.map(|k| self.last_seen + k)
+        (self.keepalive_ms > 0)
+            .then(|| self.last_seen + Duration::from_millis(u64::from(self.keepalive_ms)))
     }
 }
 

@@ -39,6 +39,7 @@ pub mod cli;
 pub mod config;
 mod connection;
 pub mod durable_store;
+mod lazy;
 pub mod log;
 pub mod message;
 mod park;

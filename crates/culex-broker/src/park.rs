@@ -17,7 +17,7 @@
 //! in the same critical section that queues its record, so a wake queued
 //! for the slot always comes after the record.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,11 @@ const WOKEN: u32 = 4;
 const INBOX: mio::Token = mio::Token(usize::MAX);
 /// Slots per slab chunk: the slab grows by chunks, never by doubling.
 const CHUNK: usize = 1024;
+/// While connections park in numbers, the parker takes them this often
+/// rather than being woken for each (a wake still reaches it at once).
+const BATCH: Duration = Duration::from_millis(1);
+/// Resumed tasks that may be spawned and not yet have run their first pass.
+const MAX_RESUMING: usize = 64;
 /// Keep-alive deadlines are checked no more often than this: a scan visits
 /// every parked connection.
 const SCAN_EVERY: Duration = Duration::from_millis(50);
@@ -108,6 +113,26 @@ pub(crate) struct Parker {
     waker: Option<mio::Waker>,
     /// Whether records are taken (the thread runs, and is not stopping).
     open: AtomicBool,
+    /// Resumed tasks that have not yet done what they were woken for.
+    resuming: AtomicUsize,
+}
+
+/// Held by a resumed task until it has done what it was woken for. The
+/// parker resumes at most `MAX_RESUMING` at a time: when thousands of
+/// parked clients leave at once, each resumed task costs about 1.5 KiB
+/// until it has run, and the parker would spawn them faster than the
+/// runtime runs them.
+#[derive(Debug)]
+pub(crate) struct FirstPass(Arc<Parker>);
+
+impl Drop for FirstPass {
+    fn drop(&mut self) {
+        let before = self.0.resuming.fetch_sub(1, Ordering::AcqRel);
+        if before == MAX_RESUMING {
+            let inbox = self.0.inbox.lock();
+            self.0.signal(inbox);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -117,8 +142,11 @@ struct Inbox {
     wakes: Vec<(u32, usize)>,
     free: Vec<u32>,
     next_slot: u32,
-    /// The thread has been woken since it last drained the inbox.
-    signalled: bool,
+    /// The thread will drain the inbox soon without being woken: it has
+    /// been woken already, or it is taking parks in batches (see `BATCH`).
+    draining: bool,
+    /// The thread has been woken for a wake since it last drained.
+    woken: bool,
     stop: bool,
 }
 
@@ -135,6 +163,7 @@ impl Parker {
             inbox: Mutex::new(Inbox::default()),
             waker,
             open: AtomicBool::new(false),
+            resuming: AtomicUsize::new(0),
         });
         (parker, poll)
     }
@@ -159,6 +188,8 @@ impl Parker {
                     next_due: None,
                     last_scan: Instant::now(),
                     freed: Vec::new(),
+                    batching: false,
+                    deferred: std::collections::VecDeque::new(),
                 };
                 thread.run();
             });
@@ -172,6 +203,12 @@ impl Parker {
                 std::future::pending::<()>().await;
             });
         }
+    }
+
+    /// Counts a task about to be resumed.
+    pub fn first_pass(self: &Arc<Self>) -> FirstPass {
+        self.resuming.fetch_add(1, Ordering::AcqRel);
+        FirstPass(self.clone())
     }
 
     /// Whether a connection may park now.
@@ -205,7 +242,12 @@ impl Parker {
         };
         wake.slot.store(slot, Ordering::Relaxed);
         inbox.parks.push((slot, parked));
-        self.signal(inbox);
+        // Parks may wait for the next batch: nothing is lost meanwhile (the
+        // socket is registered with readiness it already has).
+        if !inbox.draining {
+            inbox.draining = true;
+            self.signal(inbox);
+        }
         Ok(())
     }
 
@@ -217,18 +259,19 @@ impl Parker {
         self.signal(inbox);
     }
 
+    /// Wakes go to the thread at once, batch or not.
     fn wake(&self, wake: &Wake) {
         let mut inbox = self.inbox.lock();
         let slot = wake.slot.load(Ordering::Relaxed);
         inbox.wakes.push((slot, wake.key()));
-        self.signal(inbox);
+        if !inbox.woken {
+            inbox.woken = true;
+            inbox.draining = true;
+            self.signal(inbox);
+        }
     }
 
-    fn signal(&self, mut inbox: parking_lot::MutexGuard<'_, Inbox>) {
-        if inbox.signalled {
-            return;
-        }
-        inbox.signalled = true;
+    fn signal(&self, inbox: parking_lot::MutexGuard<'_, Inbox>) {
         drop(inbox);
         if let Some(waker) = &self.waker {
             if let Err(e) = waker.wake() {
@@ -257,16 +300,23 @@ struct ParkerThread {
     next_due: Option<Instant>,
     last_scan: Instant,
     freed: Vec<u32>,
+    /// Parks came in the last round: the next is due after `BATCH`.
+    batching: bool,
+    /// Slots to unpark once fewer than `MAX_RESUMING` tasks are resuming.
+    deferred: std::collections::VecDeque<usize>,
 }
 
 impl ParkerThread {
     fn run(&mut self) {
         let mut events = mio::Events::with_capacity(1024);
         loop {
-            let timeout = self
+            let mut timeout = self
                 .next_due
                 .map(|due| due.max(self.last_scan + SCAN_EVERY))
                 .map(|at| at.saturating_duration_since(Instant::now()));
+            if self.batching || !self.deferred.is_empty() {
+                timeout = Some(timeout.map_or(BATCH, |t| t.min(BATCH)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     tracing::error!("Error: connection parker: {e}");
@@ -281,7 +331,11 @@ impl ParkerThread {
             }
             let (parks, wakes, stop) = {
                 let mut inbox = self.parker.inbox.lock();
-                inbox.signalled = false;
+                inbox.woken = false;
+                // While connections park in numbers (a wave of connects),
+                // take them every `BATCH` instead of being woken for each.
+                self.batching = !inbox.parks.is_empty();
+                inbox.draining = self.batching;
                 inbox.free.append(&mut self.freed);
                 (
                     std::mem::take(&mut inbox.parks),
@@ -307,6 +361,12 @@ impl ParkerThread {
             }
             if self.next_due.is_some_and(|due| due <= Instant::now()) {
                 self.scan();
+            }
+            while self.parker.resuming.load(Ordering::Acquire) < MAX_RESUMING {
+                let Some(slot) = self.deferred.pop_front() else {
+                    break;
+                };
+                self.unpark(slot);
             }
             if !self.freed.is_empty() {
                 self.parker.inbox.lock().free.append(&mut self.freed);
@@ -376,6 +436,10 @@ impl ParkerThread {
         let Ok(slot) = u32::try_from(slot) else {
             return;
         };
+        if self.parker.resuming.load(Ordering::Acquire) >= MAX_RESUMING {
+            self.deferred.push_back(slot as usize);
+            return;
+        }
         let Some(mut parked) = self.get(slot).and_then(Option::take) else {
             return;
         };
@@ -390,8 +454,9 @@ impl ParkerThread {
         parked.wake().state.store(RUNNING, Ordering::SeqCst);
         match self.shared.upgrade() {
             Some(shared) => {
+                let first_pass = self.parker.first_pass();
                 self.runtime
-                    .spawn(crate::connection::resume(shared, parked));
+                    .spawn(crate::connection::resume(shared, parked, first_pass));
             }
             None => drop(parked),
         }
