@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{Protocol, QoS};
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Policy, SharedPolicy};
@@ -115,7 +115,7 @@ impl Broker {
                 tracing::info!("Opening {family} listen socket on port {}.", listener.port);
                 match bind(*addr) {
                     Ok(l) => {
-                        if let Ok(a) = l.local_addr() {
+                        if let Ok(a) = l.get_ref().local_addr() {
                             local_addrs.push(a);
                         }
                         listeners.push((l, index, listener.port));
@@ -798,7 +798,7 @@ pub(crate) fn remove_subscriptions(
 
 /// Opens a listen socket with a large backlog; IPv6 sockets are v6-only so
 /// that `0.0.0.0` and `::` can both be bound on one port.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -808,10 +808,28 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
-    TcpListener::from_std(socket.into())
+    // `AsyncFd::new` is deprecated because a `T` that does not own its
+    // descriptor could close it while registered; mio's listener owns it,
+    // and the `AsyncFd` owns the listener.
+    #[allow(deprecated)]
+    AsyncFd::new(mio::net::TcpListener::from_std(socket.into()))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, port: u16) {
+/// A listen socket: mio's accepts non-blocking sockets that stay out of
+/// tokio until a connection has to wait for one (`socket.rs`).
+type Listener = AsyncFd<mio::net::TcpListener>;
+
+/// Accepts one connection.
+async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            return accepted.map(|(stream, peer)| (stream.into(), peer));
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener, index: usize, port: u16) {
     let _alive = shared.alive_token();
     let mut shutdown = shared.shutdown.clone();
     let max_connections = shared
@@ -823,7 +841,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, p
     loop {
         let accepted = tokio::select! {
             _ = crate::broker::shutdown_requested(&mut shutdown) => return,
-            r = listener.accept() => r,
+            r = accept(&listener) => r,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -953,6 +971,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
+            let stream = stream.into_std().unwrap();
             let fut = crate::connection::run(shared, stream, peer, 0, addr.port());
             let size = std::mem::size_of_val(&fut);
             assert!(size <= 512, "connection future is {size} bytes");

@@ -18,8 +18,6 @@ use culex_codec::{
     check_frame, decode_packet, DecodeError, Packet, PacketId, Properties, Protocol, QoS,
     ReasonCode, RetainHandling, Seq,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::broker::{
     end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions, resume_all,
@@ -27,6 +25,7 @@ use crate::broker::{
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
+use crate::socket::Socket;
 use crate::subscriptions::Match;
 
 /// Above this many buffered output bytes the connection stops reading and
@@ -88,7 +87,8 @@ enum Event {
 
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    /// Registered with tokio only once the connection waits for it.
+    stream: Socket,
     peer: SocketAddr,
     listener: usize,
     rbuf: BytesMut,
@@ -143,7 +143,7 @@ struct Aliases {
 /// Serves one accepted connection until it ends.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     listener: usize,
     port: u16,
@@ -173,7 +173,7 @@ pub(crate) async fn run(
     // Boxed: the task then holds a pointer, and its allocation class stays small.
     let mut conn = Box::new(Conn {
         shared,
-        stream,
+        stream: Socket::Plain(stream),
         peer,
         listener,
         rbuf: BytesMut::new(),
@@ -238,14 +238,7 @@ pub(crate) async fn resume(shared: Arc<Shared>, mut parked: ParkedConn, first_pa
     // would take a turn of its reactor): a client that sent DISCONNECT or
     // closed is then done within this one poll.
     let (rbuf, closed) = parked.read_ahead(&shared);
-    let (conn, alive) = match parked.into_conn(shared, rbuf) {
-        Ok(resumed) => resumed,
-        Err((lost, e)) => {
-            tracing::debug!("unable to resume a parked connection: {e}");
-            lost.lost();
-            return;
-        }
-    };
+    let (conn, alive) = parked.into_conn(shared, rbuf);
     let resumed = Resumed { closed, first_pass };
     live(conn, alive, Some(resumed)).await;
 }
@@ -306,6 +299,11 @@ impl Conn {
                 }
                 Ok(None) => {}
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
+            }
+            // The CONNECT is usually there already: read it without
+            // registering the socket.
+            if self.stream.is_plain() && self.read_some()? > 0 {
+                continue;
             }
             self.stream.readable().await.map_err(Exit::Io)?;
             self.read_some()?;
@@ -614,6 +612,9 @@ impl Conn {
             let want_write = !self.wbuf.is_empty();
             // What the parker woke the task for is done: it may wake more.
             drop(first_pass.take());
+            if let Err(e) = self.stream.register() {
+                return Served::Exit(Exit::Io(e));
+            }
             let event = {
                 let stream = &self.stream;
                 let pause_over = async {
@@ -1861,12 +1862,11 @@ impl ParkedConn {
     }
 
     /// The connection again, its socket registered with the current runtime.
-    #[allow(clippy::type_complexity)]
     fn into_conn(
         self,
         shared: Arc<Shared>,
         rbuf: BytesMut,
-    ) -> Result<(Box<Conn>, Option<tokio::sync::mpsc::Sender<()>>), (Lost, std::io::Error)> {
+    ) -> (Box<Conn>, Option<tokio::sync::mpsc::Sender<()>>) {
         let ParkedConn {
             stream,
             handle,
@@ -1891,20 +1891,8 @@ impl ParkedConn {
         } = rare.map(|r| *r).unwrap_or_default();
         let keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
         let client_id = handle.client_id.clone();
-        let stream = match TcpStream::from_std(stream.into()) {
-            Ok(stream) => stream,
-            Err(e) => {
-                let lost = Lost {
-                    shared,
-                    handle: Some(handle),
-                    generation,
-                    client_id,
-                    will,
-                    will_delay,
-                };
-                return Err((lost, e));
-            }
-        };
+        // Registered with tokio when the task first waits on it.
+        let stream = Socket::Plain(stream.into());
         let listener = listener as usize;
         let max_packet_size = shared
             .config
@@ -1950,7 +1938,7 @@ impl ParkedConn {
             durable_mark: 0,
             outgoing: Vec::new(),
         });
-        Ok((conn, alive))
+        (conn, alive)
     }
 
     /// Reads what the client sent while parked, without waiting: the bytes,
@@ -2045,7 +2033,7 @@ struct DurableAcks {
 /// poll functions: unlike `readable()`/`writable()` futures, these keep no
 /// waiter state in the connection's future, which every idle connection holds.
 fn socket_ready(
-    stream: &TcpStream,
+    stream: &Socket,
     want_read: bool,
     want_write: bool,
 ) -> impl std::future::Future<Output = Event> + '_ {

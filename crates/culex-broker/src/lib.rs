@@ -45,6 +45,7 @@ pub mod message;
 mod park;
 pub mod retained;
 pub mod session;
+mod socket;
 pub mod store;
 pub mod subscriptions;
 mod sys;
