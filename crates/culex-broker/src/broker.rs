@@ -205,6 +205,12 @@ impl RunningBroker {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    /// Number of connected clients that are idle and parked outside the
+    /// runtime (they cost no task; see ARCHITECTURE.md).
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parker.parked()
+    }
+
     /// The retained message of `topic`, if any.
     pub fn retained(&self, topic: &str) -> Option<Arc<Message>> {
         self.shared.retained.read().get(topic).cloned()

@@ -115,6 +115,8 @@ pub(crate) struct Parker {
     open: AtomicBool,
     /// Resumed tasks that have not yet done what they were woken for.
     resuming: AtomicUsize,
+    /// Connections the thread holds.
+    parked: AtomicUsize,
 }
 
 /// Held by a resumed task until it has done what it was woken for. The
@@ -164,6 +166,7 @@ impl Parker {
             waker,
             open: AtomicBool::new(false),
             resuming: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
         });
         (parker, poll)
     }
@@ -209,6 +212,11 @@ impl Parker {
     pub fn first_pass(self: &Arc<Self>) -> FirstPass {
         self.resuming.fetch_add(1, Ordering::AcqRel);
         FirstPass(self.clone())
+    }
+
+    /// How many connections are parked now.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
     }
 
     /// Whether a connection may park now.
@@ -346,6 +354,7 @@ impl ParkerThread {
             if stop {
                 // Dropping the records closes their sockets.
                 self.slab.clear();
+                self.parker.parked.store(0, Ordering::Relaxed);
                 return;
             }
             for (slot, parked) in parks {
@@ -405,6 +414,7 @@ impl ParkerThread {
         }
         if let Some(entry) = self.get(slot) {
             *entry = Some(parked);
+            self.parker.parked.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -443,6 +453,7 @@ impl ParkerThread {
         let Some(mut parked) = self.get(slot).and_then(Option::take) else {
             return;
         };
+        self.parker.parked.fetch_sub(1, Ordering::Relaxed);
         let _ = self.poll.registry().deregister(parked.stream_mut());
         self.freed.push(slot);
         self.spawn(parked);
