@@ -461,8 +461,9 @@ impl ParkerThread {
 
     fn spawn(&self, parked: ParkedConn) {
         // Running again: from here on a wake notifies the task, which starts
-        // by looking at everything a wake may have been for.
-        parked.wake().state.store(RUNNING, Ordering::SeqCst);
+        // by looking at everything a wake may have been for. A swap, so that
+        // what an earlier waker set is visible to the task.
+        parked.wake().state.swap(RUNNING, Ordering::SeqCst);
         match self.shared.upgrade() {
             Some(shared) => {
                 let first_pass = self.parker.first_pass();
