@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{Protocol, QoS};
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Policy, SharedPolicy};
 use crate::config::Config;
+use crate::lazy::Lazy;
 use crate::message::Message;
+use crate::park::{Parker, Wake};
 use crate::retained::RetainedTree;
 use crate::session::{Delivered, Delivery, Session, SessionLimits};
 use crate::store::{MemoryStore, Store};
@@ -93,13 +95,16 @@ impl Broker {
             .map_err(|e| BrokerError::Store(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let (parker, poll) = Parker::new();
         let shared: Arc<Shared> = Arc::new(Shared::new(
             config.clone(),
             policies,
             store,
             shutdown_rx,
             alive_tx,
+            parker,
         ));
+        Parker::start(&shared, poll);
         shared.update_acl_active();
         restore(&shared, snapshot);
         let mut local_addrs = Vec::new();
@@ -110,7 +115,7 @@ impl Broker {
                 tracing::info!("Opening {family} listen socket on port {}.", listener.port);
                 match bind(*addr) {
                     Ok(l) => {
-                        if let Ok(a) = l.local_addr() {
+                        if let Ok(a) = l.get_ref().local_addr() {
                             local_addrs.push(a);
                         }
                         listeners.push((l, index, listener.port));
@@ -200,6 +205,12 @@ impl RunningBroker {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    /// Number of connected clients that are idle and parked outside the
+    /// runtime (they cost no task; see ARCHITECTURE.md).
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parker.parked()
+    }
+
     /// The retained message of `topic`, if any.
     pub fn retained(&self, topic: &str) -> Option<Arc<Message>> {
         self.shared.retained.read().get(topic).cloned()
@@ -228,6 +239,7 @@ impl RunningBroker {
             self.shared.store.delayed_will(&client_id, None);
             self.shared.publish(Arc::new(will), &mut Vec::new(), now);
         }
+        self.shared.parker.stop();
     }
 }
 
@@ -248,6 +260,8 @@ pub(crate) struct Shared {
     pub delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub shutdown: watch::Receiver<bool>,
     alive: Mutex<Option<mpsc::Sender<()>>>,
+    /// Holds idle connections outside tokio (`park.rs`).
+    pub parker: Arc<Parker>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -278,6 +292,7 @@ impl Shared {
         store: Arc<dyn Store>,
         shutdown: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
+        parker: Arc<Parker>,
     ) -> Shared {
         let limits = SessionLimits {
             max_inflight: config.limits.max_inflight_messages.unwrap_or(0),
@@ -298,6 +313,7 @@ impl Shared {
             delayed_wills: Mutex::new(HashMap::new()),
             shutdown,
             alive: Mutex::new(Some(alive)),
+            parker,
         }
     }
 
@@ -464,7 +480,7 @@ pub(crate) struct SessionInner {
     /// Set once the session has been removed from the map.
     pub ended: bool,
     /// Publishers paused until this session drains (back-pressure).
-    pub paused: Vec<Arc<ConnSignal>>,
+    pub paused: Lazy<Vec<Arc<ConnSignal>>>,
 }
 
 impl SessionInner {
@@ -474,7 +490,7 @@ impl SessionInner {
         if self.paused.is_empty() || !(self.ended || self.session.can_resume()) {
             return Vec::new();
         }
-        std::mem::take(&mut self.paused)
+        self.paused.take_all()
     }
 }
 
@@ -499,7 +515,7 @@ impl SessionHandle {
                 expiry: Some(0),
                 disconnected_at: None,
                 ended: false,
-                paused: Vec::new(),
+                paused: Lazy::new(),
             }),
         }
     }
@@ -695,15 +711,26 @@ pub(crate) fn deliver_outbox(shared: &Shared, now: Instant, from: &mut Origin<'_
 }
 
 /// The signals a connection task listens to besides its socket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ConnSignal {
-    /// Packets are ready in the session.
-    pub wake: Notify,
+    /// Packets are ready in the session, or a flag below was set; reaches
+    /// the connection whether its task runs or it is parked.
+    pub wake: Wake,
     /// Another connection took the session over.
     pub kicked: AtomicBool,
     /// A session this connection's publishes were paused for has drained
     /// (signalled through `wake`).
     pub resume: AtomicBool,
+}
+
+impl ConnSignal {
+    pub fn new(parker: Arc<Parker>) -> ConnSignal {
+        ConnSignal {
+            wake: Wake::new(parker),
+            kicked: AtomicBool::new(false),
+            resume: AtomicBool::new(false),
+        }
+    }
 }
 
 /// A session as a subscription-tree key: compared by identity.
@@ -856,7 +883,7 @@ pub(crate) fn end_session(shared: &Shared, handle: &Arc<SessionHandle>, generati
             return;
         }
         inner.ended = true;
-        resume_all(std::mem::take(&mut inner.paused));
+        resume_all(inner.paused.take_all());
         if shard
             .get(&handle.client_id)
             .is_some_and(|h| Arc::ptr_eq(h, handle))
@@ -922,7 +949,7 @@ pub(crate) fn remove_subscriptions(
 
 /// Opens a listen socket with a large backlog; IPv6 sockets are v6-only so
 /// that `0.0.0.0` and `::` can both be bound on one port.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -932,10 +959,28 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
-    TcpListener::from_std(socket.into())
+    // `AsyncFd::new` is deprecated because a `T` that does not own its
+    // descriptor could close it while registered; mio's listener owns it,
+    // and the `AsyncFd` owns the listener.
+    #[allow(deprecated)]
+    AsyncFd::new(mio::net::TcpListener::from_std(socket.into()))
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, port: u16) {
+/// A listen socket: mio's accepts non-blocking sockets that stay out of
+/// tokio until a connection has to wait for one (`socket.rs`).
+type Listener = AsyncFd<mio::net::TcpListener>;
+
+/// Accepts one connection.
+async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            return accepted.map(|(stream, peer)| (stream.into(), peer));
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener, index: usize, port: u16) {
     let _alive = shared.alive_token();
     let mut shutdown = shared.shutdown.clone();
     let max_connections = shared
@@ -947,7 +992,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, index: usize, p
     loop {
         let accepted = tokio::select! {
             _ = crate::broker::shutdown_requested(&mut shutdown) => return,
-            r = listener.accept() => r,
+            r = accept(&listener) => r,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -1071,11 +1116,13 @@ mod tests {
                 Arc::new(MemoryStore),
                 rx,
                 alive,
+                Parker::new().0,
             ));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
+            let stream = stream.into_std().unwrap();
             let fut = crate::connection::run(shared, stream, peer, 0, addr.port());
             let size = std::mem::size_of_val(&fut);
             assert!(size <= 512, "connection future is {size} bytes");

@@ -18,8 +18,6 @@ use culex_codec::{
     check_frame, decode_packet, DecodeError, Packet, PacketId, Properties, Protocol, QoS,
     ReasonCode, RetainHandling, Seq,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::broker::{
     deliver_outbox, end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions,
@@ -27,6 +25,7 @@ use crate::broker::{
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
+use crate::socket::Socket;
 use crate::subscriptions::Match;
 
 /// Above this many buffered output bytes the connection stops reading and
@@ -56,6 +55,11 @@ thread_local! {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Topic aliases a 5.0 client may use towards us.
 const TOPIC_ALIAS_MAXIMUM: u16 = 10;
+/// A connection that was active parks after this long without activity
+/// (a new one parks as soon as it is idle).
+const PARK_AFTER: Duration = Duration::from_secs(2);
+/// When parking had to wait (something was pending), try again after this.
+const PARK_RETRY: Duration = Duration::from_millis(100);
 /// MQTT's own maximum packet size.
 const MQTT_MAX_PACKET: u32 = 268_435_460;
 
@@ -78,6 +82,13 @@ enum Exit {
     Shutdown,
 }
 
+/// How `serve` ended.
+enum Served {
+    Exit(Exit),
+    /// Idle, with nothing pending: the connection parks.
+    Park,
+}
+
 enum Event {
     Wake,
     Readable(std::io::Result<()>),
@@ -88,7 +99,8 @@ enum Event {
 
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    /// Registered with tokio only once the connection waits for it.
+    stream: Socket,
     peer: SocketAddr,
     listener: usize,
     rbuf: BytesMut,
@@ -149,12 +161,12 @@ struct Aliases {
 /// Serves one accepted connection until it ends.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     listener: usize,
     port: u16,
 ) {
-    let _alive = shared.alive_token();
+    let alive = shared.alive_token();
     let connection_messages = shared.config.log.connection_messages;
     if connection_messages {
         tracing::info!(
@@ -175,10 +187,11 @@ pub(crate) async fn run(
         .get(listener)
         .and_then(|l| l.mount_point.as_deref())
         .map(Arc::from);
+    let signal = Arc::new(ConnSignal::new(shared.parker.clone()));
     // Boxed: the task then holds a pointer, and its allocation class stays small.
     let mut conn = Box::new(Conn {
         shared,
-        stream,
+        stream: Socket::Plain(stream),
         peer,
         listener,
         rbuf: BytesMut::new(),
@@ -198,7 +211,7 @@ pub(crate) async fn run(
         client_max_packet_size: None,
         problem_info: true,
         handle: None,
-        signal: Arc::new(ConnSignal::default()),
+        signal,
         generation: 0,
         connect_expiry: 0,
         matches: Vec::new(),
@@ -235,11 +248,46 @@ pub(crate) async fn run(
         &conn.client_id,
         Some((conn.peer, conn.protocol)),
     );
-    let exit = conn.serve().await;
-    let still_current = Box::pin(conn.finish(exit)).await;
-    conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
-    if still_current {
-        crate::sys::presence(&conn.shared, &conn.client_id, None);
+    live(conn, alive, None).await;
+}
+
+/// Serves a parked connection again (see `park.rs`), from where it left off.
+/// `first_pass` is released once the task has done what it was woken for.
+pub(crate) async fn resume(shared: Arc<Shared>, mut parked: ParkedConn, first_pass: FirstPass) {
+    // Read what woke it before the socket joins tokio (whose readiness
+    // would take a turn of its reactor): a client that sent DISCONNECT or
+    // closed is then done within this one poll.
+    let (rbuf, closed) = parked.read_ahead(&shared);
+    let (conn, alive) = parked.into_conn(shared, rbuf);
+    let resumed = Resumed { closed, first_pass };
+    live(conn, alive, Some(resumed)).await;
+}
+
+/// How a task resumed from the parker starts.
+struct Resumed {
+    /// The client closed the socket (after what was read ahead).
+    closed: bool,
+    first_pass: FirstPass,
+}
+
+pub(crate) use crate::park::FirstPass;
+
+/// The life of a connected client's task: serve until it ends or parks.
+/// `alive` keeps `shutdown()` waiting, parked or not.
+async fn live(
+    mut conn: Box<Conn>,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
+    resumed: Option<Resumed>,
+) {
+    match conn.serve(resumed).await {
+        Served::Park => conn.park(alive),
+        Served::Exit(exit) => {
+            let still_current = Box::pin(conn.finish(exit)).await;
+            conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            if still_current {
+                crate::sys::presence(&conn.shared, &conn.client_id, None);
+            }
+        }
     }
 }
 
@@ -271,6 +319,11 @@ impl Conn {
                 }
                 Ok(None) => {}
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
+            }
+            // The CONNECT is usually there already: read it without
+            // registering the socket.
+            if self.stream.is_plain() && self.read_some()? > 0 {
+                continue;
             }
             self.stream.readable().await.map_err(Exit::Io)?;
             self.read_some()?;
@@ -508,41 +561,64 @@ impl Conn {
         Ok(true)
     }
 
-    async fn serve(&mut self) -> Exit {
+    /// Serves the connection until it ends, or until it is idle and may
+    /// park. `resumed`: it comes back from the parker, for a reason that
+    /// the first pass of the loop finds (deliveries written at once, a kick,
+    /// shutdown, a keep-alive deadline, bytes to read).
+    async fn serve(&mut self, resumed: Option<Resumed>) -> Served {
         let signal = self.signal.clone();
-        self.last_seen = Instant::now();
-        // Frames that arrived together with the CONNECT.
-        if let Err(exit) = self.process_frames() {
-            return exit;
+        let mut now = Instant::now();
+        if resumed.is_none() {
+            self.last_seen = now;
+        } else if signal.kicked.load(Ordering::Acquire) {
+            return Served::Exit(Exit::Kicked);
         }
+        // Frames that arrived together with the CONNECT, or read on resuming.
+        if let Err(exit) = self.process_frames() {
+            return Served::Exit(exit);
+        }
+        let (resumed, mut first_pass) = match resumed {
+            Some(r) if r.closed => return Served::Exit(Exit::Closed),
+            Some(r) => (true, Some(r.first_pass)),
+            None => (false, None),
+        };
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
-        // One keep-alive timer for the whole connection: when it fires early
-        // (packets arrived since it was set) it is pushed to the new deadline,
-        // so busy connections do not touch the timer wheel per packet.
-        let mut timer = self
-            .keepalive
-            .map(|k| Box::pin(tokio::time::sleep_until((self.last_seen + k).into())));
+        // A new connection parks as soon as it has nothing to do; one that
+        // was busy (or just woke) only after `PARK_AFTER` without activity,
+        // so that a steady client does not go back and forth.
+        let mut park_at = if resumed { now + PARK_AFTER } else { now };
+        // One timer for keep-alive and parking: when it fires early (packets
+        // arrived since it was set) it is pushed to the new deadline, so busy
+        // connections do not touch the timer wheel per packet.
+        let mut timer = Box::pin(tokio::time::sleep_until(self.next_deadline(park_at).into()));
         // Allocated for the first pause only: most connections never pause.
         let mut pause_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut active = false;
         loop {
             // Shutdown wakes every attached connection through its signal
             // (`RunningBroker::shutdown`): a `watch` future in the select below
             // would cost every idle connection 144 bytes.
             if *self.shared.shutdown.borrow() {
-                return Exit::Shutdown;
+                return Served::Exit(Exit::Shutdown);
             }
             // A flooding client must not keep its worker thread: other tasks
             // (the accept loop among them) get their turn once the budget is spent.
             tokio::task::coop::consume_budget().await;
-            let now = Instant::now();
+            now = Instant::now();
+            if std::mem::take(&mut active) {
+                park_at = now + PARK_AFTER;
+            }
             if let Err(exit) = self.release_acks() {
-                return exit;
+                return Served::Exit(exit);
             }
             let more = self.drain_session(now);
             if let Err(exit) = self.try_flush() {
-                return exit;
+                return Served::Exit(exit);
+            }
+            if now >= park_at && self.may_park() && self.nothing_pending(now) {
+                return Served::Park;
             }
             if more && self.wbuf.len() < HIGH_WATER {
                 // Deliveries are still waiting and the socket took the
@@ -560,14 +636,13 @@ impl Conn {
             }
             let want_read = self.wbuf.len() < HIGH_WATER && !paused;
             let want_write = !self.wbuf.is_empty();
+            // What the parker woke the task for is done: it may wake more.
+            drop(first_pass.take());
+            if let Err(e) = self.stream.register() {
+                return Served::Exit(Exit::Io(e));
+            }
             let event = {
                 let stream = &self.stream;
-                let keepalive = async {
-                    match timer.as_mut() {
-                        Some(t) => t.as_mut().await,
-                        None => std::future::pending().await,
-                    }
-                };
                 let pause_over = async {
                     match pause_timer.as_mut() {
                         Some(t) if paused => t.as_mut().await,
@@ -577,61 +652,63 @@ impl Conn {
                 tokio::select! {
                     _ = signal.wake.notified() => Event::Wake,
                     e = socket_ready(stream, want_read, want_write), if want_read || want_write => e,
-                    _ = keepalive => Event::Timeout,
+                    _ = timer.as_mut() => Event::Timeout,
                     _ = pause_over => Event::Resume,
                 }
             };
+            active = !matches!(event, Event::Timeout);
             match event {
                 Event::Timeout => {
-                    let (Some(k), Some(t)) = (self.keepalive, timer.as_mut()) else {
-                        continue;
-                    };
-                    let deadline = self.last_seen + k;
                     let now = Instant::now();
-                    if now < deadline {
-                        t.as_mut().reset(deadline.into());
-                    } else if self.paused_until.is_none() {
-                        return Exit::Timeout;
-                    } else {
-                        // A paused connection is not silent: its frames wait unread.
-                        t.as_mut().reset((now + k).into());
+                    match self.keepalive {
+                        Some(k) if now >= self.last_seen + k => {
+                            if self.paused_until.is_none() {
+                                return Served::Exit(Exit::Timeout);
+                            }
+                            // A paused connection is not silent: its frames wait unread.
+                            timer.as_mut().reset((now + k).into());
+                        }
+                        _ => {
+                            let next = self.next_deadline(park_at.max(now + PARK_RETRY));
+                            timer.as_mut().reset(next.into());
+                        }
                     }
                 }
                 Event::Resume => {
                     // The subscriber stalled: read on; what does not fit is dropped.
                     self.paused_until = None;
                     if let Err(exit) = self.process_frames() {
-                        return exit;
+                        return Served::Exit(exit);
                     }
                 }
                 Event::Wake => {
                     if signal.kicked.load(Ordering::Acquire) {
-                        return Exit::Kicked;
+                        return Served::Exit(Exit::Kicked);
                     }
                     if signal.resume.swap(false, Ordering::AcqRel) && paused {
                         // A subscriber we were paused for drained.
                         self.paused_until = None;
                         if let Err(exit) = self.process_frames() {
-                            return exit;
+                            return Served::Exit(exit);
                         }
                     }
                 }
                 Event::Writable(r) => {
                     if let Err(e) = r {
-                        return Exit::Io(e);
+                        return Served::Exit(Exit::Io(e));
                     }
                 }
                 Event::Readable(r) => {
                     if let Err(e) = r {
-                        return Exit::Io(e);
+                        return Served::Exit(Exit::Io(e));
                     }
                     let read = match self.read_some() {
                         Ok(n) => n,
-                        Err(exit) => return exit,
+                        Err(exit) => return Served::Exit(exit),
                     };
                     if read > 0 {
                         if let Err(exit) = self.process_frames() {
-                            return exit;
+                            return Served::Exit(exit);
                         }
                         // An idle connection keeps no read buffer.
                         if self.rbuf.is_empty() && read < 2048 {
@@ -646,6 +723,59 @@ impl Conn {
         }
     }
 
+    /// The keep-alive deadline or `park_at`, whichever is first.
+    fn next_deadline(&self, park_at: Instant) -> Instant {
+        match self.keepalive {
+            Some(k) => park_at.min(self.last_seen + k),
+            None => park_at,
+        }
+    }
+
+    /// Whether the connection holds nothing that needs its task: no bytes
+    /// to write or partly read, no acknowledgement waiting for the store,
+    /// no paused publishing. A parked connection keeps this invariant.
+    fn may_park(&self) -> bool {
+        self.wbuf.is_empty()
+            && self.rbuf.is_empty()
+            && self.held_acks.is_empty()
+            && self.paused_until.is_none()
+            && self.outgoing.is_empty()
+            && self.shared.parker.is_open()
+    }
+
+    /// Marks the signal as parking, then checks that no wake came before:
+    /// a kick, shutdown, or deliveries made ready. A wake from here on is
+    /// kept by the signal (see `park.rs`). `false`: stay, the wake is
+    /// delivered to the task.
+    fn nothing_pending(&mut self, now: Instant) -> bool {
+        self.signal.wake.begin_park();
+        self.drain_session(now);
+        let pending = !self.wbuf.is_empty()
+            || self.signal.kicked.load(Ordering::SeqCst)
+            || *self.shared.shutdown.borrow();
+        if pending {
+            self.signal.wake.cancel_park();
+            // The loop writes what was drained and looks at the flags.
+            self.signal.wake.notify_one();
+        }
+        !pending
+    }
+
+    /// Hands the idle connection to the parker; its task then ends.
+    fn park(self: Box<Self>, alive: Option<tokio::sync::mpsc::Sender<()>>) {
+        let shared = self.shared.clone();
+        match ParkedConn::from_conn(*self, alive) {
+            Ok(parked) => {
+                if let Err(parked) = shared.parker.park(parked) {
+                    // Woken while parking: carry on in a new task.
+                    let first_pass = shared.parker.first_pass();
+                    tokio::spawn(resume(shared, parked, first_pass));
+                }
+            }
+            Err(lost) => lost.lost(),
+        }
+    }
+
     /// One non-blocking read into the read buffer; `Ok(0)` when nothing was ready.
     fn read_some(&mut self) -> Result<usize, Exit> {
         // Small first: most wake-ups of a quiet client carry one small packet;
@@ -656,24 +786,7 @@ impl Conn {
             16 * 1024
         };
         self.rbuf.reserve(additional);
-        let room = self.rbuf.capacity() - self.rbuf.len();
-        let mut read = 0;
-        // A short read emptied the socket: telling tokio so (by answering
-        // WouldBlock from `try_io`) clears its readiness, which saves the
-        // read that would only find nothing. Data arriving later raises a
-        // new readiness event, which this does not clear.
-        let result = self.stream.try_io(tokio::io::Interest::READABLE, || {
-            read = self.stream.try_read_buf(&mut self.rbuf)?;
-            if read > 0 && read < room {
-                Err(std::io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(read)
-            }
-        });
-        let result = match result {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && read > 0 => Ok(read),
-            other => other,
-        };
+        let result = self.stream.try_read_buf_drained(&mut self.rbuf);
         match result {
             Ok(0) => Err(Exit::Closed),
             Ok(n) => {
@@ -1606,7 +1719,6 @@ impl Conn {
 
     /// Ends the connection; `true` when it still held its session (not taken over).
     async fn finish(&mut self, exit: Exit) -> bool {
-        let now = Instant::now();
         let id = self.client_id.clone();
         let messages = self.shared.config.log.connection_messages;
         let (send_will, disconnect_reason) = match &exit {
@@ -1667,52 +1779,344 @@ impl Conn {
             }
         }
         self.final_flush().await;
+        let mut matches = std::mem::take(&mut self.matches);
+        leave(
+            &self.shared,
+            self.handle.as_ref(),
+            self.generation,
+            &self.client_id,
+            self.will.take(),
+            self.will_delay,
+            send_will,
+            matches!(exit, Exit::Shutdown),
+            &mut matches,
+        )
+    }
+}
 
-        // Leave the session, unless a newer connection already holds it.
-        let mut end = false;
-        let mut current = false;
-        if let Some(handle) = &self.handle {
-            let mut inner = handle.inner.lock();
-            if inner.generation == self.generation {
-                current = true;
-                inner.conn = None;
-                inner.session.detach();
-                // Nobody waits for a session without a connection.
-                resume_all(std::mem::take(&mut inner.paused));
-                inner.disconnected_at = Some(now);
-                end = inner.expiry == Some(0);
-            }
+/// Leaves the session, unless a newer connection already holds it, and
+/// publishes or delays the will. `true` when the session was still this
+/// connection's (not taken over).
+#[allow(clippy::too_many_arguments)]
+fn leave(
+    shared: &Shared,
+    handle: Option<&Arc<SessionHandle>>,
+    generation: u64,
+    client_id: &Arc<str>,
+    will: Option<Box<Message>>,
+    will_delay: u32,
+    send_will: bool,
+    shutting_down: bool,
+    matches: &mut Vec<Match<SessionKey>>,
+) -> bool {
+    let now = Instant::now();
+    let mut end = false;
+    let mut current = false;
+    if let Some(handle) = handle {
+        let mut inner = handle.inner.lock();
+        if inner.generation == generation {
+            current = true;
+            inner.conn = None;
+            inner.session.detach();
+            // Nobody waits for a session without a connection.
+            resume_all(inner.paused.take_all());
+            inner.disconnected_at = Some(now);
+            end = inner.expiry == Some(0);
         }
-        let shutting_down = matches!(exit, Exit::Shutdown);
-        if send_will {
-            if let Some(will) = self.will.take().map(|w| *w) {
-                // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
-                // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
-                // it back until the delay passes or the session ends, whichever is
-                // first; a new connection cancels it [MQTT-3.1.3-9].
-                // At shutdown a delayed will goes out at once, as mosquitto's
-                // will_delay__send_all does.
-                if self.will_delay > 0 && !end && !shutting_down {
-                    if current {
-                        let due = now + Duration::from_secs(u64::from(self.will_delay));
-                        self.shared.store.delayed_will(&self.client_id, Some(&will));
-                        self.shared
-                            .delayed_wills
-                            .lock()
-                            .insert(self.client_id.clone(), (due, will));
-                    }
-                } else {
-                    let mut matches = std::mem::take(&mut self.matches);
-                    self.shared.publish(Arc::new(will), &mut matches, now);
+    }
+    if send_will {
+        if let Some(will) = will.map(|w| *w) {
+            // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
+            // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
+            // it back until the delay passes or the session ends, whichever is
+            // first; a new connection cancels it [MQTT-3.1.3-9].
+            // At shutdown a delayed will goes out at once, as mosquitto's
+            // will_delay__send_all does.
+            if will_delay > 0 && !end && !shutting_down {
+                if current {
+                    let due = now + Duration::from_secs(u64::from(will_delay));
+                    shared.store.delayed_will(client_id, Some(&will));
+                    shared
+                        .delayed_wills
+                        .lock()
+                        .insert(client_id.clone(), (due, will));
                 }
+            } else {
+                shared.publish(Arc::new(will), matches, now);
             }
         }
-        if end {
-            if let Some(handle) = self.handle.clone() {
-                end_session(&self.shared, &handle, Some(self.generation));
-            }
+    }
+    if end {
+        if let Some(handle) = handle {
+            end_session(shared, handle, Some(generation));
         }
-        current
+    }
+    current
+}
+
+/// What a parked connection keeps (see `park.rs`): its socket, out of
+/// tokio, and the state that outlives an idle spell. Everything else is
+/// empty when a connection parks (`Conn::may_park`) and made anew when it
+/// resumes.
+pub(crate) struct ParkedConn {
+    stream: mio::net::TcpStream,
+    handle: Arc<SessionHandle>,
+    signal: Arc<ConnSignal>,
+    alive: Option<tokio::sync::mpsc::Sender<()>>,
+    last_seen: Instant,
+    generation: u64,
+    /// 1.5 × keep alive in milliseconds; 0: none.
+    keepalive_ms: u32,
+    listener: u32,
+    out_alias_max: u16,
+    protocol: Protocol,
+    problem_info: bool,
+    /// Boxed: most connections have none of it.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a parked connection most connections do not have.
+#[derive(Default)]
+struct Rare {
+    will: Option<Box<Message>>,
+    will_delay: u32,
+    aliases: Option<Box<Aliases>>,
+    username: Option<Arc<str>>,
+    client_max_packet_size: Option<u32>,
+    connect_expiry: u32,
+}
+
+/// A connected client whose socket was lost while parking or resuming.
+pub(crate) struct Lost {
+    shared: Arc<Shared>,
+    handle: Option<Arc<SessionHandle>>,
+    generation: u64,
+    client_id: Arc<str>,
+    will: Option<Box<Message>>,
+    will_delay: u32,
+}
+
+impl std::fmt::Debug for ParkedConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParkedConn")
+            .field("client_id", &self.handle.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParkedConn {
+    fn from_conn(conn: Conn, alive: Option<tokio::sync::mpsc::Sender<()>>) -> Result<Self, Lost> {
+        let Conn {
+            shared,
+            stream,
+            listener,
+            protocol,
+            client_id,
+            username,
+            keepalive,
+            last_seen,
+            will,
+            will_delay,
+            out_alias_max,
+            aliases,
+            client_max_packet_size,
+            problem_info,
+            handle,
+            signal,
+            generation,
+            connect_expiry,
+            ..
+        } = conn;
+        let lost = |handle, will| Lost {
+            shared,
+            handle,
+            generation,
+            client_id,
+            will,
+            will_delay,
+        };
+        let (Some(handle), Ok(listener)) = (handle.clone(), u32::try_from(listener)) else {
+            return Err(lost(handle, will));
+        };
+        let stream = match stream.into_std() {
+            Ok(std) => mio::net::TcpStream::from_std(std),
+            Err(e) => {
+                tracing::debug!("unable to park a connection: {e}");
+                return Err(lost(Some(handle), will));
+            }
+        };
+        let rare = Rare {
+            will,
+            will_delay,
+            aliases,
+            username,
+            client_max_packet_size,
+            connect_expiry,
+        };
+        let rare = (rare.will.is_some()
+            || rare.aliases.is_some()
+            || rare.username.is_some()
+            || rare.client_max_packet_size.is_some()
+            || rare.connect_expiry != 0)
+            .then(|| Box::new(rare));
+        // Keep alive is at most 65535 × 1.5 s: it fits.
+        let keepalive_ms =
+            keepalive.map_or(0, |k| u32::try_from(k.as_millis()).unwrap_or(u32::MAX));
+        Ok(ParkedConn {
+            stream,
+            handle,
+            signal,
+            alive,
+            last_seen,
+            generation,
+            keepalive_ms,
+            listener,
+            out_alias_max,
+            protocol,
+            problem_info,
+            rare,
+        })
+    }
+
+    /// The connection again, its socket registered with the current runtime.
+    fn into_conn(
+        self,
+        shared: Arc<Shared>,
+        rbuf: BytesMut,
+    ) -> (Box<Conn>, Option<tokio::sync::mpsc::Sender<()>>) {
+        let ParkedConn {
+            stream,
+            handle,
+            signal,
+            alive,
+            last_seen,
+            generation,
+            keepalive_ms,
+            listener,
+            out_alias_max,
+            protocol,
+            problem_info,
+            rare,
+        } = self;
+        let Rare {
+            will,
+            will_delay,
+            aliases,
+            username,
+            client_max_packet_size,
+            connect_expiry,
+        } = rare.map(|r| *r).unwrap_or_default();
+        let keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
+        let client_id = handle.client_id.clone();
+        // Registered with tokio when the task first waits on it.
+        let stream = Socket::Plain(stream.into());
+        let listener = listener as usize;
+        let max_packet_size = shared
+            .config
+            .limits
+            .max_packet_size
+            .unwrap_or(MQTT_MAX_PACKET);
+        let mount = shared
+            .config
+            .listeners
+            .get(listener)
+            .and_then(|l| l.mount_point.as_deref())
+            .map(Arc::from);
+        let conn = Box::new(Conn {
+            shared,
+            stream,
+            // Only the handshake's log lines show the peer.
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listener,
+            rbuf,
+            wbuf: BytesMut::new(),
+            protocol,
+            client_id,
+            username,
+            keepalive,
+            last_seen,
+            will,
+            will_delay,
+            backoff: false,
+            mount,
+            out_alias_max,
+            aliases,
+            max_packet_size,
+            client_max_packet_size,
+            problem_info,
+            handle: Some(handle),
+            signal,
+            generation,
+            connect_expiry,
+            matches: Vec::new(),
+            paused_until: None,
+            held_acks: VecDeque::new(),
+            acks: Arc::new(DurableAcks::default()),
+            durable_mark: 0,
+            outgoing: Vec::new(),
+            acked: Vec::new(),
+            wakes: Vec::new(),
+        });
+        (conn, alive)
+    }
+
+    /// Reads what the client sent while parked, without waiting: the bytes,
+    /// and whether the client then closed the socket.
+    fn read_ahead(&mut self, shared: &Shared) -> (BytesMut, bool) {
+        use std::io::Read;
+        let mut buf = [0u8; 2048];
+        match (&self.stream).read(&mut buf) {
+            Ok(0) => (BytesMut::new(), true),
+            Ok(n) => {
+                shared
+                    .stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                let data = buf.get(..n).unwrap_or_default();
+                (BytesMut::from(data), false)
+            }
+            // Nothing (the wake was for something else), or an error that
+            // the registered socket reports again.
+            Err(_) => (BytesMut::new(), false),
+        }
+    }
+
+    pub(crate) fn wake(&self) -> &crate::park::Wake {
+        &self.signal.wake
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.stream
+    }
+
+    /// The keep-alive deadline: 1.5 × keep alive after the last packet [MQTT-3.1.2-24].
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        (self.keepalive_ms > 0)
+            .then(|| self.last_seen + Duration::from_millis(u64::from(self.keepalive_ms)))
+    }
+}
+
+impl Lost {
+    /// Ends the connection as a socket error would.
+    fn lost(self) {
+        if self.shared.config.log.connection_messages {
+            tracing::info!("Socket error on client {}, disconnecting.", self.client_id);
+        }
+        let current = leave(
+            &self.shared,
+            self.handle.as_ref(),
+            self.generation,
+            &self.client_id,
+            self.will,
+            self.will_delay,
+            true,
+            false,
+            &mut Vec::new(),
+        );
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if current {
+            crate::sys::presence(&self.shared, &self.client_id, None);
+        }
     }
 }
 
@@ -1748,7 +2152,7 @@ struct DurableAcks {
 /// poll functions: unlike `readable()`/`writable()` futures, these keep no
 /// waiter state in the connection's future, which every idle connection holds.
 fn socket_ready(
-    stream: &TcpStream,
+    stream: &Socket,
     want_read: bool,
     want_write: bool,
 ) -> impl std::future::Future<Output = Event> + '_ {

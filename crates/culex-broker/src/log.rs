@@ -118,21 +118,24 @@ impl<S: Subscriber> Layer<S> for MosquittoLayer {
         }
         let mut visitor = MessageVisitor(String::new());
         event.record(&mut visitor);
-        let line = self.format_line(&visitor.0);
+        let mut line = self.format_line(&visitor.0);
+        // One write per line: `writeln!` on unbuffered stderr makes two
+        // system calls, and a connect logs two lines.
+        line.push('\n');
         for sink in &self.sinks {
             match sink {
                 Sink::Stderr => {
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    let _ = std::io::stderr().lock().write_all(line.as_bytes());
                 }
                 Sink::Stdout => {
-                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                    let _ = std::io::stdout().lock().write_all(line.as_bytes());
                 }
                 Sink::File(f) => {
                     let mut f = f.lock();
-                    let _ = writeln!(f, "{line}");
+                    let _ = f.write_all(line.as_bytes());
                     let _ = f.flush();
                 }
-                Sink::Memory(v) => v.lock().push(line.clone()),
+                Sink::Memory(v) => v.lock().push(line.trim_end_matches('\n').to_owned()),
             }
         }
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
+use crate::lazy::Lazy;
 use crate::message::Message;
 use crate::store::OutboundState;
 
@@ -142,21 +143,24 @@ pub struct Session {
     client_receive_maximum: u16,
     connected: bool,
     next_id: u16,
+    // The collections are `Lazy`: an idle session allocates none of them.
     /// Unacknowledged outbound messages, oldest first. Their packet ids are
     /// in allocation order unless `ids_unordered` (restored from a store).
-    inflight: VecDeque<InFlight>,
+    inflight: Lazy<VecDeque<InFlight>>,
     ids_unordered: bool,
-    queue: VecDeque<Delivery>,
-    ready: VecDeque<Outgoing>,
+    queue: Lazy<VecDeque<Delivery>>,
+    ready: Lazy<VecDeque<Outgoing>>,
     ready_qos0: usize,
-    incoming_qos2: HashSet<PacketId>,
+    incoming_qos2: Lazy<HashSet<PacketId>>,
     dropped: u64,
     queued_bytes: usize,
     /// When the connection last took a packet or acknowledged one.
     last_progress: Option<Instant>,
-    journal: Option<Vec<Change>>,
+    /// Boxed: most sessions journal nothing, and `None` is then 8 bytes.
+    #[allow(clippy::box_collection)]
+    journal: Option<Box<Vec<Change>>>,
     /// Subscriptions by filter (as written, `$share/…` included).
-    pub subscriptions: HashMap<String, SubscriptionEntry>,
+    pub subscriptions: Lazy<HashMap<String, SubscriptionEntry>>,
 }
 
 impl Session {
@@ -167,17 +171,17 @@ impl Session {
             client_receive_maximum: u16::MAX,
             connected: false,
             next_id: 1,
-            inflight: VecDeque::new(),
+            inflight: Lazy::new(),
             ids_unordered: false,
-            queue: VecDeque::new(),
-            ready: VecDeque::new(),
+            queue: Lazy::new(),
+            ready: Lazy::new(),
             ready_qos0: 0,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: Lazy::new(),
             dropped: 0,
             queued_bytes: 0,
             last_progress: None,
             journal: None,
-            subscriptions: HashMap::new(),
+            subscriptions: Lazy::new(),
         }
     }
 
@@ -195,7 +199,7 @@ impl Session {
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.ready.clear();
         self.ready_qos0 = 0;
-        for f in &self.inflight {
+        for f in self.inflight.iter() {
             self.ready.push_back(match f.state {
                 OutboundState::AwaitingAck => Outgoing::Publish {
                     packet_id: Some(f.packet_id),
@@ -237,7 +241,7 @@ impl Session {
     /// The durable changes since the last call, oldest first.
     pub fn take_changes(&mut self) -> Vec<Change> {
         match &mut self.journal {
-            Some(j) => std::mem::take(j),
+            Some(j) => std::mem::take(&mut **j),
             None => Vec::new(),
         }
     }
@@ -498,7 +502,7 @@ impl Session {
                 kept.push_back(f);
             }
         }
-        self.inflight = kept;
+        self.inflight = kept.into();
         let (shared, rest): (Vec<Delivery>, Vec<Delivery>) =
             self.queue.drain(..).partition(|d| d.share.is_some());
         self.queued_bytes = rest.iter().map(|d| d.msg.payload.len()).sum();

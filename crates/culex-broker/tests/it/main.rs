@@ -6,6 +6,7 @@ mod acl;
 mod client;
 mod crash;
 mod logs;
+mod park;
 mod persistence;
 mod problem_info;
 mod protocol;
