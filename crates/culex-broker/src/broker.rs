@@ -788,6 +788,28 @@ impl Sessions {
         (h, false)
     }
 
+    /// The session of a connecting client: the one in the map, or a new
+    /// one. Its generation is bumped at once, under the map's lock: an old
+    /// connection ending the session (`end_session` checks the generation
+    /// under the same lock) either did so already, and the session is no
+    /// longer in the map, or now leaves it alone. Without this, a session
+    /// found here could be ended before the new connection took it over, and
+    /// the client would be attached to a session nobody can reach.
+    pub fn claim(&self, client_id: &Arc<str>, limits: SessionLimits) -> (Arc<SessionHandle>, bool) {
+        let mut shard = self.shard(client_id).lock();
+        if let Some(h) = shard.get(client_id) {
+            let h = h.clone();
+            {
+                let mut inner = h.inner.lock();
+                inner.generation = inner.generation.wrapping_add(1);
+            }
+            return (h, true);
+        }
+        let h = Arc::new(SessionHandle::new(client_id.clone(), limits));
+        shard.insert(client_id.clone(), h.clone());
+        (h, false)
+    }
+
     /// Every session (for housekeeping).
     pub fn all(&self) -> Vec<Arc<SessionHandle>> {
         self.shards

@@ -454,23 +454,10 @@ impl Conn {
         self.client_max_packet_size = c.properties.maximum_packet_size;
 
         // Take the session, kicking any connection that holds it [MQTT-3.1.4-2].
-        // A handle found in the map may be ended by its old connection
-        // before we lock it (a clean session whose client reconnected at
-        // once): look again rather than attach to a session nobody can reach.
-        let mut found = self
-            .shared
-            .sessions
-            .get_or_create(&client_id, self.shared.limits);
-        for _ in 0..8 {
-            if !found.0.inner.lock().ended {
-                break;
-            }
-            found = self
-                .shared
-                .sessions
-                .get_or_create(&client_id, self.shared.limits);
-        }
-        let (handle, existed) = found;
+        // Claimed under the session map's lock, so that the old connection
+        // of a clean session (its client reconnected at once) cannot end it
+        // after we found it: see `Sessions::claim`.
+        let (handle, existed) = self.shared.sessions.claim(&client_id, self.shared.limits);
         let (session_present, old_filters) = {
             let mut inner = handle.inner.lock();
             if let Some(old) = inner.conn.take() {
