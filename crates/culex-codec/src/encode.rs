@@ -10,6 +10,7 @@ use crate::packet::{
     Unsubscribe,
 };
 use crate::properties::{self, Context, Properties};
+use crate::topic::TopicName;
 use crate::{varint, EncodeError, Output, Packet, PacketId, PacketType, Protocol, QoS, ReasonCode};
 
 /// Where a packet body is written: a counter or the caller's output.
@@ -97,6 +98,63 @@ pub fn success_response(kind: PacketType, id: PacketId) -> Option<[u8; 4]> {
     };
     let [hi, lo] = id.get().to_be_bytes();
     Some([((kind as u8) << 4) | flags, 2, hi, lo])
+}
+
+/// A PUBLISH without properties (a 5.0 one has property length 0), written
+/// as [`Packet::encode`] writes it but without building a [`Packet`]: for a
+/// broker forwarding millions of plain messages. Fails as `encode` would;
+/// returns the length written.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_plain_publish(
+    protocol: Protocol,
+    dup: bool,
+    qos: QoS,
+    retain: bool,
+    topic: TopicName<'_>,
+    packet_id: Option<PacketId>,
+    payload: &[u8],
+    out: &mut impl Output,
+) -> Result<usize, EncodeError> {
+    if topic.is_empty() {
+        return Err(EncodeError::NotAllowed(
+            "empty topic name without a 5.0 topic alias",
+        ));
+    }
+    match (qos, packet_id) {
+        (QoS::AtMostOnce, None) if dup => {
+            return Err(EncodeError::NotAllowed("[MQTT-3.3.1-2] DUP set on QoS 0"))
+        }
+        (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => {}
+        _ => {
+            return Err(EncodeError::NotAllowed(
+                "[MQTT-2.3.1-5] packet id present exactly when QoS > 0",
+            ))
+        }
+    }
+    let name = topic.as_str().as_bytes();
+    let name_len = u16::try_from(name.len()).map_err(|_| EncodeError::FieldTooLong)?;
+    let body =
+        2 + name.len() + packet_id.map_or(0, |_| 2) + usize::from(protocol.is_v5()) + payload.len();
+    let body = u32::try_from(body)
+        .ok()
+        .filter(|&len| len <= varint::MAX)
+        .ok_or(EncodeError::TooLarge)?;
+    let (header, n) = varint::to_bytes(body).ok_or(EncodeError::TooLarge)?;
+    let total = 1 + n + body as usize;
+    out.reserve(total)?;
+    let flags = (u8::from(dup) << 3) | ((qos as u8) << 1) | u8::from(retain);
+    out.put(&[((PacketType::Publish as u8) << 4) | flags]);
+    out.put(header.get(..n).unwrap_or_default());
+    out.put(&name_len.to_be_bytes());
+    out.put(name);
+    if let Some(id) = packet_id {
+        out.put(&id.get().to_be_bytes());
+    }
+    if protocol.is_v5() {
+        out.put(&[0]);
+    }
+    out.put(payload);
+    Ok(total)
 }
 
 impl Packet<'_> {

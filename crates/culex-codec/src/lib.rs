@@ -75,7 +75,7 @@ mod types;
 pub mod varint;
 
 pub use decode::{check_frame, decode, decode_packet};
-pub use encode::success_response;
+pub use encode::{encode_plain_publish, success_response};
 pub use error::{DecodeError, EncodeError};
 pub use output::{Output, SliceOutput};
 pub use packet::Packet;

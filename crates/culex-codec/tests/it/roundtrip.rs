@@ -552,3 +552,51 @@ fn success_response_matches_encode() {
         None
     );
 }
+
+/// `encode_plain_publish` writes what `Packet::encode` writes for a PUBLISH
+/// without properties, in every version, and refuses what it refuses:
+/// DUP on QoS 0 [MQTT-3.3.1-2], a packet id exactly when QoS > 0
+/// [MQTT-2.3.1-5].
+#[test]
+fn plain_publish_matches_encode() {
+    use culex_codec::encode_plain_publish;
+    let big = vec![7u8; 20_000];
+    let payloads: [&[u8]; 3] = [b"", b"hello", &big];
+    for protocol in [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5] {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            for (dup, retain) in [(false, false), (true, false), (false, true), (true, true)] {
+                for topic in ["a", "home/kitchen/temperature", "ü/x"] {
+                    for payload in payloads {
+                        for id in [None, PacketId::new(1), PacketId::new(0xABCD)] {
+                            let topic = TopicName::new(topic).unwrap();
+                            let mut plain = Vec::new();
+                            let fast = encode_plain_publish(
+                                protocol, dup, qos, retain, topic, id, payload, &mut plain,
+                            );
+                            let mut general = Vec::new();
+                            let slow = Packet::Publish(Publish {
+                                dup,
+                                qos,
+                                retain,
+                                topic,
+                                packet_id: id,
+                                properties: Properties::default(),
+                                payload,
+                            })
+                            .encode(protocol, &mut general);
+                            assert_eq!(
+                                fast.is_ok(),
+                                slow.is_ok(),
+                                "{protocol:?} {qos:?} {dup} {id:?}"
+                            );
+                            if let (Ok(a), Ok(b)) = (fast, slow) {
+                                assert_eq!(a, b);
+                                assert_eq!(plain, general, "{protocol:?} {qos:?} {dup} {retain}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
