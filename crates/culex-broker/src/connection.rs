@@ -1403,6 +1403,38 @@ impl Conn {
                     }
                     return;
                 };
+                if !self.protocol.is_v5() {
+                    // 3.x has no properties: the codec writes the PUBLISH
+                    // without building a `Packet` (the common case, per
+                    // subscriber per message).
+                    tracing::debug!(
+                        "Sending PUBLISH to {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
+                        self.client_id,
+                        u8::from(dup),
+                        delivery.qos as u8,
+                        u8::from(delivery.retain),
+                        packet_id.map_or(0, PacketId::get),
+                        msg.topic,
+                        msg.payload.len()
+                    );
+                    self.encode_with(culex_codec::PacketType::Publish, |protocol, out| {
+                        culex_codec::encode_plain_publish(
+                            protocol,
+                            dup,
+                            delivery.qos,
+                            delivery.retain,
+                            topic,
+                            packet_id,
+                            &msg.payload,
+                            out,
+                        )
+                    });
+                    self.shared
+                        .stats
+                        .publish_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 let mut user: Vec<(&str, &str)> = Vec::new();
                 let mut properties = Properties::default();
                 if self.protocol.is_v5() {
@@ -1576,6 +1608,17 @@ impl Conn {
     }
 
     fn encode(&mut self, packet: &Packet<'_>) {
+        self.encode_with(packet.packet_type(), |protocol, out| {
+            packet.encode(protocol, out)
+        });
+    }
+
+    /// Appends a packet of type `kind` that `write` encodes.
+    fn encode_with(
+        &mut self,
+        kind: culex_codec::PacketType,
+        write: impl FnOnce(Protocol, &mut BytesMut) -> Result<usize, culex_codec::EncodeError>,
+    ) {
         if self.wbuf.capacity() == 0 {
             if let Some(spare) = SPARE_WBUF.take() {
                 self.wbuf = spare;
@@ -1585,10 +1628,10 @@ impl Conn {
             .stats
             .packets_sent
             .fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = packet.encode(self.protocol, &mut self.wbuf) {
+        if let Err(e) = write(self.protocol, &mut self.wbuf) {
             tracing::warn!(
                 "Warning: unable to encode {:?} for {}: {e}",
-                packet.packet_type(),
+                kind,
                 self.client_id
             );
         }
