@@ -8,7 +8,7 @@ use crate::properties::{self, Context, Properties};
 use crate::reader::Reader;
 use crate::seq::{Seq, Wire};
 use crate::topic::{TopicFilter, TopicName};
-use crate::{varint, DecodeError, Packet, PacketId, Protocol, QoS, ReasonCode};
+use crate::{varint, DecodeError, Packet, PacketId, PacketType, Protocol, QoS, ReasonCode};
 
 /// Reads the fixed header at the front of `buf` and returns the total length
 /// of the first packet once all of it is in `buf`.
@@ -40,6 +40,25 @@ pub fn check_frame(buf: &[u8], max_packet_size: u32) -> Result<Option<usize>, De
         max: max_packet_size,
     })?;
     Ok((buf.len() >= size).then_some(size))
+}
+
+/// The packet type and id of `frame` when it is a four-byte success
+/// PUBACK, PUBREC, PUBREL or PUBCOMP (the only form in 3.x, the short form
+/// of 5.0, [MQTT 5.0, 3.4.2.1]), as [`decode_packet`] would read it; `None`
+/// for anything else, including malformed frames, which `decode_packet`
+/// then reports. For receivers of millions of acknowledgements.
+pub fn decode_success_response(frame: &[u8]) -> Option<(PacketType, PacketId)> {
+    let [first, 2, hi, lo] = *frame else {
+        return None;
+    };
+    let kind = match first {
+        0x40 => PacketType::PubAck,
+        0x50 => PacketType::PubRec,
+        0x62 => PacketType::PubRel,
+        0x70 => PacketType::PubComp,
+        _ => return None,
+    };
+    Some((kind, PacketId::new(u16::from_be_bytes([hi, lo]))?))
 }
 
 /// Decodes exactly one complete packet (`frame` as delimited by

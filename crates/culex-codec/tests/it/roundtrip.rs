@@ -600,3 +600,48 @@ fn plain_publish_matches_encode() {
         }
     }
 }
+
+/// `decode_success_response` reads a four-byte success acknowledgement as
+/// `decode_packet` does in every version, and declines every other frame of
+/// four bytes (any first byte, any id, 0 included) for `decode_packet` to
+/// judge.
+#[test]
+fn success_response_decodes_as_decode_packet() {
+    use culex_codec::{decode_packet, decode_success_response, success_response, PacketType};
+    for first in 0..=255u8 {
+        for id in [0u16, 1, 0x00FF, 0x0100, 0xBEEF, u16::MAX] {
+            let [hi, lo] = id.to_be_bytes();
+            for remaining in [1u8, 2, 3] {
+                let frame = [first, remaining, hi, lo];
+                let Some((kind, pid)) = decode_success_response(&frame) else {
+                    continue;
+                };
+                assert_eq!((remaining, pid.get()), (2, id));
+                for protocol in [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5] {
+                    let (got_kind, r) = match decode_packet(&frame, protocol).unwrap() {
+                        Packet::PubAck(r) => (PacketType::PubAck, r),
+                        Packet::PubRec(r) => (PacketType::PubRec, r),
+                        Packet::PubRel(r) => (PacketType::PubRel, r),
+                        Packet::PubComp(r) => (PacketType::PubComp, r),
+                        other => panic!("{frame:?}: {other:?}"),
+                    };
+                    assert_eq!((got_kind, r.packet_id), (kind, pid), "{frame:?}");
+                    assert_eq!(r.reason, culex_codec::ReasonCode::Success);
+                    assert!(r.properties.is_empty());
+                }
+            }
+        }
+    }
+    for kind in [
+        PacketType::PubAck,
+        PacketType::PubRec,
+        PacketType::PubRel,
+        PacketType::PubComp,
+    ] {
+        for n in [1u16, 0x1234, u16::MAX] {
+            let id = PacketId::new(n).unwrap();
+            let bytes = success_response(kind, id).unwrap();
+            assert_eq!(decode_success_response(&bytes), Some((kind, id)));
+        }
+    }
+}
