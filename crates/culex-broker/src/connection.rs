@@ -857,6 +857,21 @@ impl Conn {
                 .stats
                 .packets_received
                 .fetch_add(1, Ordering::Relaxed);
+            // A subscriber's stream of PUBACKs: read without a `Packet`.
+            if let Some((culex_codec::PacketType::PubAck, id)) = self
+                .rbuf
+                .get(..len)
+                .and_then(culex_codec::decode_success_response)
+            {
+                self.rbuf.advance(len);
+                tracing::debug!(
+                    "Received PUBACK from {} (Mid: {}, RC:0)",
+                    self.client_id,
+                    id.get()
+                );
+                self.acked.push(id);
+                continue;
+            }
             // Only a PUBLISH keeps its frame (its payload is shared, not
             // copied). Small control packets -- a subscriber's stream of
             // PUBACKs -- are copied out instead of split off the buffer.
