@@ -39,8 +39,6 @@ const YIELD_AFTER_READ: usize = 8 * 1024;
 /// How long a publisher stays paused for a subscriber that does not drain
 /// (see `session::STALL_AFTER`); then it reads again and the overflow is dropped.
 const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
-/// Control packets up to this size are decoded from a copy on the stack.
-const SMALL_FRAME: usize = 64;
 /// The largest output buffer a worker thread keeps for reuse.
 const MAX_SPARE_WBUF: usize = 512 * 1024;
 
@@ -864,27 +862,7 @@ impl Conn {
                 .and_then(culex_codec::decode_success_response)
             {
                 self.rbuf.advance(len);
-                tracing::debug!(
-                    "Received PUBACK from {} (Mid: {}, RC:0)",
-                    self.client_id,
-                    id.get()
-                );
-                self.acked.push(id);
-                continue;
-            }
-            // Only a PUBLISH keeps its frame (its payload is shared, not
-            // copied). Small control packets -- a subscriber's stream of
-            // PUBACKs -- are copied out instead of split off the buffer.
-            let is_publish = self.rbuf.first().is_some_and(|b| b >> 4 == 3);
-            let mut small = [0u8; SMALL_FRAME];
-            if let (false, Some(copy), Some(bytes)) =
-                (is_publish, small.get_mut(..len), self.rbuf.get(..len))
-            {
-                copy.copy_from_slice(bytes);
-                self.rbuf.advance(len);
-                let packet = decode_packet(copy, self.protocol)
-                    .map_err(|e| Exit::Violation(e.reason_code(), e.to_string()))?;
-                self.on_packet(packet, &Bytes::new())?;
+                self.on_puback(id, ReasonCode::Success);
                 continue;
             }
             let frame = self.rbuf.split_to(len).freeze();
@@ -905,13 +883,7 @@ impl Conn {
         match packet {
             Packet::Publish(p) => self.on_publish(&p, frame, now),
             Packet::PubAck(r) => {
-                tracing::debug!(
-                    "Received PUBACK from {} (Mid: {}, RC:{})",
-                    id,
-                    r.packet_id.get(),
-                    r.reason as u8
-                );
-                self.acked.push(r.packet_id);
+                self.on_puback(r.packet_id, r.reason);
                 Ok(())
             }
             Packet::PubRec(r) => {
@@ -986,6 +958,17 @@ impl Conn {
                 ))
             }
         }
+    }
+
+    /// A PUBACK: applied with the others of this read (`apply_pubacks`).
+    fn on_puback(&mut self, id: PacketId, reason: ReasonCode) {
+        tracing::debug!(
+            "Received PUBACK from {} (Mid: {}, RC:{})",
+            self.client_id,
+            id.get(),
+            reason as u8
+        );
+        self.acked.push(id);
     }
 
     fn on_publish(&mut self, p: &Publish<'_>, frame: &Bytes, now: Instant) -> Result<(), Exit> {
@@ -1418,41 +1401,12 @@ impl Conn {
                     }
                     return;
                 };
-                if !self.protocol.is_v5() {
-                    // 3.x has no properties: the codec writes the PUBLISH
-                    // without building a `Packet` (the common case, per
-                    // subscriber per message).
-                    tracing::debug!(
-                        "Sending PUBLISH to {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
-                        self.client_id,
-                        u8::from(dup),
-                        delivery.qos as u8,
-                        u8::from(delivery.retain),
-                        packet_id.map_or(0, PacketId::get),
-                        msg.topic,
-                        msg.payload.len()
-                    );
-                    self.encode_with(culex_codec::PacketType::Publish, |protocol, out| {
-                        culex_codec::encode_plain_publish(
-                            protocol,
-                            dup,
-                            delivery.qos,
-                            delivery.retain,
-                            topic,
-                            packet_id,
-                            &msg.payload,
-                            out,
-                        )
-                    });
-                    self.shared
-                        .stats
-                        .publish_sent
-                        .fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
                 let mut user: Vec<(&str, &str)> = Vec::new();
-                let mut properties = Properties::default();
-                if self.protocol.is_v5() {
+                // 3.x has no properties: the codec writes its PUBLISH without
+                // building a `Packet` (the common case, per subscriber per
+                // message); 5.0 builds one with the message's properties.
+                let packet = if self.protocol.is_v5() {
+                    let mut properties = Properties::default();
                     if let Some(mp) = &msg.props {
                         properties.payload_format_indicator = mp.payload_format_indicator;
                         properties.content_type = mp.content_type.as_deref();
@@ -1476,23 +1430,23 @@ impl Conn {
                         }
                     }
                     properties.subscription_identifiers = Seq::Items(&delivery.subscription_ids);
-                }
-                properties.user_properties = Seq::Items(&user);
-                let packet = Packet::Publish(Publish {
-                    dup,
-                    qos: delivery.qos,
-                    retain: delivery.retain,
-                    topic,
-                    packet_id,
-                    properties,
-                    payload: &msg.payload,
-                });
-                if let Some(max) = self.client_max_packet_size {
+                    properties.user_properties = Seq::Items(&user);
+                    let packet = Packet::Publish(Publish {
+                        dup,
+                        qos: delivery.qos,
+                        retain: delivery.retain,
+                        topic,
+                        packet_id,
+                        properties,
+                        payload: &msg.payload,
+                    });
                     // Never send a client more than its Maximum Packet Size [MQTT-3.1.2-24].
-                    if packet
-                        .encoded_len(self.protocol)
-                        .map_or(true, |len| len > max as usize)
-                    {
+                    let too_big = self.client_max_packet_size.is_some_and(|max| {
+                        packet
+                            .encoded_len(self.protocol)
+                            .map_or(true, |len| len > max as usize)
+                    });
+                    if too_big {
                         if let Some(id) = packet_id {
                             let mut inner = handle.inner.lock();
                             inner.session.abandon(id, now);
@@ -1500,7 +1454,10 @@ impl Conn {
                         }
                         return;
                     }
-                }
+                    Some(packet)
+                } else {
+                    None
+                };
                 tracing::debug!(
                     "Sending PUBLISH to {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
                     self.client_id,
@@ -1511,7 +1468,21 @@ impl Conn {
                     msg.topic,
                     msg.payload.len()
                 );
-                self.encode(&packet);
+                match &packet {
+                    Some(packet) => self.encode(packet),
+                    None => self.encode_with(culex_codec::PacketType::Publish, |protocol, out| {
+                        culex_codec::encode_plain_publish(
+                            protocol,
+                            dup,
+                            delivery.qos,
+                            delivery.retain,
+                            topic,
+                            packet_id,
+                            &msg.payload,
+                            out,
+                        )
+                    }),
+                }
                 self.shared
                     .stats
                     .publish_sent
