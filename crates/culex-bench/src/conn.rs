@@ -16,8 +16,9 @@ use culex_codec::{
     check_frame, decode_packet, success_response, DecodeError, EncodeError, Packet, PacketId,
     PacketType, Properties, Protocol, QoS, ReasonCode, Seq, SubscriptionOptions,
 };
+use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 /// Once the write buffer holds this much, stop producing until it drains.
@@ -31,6 +32,8 @@ const MAX_PACKET: u32 = 268_435_460;
 /// Busy iterations between voluntary yields, so a flat-out connection does not
 /// starve the others sharing its worker thread.
 const YIELD_EVERY: u32 = 16;
+/// Longest wait for the broker to close after DISCONNECT.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,46 +115,57 @@ pub struct Conn {
 
 impl Conn {
     /// Opens a TCP connection, sends CONNECT and waits for a successful CONNACK.
+    ///
+    /// On loopback the kernel completes the TCP handshake inside `connect`,
+    /// so CONNECT is written at once, before the socket joins the runtime:
+    /// no wake-up to learn that the socket is writable. Only when the
+    /// handshake is still under way does it wait for that.
     pub async fn connect(p: &ConnectParams<'_>) -> Result<Conn, ConnError> {
-        let socket = match p.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
+        let socket = Socket::new(
+            Domain::for_address(p.addr),
+            Type::STREAM.nonblocking(),
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_nodelay(true)?;
         if let Some(source) = p.source {
-            socket.bind(SocketAddr::new(source, 0))?;
+            socket.bind(&SocketAddr::new(source, 0).into())?;
         }
-        let stream = timeout_at(p.deadline, socket.connect(p.addr))
-            .await
-            .map_err(|_| ConnError::Timeout("TCP connect"))??;
-        stream.set_nodelay(true)?;
+        match socket.connect(&p.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut wbuf = BytesMut::with_capacity(256);
+        encode_connect(p, &mut wbuf)?;
+        let early = match socket.send(&wbuf) {
+            Ok(n) => {
+                wbuf.advance(n);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => return Err(e.into()),
+        };
+        let stream = TcpStream::from_std(socket.into())?;
+        if !early {
+            timeout_at(p.deadline, stream.writable())
+                .await
+                .map_err(|_| ConnError::Timeout("TCP connect"))??;
+            if let Some(e) = stream.take_error()? {
+                return Err(e.into());
+            }
+        }
         let mut conn = Conn {
             stream,
             rbuf: BytesMut::with_capacity(512),
-            wbuf: BytesMut::with_capacity(256),
+            wbuf,
             read_chunk: READ_MIN,
             protocol: p.protocol,
             receive_maximum: u16::MAX,
         };
-        let mut properties = Properties::default();
-        if p.protocol.is_v5() {
-            // Let the broker send us as many QoS 1/2 messages as it likes.
-            properties.receive_maximum = Some(u16::MAX);
-            if p.persistent {
-                properties.session_expiry_interval = Some(PERSISTENT_SESSION_EXPIRY);
-            }
+        if !conn.wbuf.is_empty() {
+            conn.flush(p.deadline, "CONNECT to be sent").await?;
         }
-        let connect = Packet::Connect(Connect {
-            protocol: p.protocol,
-            clean_start: !p.persistent,
-            keep_alive: p.keep_alive,
-            client_id: p.client_id,
-            will: None,
-            username: p.username,
-            password: p.password.map(str::as_bytes),
-            properties,
-        });
-        connect.encode(p.protocol, &mut conn.wbuf)?;
-        conn.flush(p.deadline, "CONNECT to be sent").await?;
+        conn.wbuf.clear();
         let receive_maximum = conn
             .expect(p.deadline, "CONNACK", |packet| match packet {
                 Packet::ConnAck(ack) if ack.reason == ReasonCode::Success => {
@@ -272,6 +286,7 @@ impl Conn {
                 }
             }
             if finished && self.wbuf.is_empty() {
+                self.await_close(hard_deadline.min(now + CLOSE_WAIT)).await;
                 return Ok(());
             }
             if now >= hard_deadline {
@@ -311,6 +326,20 @@ impl Conn {
                 ready = self.stream.ready(interest) => { ready?; }
                 () = sleep_until(wake) => {}
             }
+        }
+    }
+
+    /// After DISCONNECT, waits (until `deadline` at most) for the broker to
+    /// close first, so that the closed connection's TIME_WAIT is the broker's
+    /// and does not hold one of our local ports: a second run right after a
+    /// large one then finds free ports at once. What still arrives is dropped.
+    async fn await_close(&mut self, deadline: Instant) {
+        self.rbuf.clear();
+        while let Ok(Ok(n)) = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
+            if n == 0 {
+                return;
+            }
+            self.rbuf.clear();
         }
     }
 
@@ -369,6 +398,30 @@ pub trait Role {
     ) -> Result<(), ConnError>;
     /// Called after the frames of one read.
     fn end_batch(&mut self) {}
+}
+
+/// Encodes the CONNECT packet `p` asks for.
+fn encode_connect(p: &ConnectParams<'_>, out: &mut BytesMut) -> Result<(), ConnError> {
+    let mut properties = Properties::default();
+    if p.protocol.is_v5() {
+        // Let the broker send us as many QoS 1/2 messages as it likes.
+        properties.receive_maximum = Some(u16::MAX);
+        if p.persistent {
+            properties.session_expiry_interval = Some(PERSISTENT_SESSION_EXPIRY);
+        }
+    }
+    Packet::Connect(Connect {
+        protocol: p.protocol,
+        clean_start: !p.persistent,
+        keep_alive: p.keep_alive,
+        client_id: p.client_id,
+        will: None,
+        username: p.username,
+        password: p.password.map(str::as_bytes),
+        properties,
+    })
+    .encode(p.protocol, out)?;
+    Ok(())
 }
 
 /// Appends a normal DISCONNECT.
@@ -489,5 +542,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A connection that ends sends DISCONNECT and closes once the broker has
+    /// (a server should close on DISCONNECT, 3.1.1 section 3.14.4): the peer
+    /// here reads the DISCONNECT, then sees no end of stream until it closes
+    /// itself. Fails if the client closes first.
+    #[test]
+    fn the_broker_closes_first() {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let n = socket.read(&mut buf).unwrap();
+            assert_eq!(buf.first(), Some(&0x10), "CONNECT first: {:?}", &buf[..n]);
+            socket.write_all(&[0x20, 2, 0, 0]).unwrap();
+            let n = socket.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[0xE0, 0], "then DISCONNECT");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let still_open = socket.read(&mut buf).is_err();
+            drop(socket);
+            still_open
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let params = ConnectParams {
+                addr,
+                source: None,
+                protocol: Protocol::V3_1_1,
+                client_id: "closer",
+                keep_alive: 60,
+                persistent: false,
+                username: None,
+                password: None,
+                deadline: after(Duration::from_secs(10)),
+            };
+            let mut conn = Conn::connect(&params).await.unwrap();
+            let shared = Arc::new(crate::stats::Shared::new());
+            let control = Arc::new(crate::roles::Control::default());
+            let mut idle = crate::roles::Idle::new(shared, control, Instant::now());
+            conn.drive(&mut idle).await.unwrap();
+        });
+        assert!(peer.join().unwrap(), "the client closed first");
     }
 }

@@ -3,11 +3,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
@@ -52,8 +55,39 @@ struct Ctx {
     control: Arc<Control>,
     alive: AtomicU64,
     connect_slots: Semaphore,
+    setup: Setup,
     setup_deadline: Instant,
     run_id: u32,
+}
+
+/// The outcome of every client's setup, counted by the clients themselves.
+/// The coordinator is woken once, by the last one to report, and not once
+/// per connection: on two cores those wake-ups would cost as much as the
+/// connections.
+struct Setup {
+    begin: Instant,
+    wanted: u64,
+    reported: AtomicU64,
+    ok: AtomicU64,
+    ok_publishers: AtomicU64,
+    /// Nanoseconds from `begin` to the last successful setup.
+    last_ok_ns: AtomicU64,
+    all_in: Notify,
+}
+
+impl Setup {
+    fn report(&self, kind: Kind, ok: bool) {
+        if ok {
+            let ns = u64::try_from(self.begin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.last_ok_ns.fetch_max(ns, Relaxed);
+            self.ok_publishers
+                .fetch_add(u64::from(kind == Kind::Publisher), Relaxed);
+            self.ok.fetch_add(1, Relaxed);
+        }
+        if self.reported.fetch_add(1, AcqRel) + 1 == self.wanted {
+            self.all_in.notify_one();
+        }
+    }
 }
 
 /// Runs `plan` against `addr` (already checked against the loopback rule).
@@ -62,12 +96,23 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     let cpu_start = CpuTime::now();
     let shared = Arc::new(Shared::new());
     let control = Arc::new(Control::default());
+    let wanted =
+        u64::from(plan.subscribers) + u64::from(plan.publishers) + u64::from(plan.connections);
     let ctx = Arc::new(Ctx {
         addr,
         shared: shared.clone(),
         control: control.clone(),
         alive: AtomicU64::new(0),
         connect_slots: Semaphore::new(plan.connect_concurrency as usize),
+        setup: Setup {
+            begin: setup_begin,
+            wanted,
+            reported: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            ok_publishers: AtomicU64::new(0),
+            last_ok_ns: AtomicU64::new(0),
+            all_in: Notify::new(),
+        },
         setup_deadline: setup_begin + SETUP_TIMEOUT,
         run_id: new_run_id(),
         plan,
@@ -85,7 +130,6 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     }
 
     let (start_tx, start_rx) = watch::channel(None::<Times>);
-    let (setup_tx, mut setup_rx) = mpsc::unbounded_channel::<(Kind, bool)>();
     let mut tasks = JoinSet::new();
     let clients = [
         (Kind::Subscriber, plan.subscribers),
@@ -96,48 +140,39 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     for (kind, count) in clients {
         for index in 0..count {
             ctx.alive.fetch_add(1, Relaxed);
-            tasks.spawn(client(
-                ctx.clone(),
-                kind,
-                index,
-                global,
-                start_rx.clone(),
-                setup_tx.clone(),
-            ));
+            tasks.spawn(client(ctx.clone(), kind, index, global, start_rx.clone()));
             global += 1;
         }
     }
-    drop(setup_tx);
-    let wanted = global as u64;
 
     // Setup: every task reports once, by the setup deadline at the latest.
-    let (mut ok_publishers, mut ok_total, mut failed) = (0u64, 0u64, 0u64);
-    let mut last_ok = setup_begin;
+    let setup = &ctx.setup;
     let mut next_print = setup_begin + Duration::from_secs(1);
-    while ok_total + failed < wanted {
+    while setup.reported.load(Acquire) < wanted {
         tokio::select! {
-            msg = setup_rx.recv() => match msg {
-                Some((kind, true)) => {
-                    ok_total += 1;
-                    ok_publishers += u64::from(kind == Kind::Publisher);
-                    last_ok = Instant::now();
-                }
-                Some((_, false)) => failed += 1,
-                None => break,
-            },
+            () = setup.all_in.notified() => {}
             () = sleep(Duration::from_millis(100)) => {}
         }
         if Instant::now() >= next_print {
             next_print += Duration::from_secs(1);
+            let reported = setup.reported.load(Relaxed);
+            let ok = setup.ok.load(Relaxed);
             progress.line(&format!(
-                "connecting {ok_total}/{wanted}, {failed} failed, errors {}",
+                "connecting {ok}/{wanted}, {} failed, errors {}",
+                reported.saturating_sub(ok),
                 shared.error_count.load(Relaxed)
             ));
         }
-        if control.interrupted.load(Relaxed) {
+        // A task that ended without reporting (it cannot, short of a bug)
+        // must not hold the run past its setup deadline.
+        if control.interrupted.load(Relaxed) || Instant::now() > ctx.setup_deadline + GRACE {
             break;
         }
     }
+    let ok_total = setup.ok.load(Relaxed);
+    let ok_publishers = setup.ok_publishers.load(Relaxed);
+    let failed = setup.reported.load(Relaxed).saturating_sub(ok_total);
+    let last_ok = setup_begin + Duration::from_nanos(setup.last_ok_ns.load(Relaxed));
     let connect_s = last_ok.duration_since(setup_begin).as_secs_f64();
     if ok_total == 0 {
         let errors = shared.errors();
@@ -296,7 +331,6 @@ async fn client(
     index: u32,
     global: usize,
     mut start_rx: watch::Receiver<Option<Times>>,
-    setup_tx: mpsc::UnboundedSender<(Kind, bool)>,
 ) {
     let _alive = AliveGuard(&ctx.alive);
     let plan = &ctx.plan;
@@ -333,12 +367,12 @@ async fn client(
     let mut conn = match setup.await {
         Ok(conn) => {
             shared.connected.fetch_add(1, Relaxed);
-            let _ = setup_tx.send((kind, true));
+            ctx.setup.report(kind, true);
             conn
         }
         Err((stage, e)) => {
             shared.error(format!("{stage}: {}", e.kind()));
-            let _ = setup_tx.send((kind, false));
+            ctx.setup.report(kind, false);
             return;
         }
     };
