@@ -979,6 +979,9 @@ fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // Linux gives accepted sockets the listener's TCP_NODELAY: one system
+    // call per listener instead of one per connection.
+    socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     // `AsyncFd::new` is deprecated because a `T` that does not own its
@@ -992,12 +995,17 @@ fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
 /// tokio until a connection has to wait for one (`socket.rs`).
 type Listener = AsyncFd<mio::net::TcpListener>;
 
-/// Accepts one connection.
+/// Accepts one connection, with TCP_NODELAY set.
 async fn accept(listener: &Listener) -> std::io::Result<(std::net::TcpStream, SocketAddr)> {
     loop {
         let mut ready = listener.readable().await?;
         if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
-            return accepted.map(|(stream, peer)| (stream.into(), peer));
+            let (stream, peer) = accepted?;
+            // Linux copies it from the listener (`bind`).
+            if !cfg!(target_os = "linux") {
+                let _ = stream.set_nodelay(true);
+            }
+            return Ok((stream.into(), peer));
         }
     }
 }
@@ -1027,7 +1035,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener, index: usize, port
                     drop(stream);
                     continue;
                 }
-                let _ = stream.set_nodelay(true);
                 // Spawned as is: a wrapping `async move` block would keep
                 // the arguments beside the connection's own state.
                 tokio::spawn(crate::connection::run(
@@ -1119,6 +1126,23 @@ pub(crate) fn protocol_tag(p: Protocol) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Accepted sockets have TCP_NODELAY (on Linux, from the listener): fails
+    /// if neither sets it.
+    #[test]
+    fn accepted_sockets_do_not_delay() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.get_ref().local_addr().unwrap();
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (stream, _) = accept(&listener).await.unwrap();
+            assert!(stream.nodelay().unwrap());
+        });
+    }
 
     /// Every idle connection holds its task's future: keep it small (it was
     /// 1360 bytes before `Conn` and the cold phases were boxed and the wait
