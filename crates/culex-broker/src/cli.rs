@@ -53,7 +53,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(config)) {
+    let code = match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         // A socket that cannot be opened was already reported as mosquitto does.
         Err(crate::BrokerError::Bind { .. }) => ExitCode::from(1),
@@ -61,7 +61,10 @@ pub fn main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
             tracing::error!("Error: {e}");
             ExitCode::from(1)
         }
-    }
+    };
+    drop(runtime);
+    crate::log::flush();
+    code
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

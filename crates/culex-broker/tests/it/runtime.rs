@@ -147,6 +147,7 @@ fn log_file_destination() {
     };
     let layer = culex_broker::log::MosquittoLayer::new(&config).unwrap();
     let line = layer.format_line("Client x disconnected.");
+    let handle = layer.clone();
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
@@ -154,6 +155,7 @@ fn log_file_destination() {
         tracing::debug!(target: "culex_broker", "not written without debug");
         tracing::info!(target: "other_crate", "not ours");
     });
+    handle.flush();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.ends_with("Client x disconnected.\n"), "{text:?}");
     assert_eq!(text.lines().count(), 1);
