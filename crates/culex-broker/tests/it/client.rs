@@ -112,6 +112,29 @@ impl Raw {
         (c, present)
     }
 
+    /// A client subscribed at QoS 0 to every will of these tests (`will/#`).
+    pub fn will_watcher(port: u16) -> Raw {
+        let (mut watcher, _) = Raw::connect(port, "watcher", true);
+        watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
+        watcher
+    }
+
+    /// Connects `client_id` with a QoS 0 will of `payload` on `will/CLIENT_ID`.
+    pub fn connect_with_will(port: u16, client_id: &str, keep_alive: u16, payload: &[u8]) -> Raw {
+        let topic = format!("will/{client_id}");
+        let (c, _, reason) = Raw::connect_with(
+            port,
+            ConnectOpts {
+                client_id,
+                keep_alive,
+                will: Some((&topic, payload, QoS::AtMostOnce, false)),
+                ..ConnectOpts::default()
+            },
+        );
+        assert_eq!(reason, culex_codec::ReasonCode::Success);
+        c
+    }
+
     pub fn send(&mut self, p: &Packet<'_>) {
         let mut out = Vec::new();
         p.encode(self.protocol, &mut out).expect("encode");

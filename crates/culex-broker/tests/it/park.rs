@@ -66,17 +66,8 @@ async fn parked_client_is_taken_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_client_times_out_at_one_and_a_half_keep_alive() {
     let broker = start(local_config()).await;
-    let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
-    watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
-    let (mut sleepy, _, _) = Raw::connect_with(
-        broker.port(),
-        ConnectOpts {
-            client_id: "sleepy",
-            keep_alive: 1,
-            will: Some(("will/sleepy", b"timeout", QoS::AtMostOnce, false)),
-            ..ConnectOpts::default()
-        },
-    );
+    let mut watcher = Raw::will_watcher(broker.port());
+    let mut sleepy = Raw::connect_with_will(broker.port(), "sleepy", 1, b"timeout");
     let connected = Instant::now();
     // The watcher subscribed just now and stays served for 2 s: this is sleepy.
     wait_parked(&broker, 1).await;
@@ -96,16 +87,8 @@ async fn parked_client_times_out_at_one_and_a_half_keep_alive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_client_closing_sends_will() {
     let broker = start(local_config()).await;
-    let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
-    watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
-    let (rude, _, _) = Raw::connect_with(
-        broker.port(),
-        ConnectOpts {
-            client_id: "rude",
-            will: Some(("will/rude", b"gone", QoS::AtMostOnce, false)),
-            ..ConnectOpts::default()
-        },
-    );
+    let mut watcher = Raw::will_watcher(broker.port());
+    let rude = Raw::connect_with_will(broker.port(), "rude", 60, b"gone");
     wait_parked(&broker, 1).await;
     drop(rude);
     let got = watcher

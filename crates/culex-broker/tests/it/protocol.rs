@@ -205,17 +205,8 @@ fn will_on_abnormal_close_only() {
 #[test]
 fn keepalive_timeout_sends_will() {
     let broker = BrokerThread::start();
-    let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
-    watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
-    let (mut sleepy, _, _) = Raw::connect_with(
-        broker.port(),
-        ConnectOpts {
-            client_id: "sleepy",
-            keep_alive: 1,
-            will: Some(("will/sleepy", b"timeout", QoS::AtMostOnce, false)),
-            ..ConnectOpts::default()
-        },
-    );
+    let mut watcher = Raw::will_watcher(broker.port());
+    let mut sleepy = Raw::connect_with_will(broker.port(), "sleepy", 1, b"timeout");
     // Pings keep it alive past 1.5 s.
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
@@ -523,16 +514,8 @@ fn shared_subscription_member_leaving_hands_over_messages() {
 #[test]
 fn will_on_protocol_violation() {
     let broker = BrokerThread::start();
-    let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
-    watcher.subscribe(&[("will/#", QoS::AtMostOnce)]);
-    let (mut bad, _, _) = Raw::connect_with(
-        broker.port(),
-        ConnectOpts {
-            client_id: "violator",
-            will: Some(("will/violator", b"broke the rules", QoS::AtMostOnce, false)),
-            ..ConnectOpts::default()
-        },
-    );
+    let mut watcher = Raw::will_watcher(broker.port());
+    let mut bad = Raw::connect_with_will(broker.port(), "violator", 60, b"broke the rules");
     bad.send_raw(&[
         0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'x',
     ]);
