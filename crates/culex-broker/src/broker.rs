@@ -779,13 +779,7 @@ impl Sessions {
         client_id: &Arc<str>,
         limits: SessionLimits,
     ) -> (Arc<SessionHandle>, bool) {
-        let mut shard = self.shard(client_id).lock();
-        if let Some(h) = shard.get(client_id) {
-            return (h.clone(), true);
-        }
-        let h = Arc::new(SessionHandle::new(client_id.clone(), limits));
-        shard.insert(client_id.clone(), h.clone());
-        (h, false)
+        self.find_or_insert(client_id, limits, |_| {})
     }
 
     /// The session of a connecting client: the one in the map, or a new
@@ -796,14 +790,24 @@ impl Sessions {
     /// found here could be ended before the new connection took it over, and
     /// the client would be attached to a session nobody can reach.
     pub fn claim(&self, client_id: &Arc<str>, limits: SessionLimits) -> (Arc<SessionHandle>, bool) {
+        self.find_or_insert(client_id, limits, |h| {
+            let mut inner = h.inner.lock();
+            inner.generation = inner.generation.wrapping_add(1);
+        })
+    }
+
+    /// The session of `client_id`, after `existing` ran on it under the
+    /// map's lock, or a new one; and whether it already existed.
+    fn find_or_insert(
+        &self,
+        client_id: &Arc<str>,
+        limits: SessionLimits,
+        existing: impl FnOnce(&SessionHandle),
+    ) -> (Arc<SessionHandle>, bool) {
         let mut shard = self.shard(client_id).lock();
         if let Some(h) = shard.get(client_id) {
-            let h = h.clone();
-            {
-                let mut inner = h.inner.lock();
-                inner.generation = inner.generation.wrapping_add(1);
-            }
-            return (h, true);
+            existing(h);
+            return (h.clone(), true);
         }
         let h = Arc::new(SessionHandle::new(client_id.clone(), limits));
         shard.insert(client_id.clone(), h.clone());
