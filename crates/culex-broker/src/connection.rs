@@ -174,53 +174,8 @@ pub(crate) async fn run(
             port
         );
     }
-    let max_packet_size = shared
-        .config
-        .limits
-        .max_packet_size
-        .unwrap_or(MQTT_MAX_PACKET);
-    let mount = shared
-        .config
-        .listeners
-        .get(listener)
-        .and_then(|l| l.mount_point.as_deref())
-        .map(Arc::from);
     let signal = Arc::new(ConnSignal::new(shared.parker.clone()));
-    // Boxed: the task then holds a pointer, and its allocation class stays small.
-    let mut conn = Box::new(Conn {
-        shared,
-        stream: Socket::Plain(stream),
-        peer,
-        listener,
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-        protocol: Protocol::V3_1_1,
-        client_id: Arc::from("<unknown>"),
-        username: None,
-        keepalive: None,
-        last_seen: Instant::now(),
-        will: None,
-        will_delay: 0,
-        backoff: false,
-        mount,
-        out_alias_max: 0,
-        aliases: None,
-        max_packet_size,
-        client_max_packet_size: None,
-        problem_info: true,
-        handle: None,
-        signal,
-        generation: 0,
-        connect_expiry: 0,
-        matches: Vec::new(),
-        held_acks: VecDeque::new(),
-        acks: Arc::new(DurableAcks::default()),
-        durable_mark: 0,
-        outgoing: Vec::new(),
-        acked: Vec::new(),
-        wakes: Vec::new(),
-        paused_until: None,
-    });
+    let mut conn = Conn::new(shared, Socket::Plain(stream), peer, listener, signal);
     // Handshake and finish are boxed: only the serving loop's state stays in
     // an idle connection's task.
     let accepted = match tokio::time::timeout(CONNECT_TIMEOUT, Box::pin(conn.handshake())).await {
@@ -290,6 +245,62 @@ async fn live(
 }
 
 impl Conn {
+    /// A connection before its CONNECT: no client, no session yet.
+    /// Boxed: the task then holds a pointer, and its allocation class stays small.
+    fn new(
+        shared: Arc<Shared>,
+        stream: Socket,
+        peer: SocketAddr,
+        listener: usize,
+        signal: Arc<ConnSignal>,
+    ) -> Box<Conn> {
+        let max_packet_size = shared
+            .config
+            .limits
+            .max_packet_size
+            .unwrap_or(MQTT_MAX_PACKET);
+        let mount = shared
+            .config
+            .listeners
+            .get(listener)
+            .and_then(|l| l.mount_point.as_deref())
+            .map(Arc::from);
+        Box::new(Conn {
+            shared,
+            stream,
+            peer,
+            listener,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            protocol: Protocol::V3_1_1,
+            client_id: Arc::from("<unknown>"),
+            username: None,
+            keepalive: None,
+            last_seen: Instant::now(),
+            will: None,
+            will_delay: 0,
+            backoff: false,
+            mount,
+            out_alias_max: 0,
+            aliases: None,
+            max_packet_size,
+            client_max_packet_size: None,
+            problem_info: true,
+            handle: None,
+            signal,
+            generation: 0,
+            connect_expiry: 0,
+            matches: Vec::new(),
+            held_acks: VecDeque::new(),
+            acks: Arc::new(DurableAcks::default()),
+            durable_mark: 0,
+            outgoing: Vec::new(),
+            acked: Vec::new(),
+            wakes: Vec::new(),
+            paused_until: None,
+        })
+    }
+
     /// Reads the CONNECT and answers it. `Ok(true)`: the client is connected.
     async fn handshake(&mut self) -> Result<bool, Exit> {
         loop {
@@ -2022,57 +2033,30 @@ impl ParkedConn {
             client_max_packet_size,
             connect_expiry,
         } = rare.map(|r| *r).unwrap_or_default();
-        let keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
-        let client_id = handle.client_id.clone();
-        // Registered with tokio when the task first waits on it.
-        let stream = Socket::Plain(stream.into());
-        let listener = listener as usize;
-        let max_packet_size = shared
-            .config
-            .limits
-            .max_packet_size
-            .unwrap_or(MQTT_MAX_PACKET);
-        let mount = shared
-            .config
-            .listeners
-            .get(listener)
-            .and_then(|l| l.mount_point.as_deref())
-            .map(Arc::from);
-        let conn = Box::new(Conn {
+        // Registered with tokio when the task first waits on it; only the
+        // handshake's log lines show the peer.
+        let mut conn = Conn::new(
             shared,
-            stream,
-            // Only the handshake's log lines show the peer.
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            listener,
-            rbuf,
-            wbuf: BytesMut::new(),
-            protocol,
-            client_id,
-            username,
-            keepalive,
-            last_seen,
-            will,
-            will_delay,
-            backoff: false,
-            mount,
-            out_alias_max,
-            aliases,
-            max_packet_size,
-            client_max_packet_size,
-            problem_info,
-            handle: Some(handle),
+            Socket::Plain(stream.into()),
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            listener as usize,
             signal,
-            generation,
-            connect_expiry,
-            matches: Vec::new(),
-            paused_until: None,
-            held_acks: VecDeque::new(),
-            acks: Arc::new(DurableAcks::default()),
-            durable_mark: 0,
-            outgoing: Vec::new(),
-            acked: Vec::new(),
-            wakes: Vec::new(),
-        });
+        );
+        conn.rbuf = rbuf;
+        conn.protocol = protocol;
+        conn.client_id = handle.client_id.clone();
+        conn.username = username;
+        conn.keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
+        conn.last_seen = last_seen;
+        conn.will = will;
+        conn.will_delay = will_delay;
+        conn.out_alias_max = out_alias_max;
+        conn.aliases = aliases;
+        conn.client_max_packet_size = client_max_packet_size;
+        conn.problem_info = problem_info;
+        conn.handle = Some(handle);
+        conn.generation = generation;
+        conn.connect_expiry = connect_expiry;
         (conn, alive)
     }
 
