@@ -120,17 +120,7 @@ pub fn encode_plain_publish(
             "empty topic name without a 5.0 topic alias",
         ));
     }
-    match (qos, packet_id) {
-        (QoS::AtMostOnce, None) if dup => {
-            return Err(EncodeError::NotAllowed("[MQTT-3.3.1-2] DUP set on QoS 0"))
-        }
-        (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => {}
-        _ => {
-            return Err(EncodeError::NotAllowed(
-                "[MQTT-2.3.1-5] packet id present exactly when QoS > 0",
-            ))
-        }
-    }
+    check_publish_id(qos, packet_id, dup)?;
     let name = topic.as_str().as_bytes();
     let name_len = u16::try_from(name.len()).map_err(|_| EncodeError::FieldTooLong)?;
     let body =
@@ -288,23 +278,26 @@ fn connack<S: Sink>(c: &ConnAck<'_>, protocol: Protocol, s: &mut S) -> Result<()
     put_props(s, protocol, &c.properties, Context::ConnAck)
 }
 
+/// A PUBLISH has a packet id exactly when its QoS is above 0, and no DUP at QoS 0.
+fn check_publish_id(qos: QoS, packet_id: Option<PacketId>, dup: bool) -> Result<(), EncodeError> {
+    match (qos, packet_id) {
+        (QoS::AtMostOnce, None) if dup => {
+            Err(EncodeError::NotAllowed("[MQTT-3.3.1-2] DUP set on QoS 0"))
+        }
+        (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => Ok(()),
+        _ => Err(EncodeError::NotAllowed(
+            "[MQTT-2.3.1-5] packet id present exactly when QoS > 0",
+        )),
+    }
+}
+
 fn publish<S: Sink>(p: &Publish<'_>, protocol: Protocol, s: &mut S) -> Result<(), EncodeError> {
     if p.topic.is_empty() && !(protocol.is_v5() && p.properties.topic_alias.is_some()) {
         return Err(EncodeError::NotAllowed(
             "empty topic name without a 5.0 topic alias",
         ));
     }
-    match (p.qos, p.packet_id) {
-        (QoS::AtMostOnce, None) if p.dup => {
-            return Err(EncodeError::NotAllowed("[MQTT-3.3.1-2] DUP set on QoS 0"))
-        }
-        (QoS::AtMostOnce, None) | (QoS::AtLeastOnce | QoS::ExactlyOnce, Some(_)) => {}
-        _ => {
-            return Err(EncodeError::NotAllowed(
-                "[MQTT-2.3.1-5] packet id present exactly when QoS > 0",
-            ))
-        }
-    }
+    check_publish_id(p.qos, p.packet_id, p.dup)?;
     put_bin(s, p.topic.as_str().as_bytes())?;
     if let Some(id) = p.packet_id {
         put_id(s, id);
