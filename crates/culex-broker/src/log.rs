@@ -166,6 +166,11 @@ impl MosquittoLayer {
 /// While lines come in a burst, the writer thread writes them this often
 /// rather than once per line (a line after a quiet spell is written at once).
 const WRITE_EVERY: Duration = Duration::from_millis(1);
+/// Bytes of lines that may wait for the writer thread. Past this (an
+/// output that does not take them: a full pipe, a slow disk), whoever logs
+/// writes them itself and waits for the output, as it would unbatched:
+/// memory stays bounded however many clients connect.
+const MAX_PENDING: usize = 1024 * 1024;
 
 /// Lines on their way to the standard streams and files. Logging appends a
 /// line to `pending`; one thread writes whatever is pending in a single
@@ -226,7 +231,7 @@ impl Writer {
         let mut pending = self.pending.lock();
         pending.bytes.extend_from_slice(line.as_bytes());
         pending.bytes.push(b'\n');
-        if pending.closed {
+        if pending.closed || pending.bytes.len() > MAX_PENDING {
             drop(pending);
             self.flush();
         } else if pending.asleep {
@@ -402,6 +407,40 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "line not written");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Lines do not pile up in memory while the output is blocked: past
+    /// `MAX_PENDING` the logging thread writes them itself, waiting for the
+    /// output. Fails if lines are only ever queued.
+    #[test]
+    fn pending_lines_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, path) = file_layer(&dir);
+        let writer = layer.writer.clone().unwrap();
+        // The output is busy for a while, as a full pipe would be.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let blocker = {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                let _outputs = writer.0.outputs.lock();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            })
+        };
+        held_rx.recv().unwrap();
+        let line = "x".repeat(99);
+        let mut most = 0;
+        log_through(&layer, || {
+            for _ in 0..20_000 {
+                tracing::info!(target: "culex_broker", "{line}");
+                most = most.max(writer.0.pending.lock().bytes.len());
+            }
+        });
+        blocker.join().unwrap();
+        assert!(most <= MAX_PENDING + 100, "{most} bytes waited");
+        layer.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 20_000);
     }
 
     /// When the last clone of a layer goes, what it logged is written.
