@@ -411,6 +411,7 @@ fn encode_connect(p: &ConnectParams<'_>, out: &mut BytesMut) -> Result<(), ConnE
         }
     }
     Packet::Connect(Connect {
+        bridge: false,
         protocol: p.protocol,
         clean_start: !p.persistent,
         keep_alive: p.keep_alive,

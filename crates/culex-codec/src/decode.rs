@@ -214,11 +214,13 @@ fn topic_error(e: crate::topic::TopicError) -> DecodeError {
 fn connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
     let name = r.string()?;
     let level = r.u8()?;
-    let protocol = match (name, level) {
+    // mosquitto's bridges set the top bit of the level (`try_private`).
+    let bridge = level & 0x80 != 0;
+    let protocol = match (name, level & 0x7F) {
         ("MQIsdp", 3) => Protocol::V3_1,
         ("MQTT", 4) => Protocol::V3_1_1,
         ("MQTT", 5) => Protocol::V5,
-        ("MQTT" | "MQIsdp", level) => return Err(DecodeError::UnsupportedProtocol { level }),
+        ("MQTT" | "MQIsdp", _) => return Err(DecodeError::UnsupportedProtocol { level }),
         _ => return Err(DecodeError::UnsupportedProtocol { level: 0 }),
     };
     let v5 = protocol.is_v5();
@@ -286,6 +288,7 @@ fn connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
         username,
         password,
         properties,
+        bridge,
     })
 }
 

@@ -237,7 +237,8 @@ fn connect<S: Sink>(c: &Connect<'_>, s: &mut S) -> Result<(), EncodeError> {
     }
     flags |= u8::from(c.password.is_some()) << 6;
     flags |= u8::from(c.username.is_some()) << 7;
-    s.put(&[protocol.level(), flags]);
+    let level = protocol.level() | if c.bridge { 0x80 } else { 0 };
+    s.put(&[level, flags]);
     s.put(&c.keep_alive.to_be_bytes());
     put_props(s, protocol, &c.properties, Context::Connect)?;
     put_str(s, c.client_id)?;

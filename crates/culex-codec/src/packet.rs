@@ -63,6 +63,10 @@ pub struct Connect<'a> {
     pub password: Option<&'a [u8]>,
     /// 5.0 CONNECT properties; empty for 3.x.
     pub properties: Properties<'a>,
+    /// The bridge bit (0x80) of the protocol level: set by a mosquitto
+    /// bridge with `try_private true` (its default), which asks the server
+    /// not to echo its own messages back and to keep their RETAIN flag.
+    pub bridge: bool,
 }
 
 /// The will message of a CONNECT.

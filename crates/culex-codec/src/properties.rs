@@ -644,173 +644,250 @@ pub(crate) fn encode<S: Sink>(
     encode_body(props, ctx, s)
 }
 
+/// Every property, in the order of their identifiers: the order they are
+/// written in, but for CONNACK.
+const WIRE_ORDER: [u8; 27] = [
+    0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C,
+    0x1F, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
+];
+
+/// CONNACK's properties in the order mosquitto 2.0 writes them, so that
+/// byte-exact captures made against mosquitto match; the rest follow.
+const CONNACK_ORDER: [u8; 27] = [
+    0x22, 0x13, 0x12, 0x15, 0x16, 0x25, 0x27, 0x21, 0x24, 0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11,
+    0x17, 0x18, 0x19, 0x1A, 0x1C, 0x1F, 0x23, 0x26, 0x28, 0x29, 0x2A,
+];
+
 fn encode_body<S: Sink>(p: &Properties<'_>, ctx: Context, s: &mut S) -> Result<(), EncodeError> {
-    if let Some(v) = p.payload_format_indicator {
-        allow(0x01, ctx, "payload format indicator in this packet")?;
-        s.put(&[
-            0x01,
-            check_flag(v, "payload format indicator other than 0 or 1")?,
-        ]);
-    }
-    if let Some(v) = p.message_expiry_interval {
-        allow(0x02, ctx, "message expiry interval in this packet")?;
-        s.put(&[0x02]);
-        s.put(&v.to_be_bytes());
-    }
-    if let Some(v) = p.content_type {
-        allow(0x03, ctx, "content type in this packet")?;
-        s.put(&[0x03]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.response_topic {
-        allow(0x08, ctx, "response topic in this packet")?;
-        TopicName::new(v)
-            .map_err(|_| EncodeError::NotAllowed("response topic that is not a topic name"))?;
-        s.put(&[0x08]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.correlation_data {
-        allow(0x09, ctx, "correlation data in this packet")?;
-        s.put(&[0x09]);
-        put_bin(s, v)?;
-    }
-    if !p.subscription_identifiers.is_empty() {
-        allow(0x0B, ctx, "subscription identifier in this packet")?;
-        if ctx == Context::Subscribe && p.subscription_identifiers.len() > 1 {
-            return Err(EncodeError::NotAllowed(
-                "more than one subscription identifier in SUBSCRIBE",
-            ));
-        }
-        for id in p.subscription_identifiers.iter() {
-            if id == 0 {
-                return Err(EncodeError::NotAllowed("subscription identifier 0"));
+    let order = if ctx == Context::ConnAck {
+        &CONNACK_ORDER
+    } else {
+        &WIRE_ORDER
+    };
+    for &id in order {
+        match id {
+            0x01 => {
+                if let Some(v) = p.payload_format_indicator {
+                    allow(0x01, ctx, "payload format indicator in this packet")?;
+                    s.put(&[
+                        0x01,
+                        check_flag(v, "payload format indicator other than 0 or 1")?,
+                    ]);
+                }
             }
-            s.put(&[0x0B]);
-            put_varint(s, id)?;
+            0x02 => {
+                if let Some(v) = p.message_expiry_interval {
+                    allow(0x02, ctx, "message expiry interval in this packet")?;
+                    s.put(&[0x02]);
+                    s.put(&v.to_be_bytes());
+                }
+            }
+            0x03 => {
+                if let Some(v) = p.content_type {
+                    allow(0x03, ctx, "content type in this packet")?;
+                    s.put(&[0x03]);
+                    put_str(s, v)?;
+                }
+            }
+            0x08 => {
+                if let Some(v) = p.response_topic {
+                    allow(0x08, ctx, "response topic in this packet")?;
+                    TopicName::new(v).map_err(|_| {
+                        EncodeError::NotAllowed("response topic that is not a topic name")
+                    })?;
+                    s.put(&[0x08]);
+                    put_str(s, v)?;
+                }
+            }
+            0x09 => {
+                if let Some(v) = p.correlation_data {
+                    allow(0x09, ctx, "correlation data in this packet")?;
+                    s.put(&[0x09]);
+                    put_bin(s, v)?;
+                }
+            }
+            0x0B if !p.subscription_identifiers.is_empty() => {
+                allow(0x0B, ctx, "subscription identifier in this packet")?;
+                if ctx == Context::Subscribe && p.subscription_identifiers.len() > 1 {
+                    return Err(EncodeError::NotAllowed(
+                        "more than one subscription identifier in SUBSCRIBE",
+                    ));
+                }
+                for id in p.subscription_identifiers.iter() {
+                    if id == 0 {
+                        return Err(EncodeError::NotAllowed("subscription identifier 0"));
+                    }
+                    s.put(&[0x0B]);
+                    put_varint(s, id)?;
+                }
+            }
+            0x11 => {
+                if let Some(v) = p.session_expiry_interval {
+                    allow(0x11, ctx, "session expiry interval in this packet")?;
+                    s.put(&[0x11]);
+                    s.put(&v.to_be_bytes());
+                }
+            }
+            0x12 => {
+                if let Some(v) = p.assigned_client_identifier {
+                    allow(0x12, ctx, "assigned client identifier in this packet")?;
+                    s.put(&[0x12]);
+                    put_str(s, v)?;
+                }
+            }
+            0x13 => {
+                if let Some(v) = p.server_keep_alive {
+                    allow(0x13, ctx, "server keep alive in this packet")?;
+                    s.put(&[0x13]);
+                    s.put(&v.to_be_bytes());
+                }
+            }
+            0x15 => {
+                if let Some(v) = p.authentication_method {
+                    allow(0x15, ctx, "authentication method in this packet")?;
+                    s.put(&[0x15]);
+                    put_str(s, v)?;
+                }
+            }
+            0x16 => {
+                if let Some(v) = p.authentication_data {
+                    allow(0x16, ctx, "authentication data in this packet")?;
+                    if p.authentication_method.is_none() {
+                        return Err(EncodeError::NotAllowed(
+                            "authentication data without authentication method",
+                        ));
+                    }
+                    s.put(&[0x16]);
+                    put_bin(s, v)?;
+                }
+            }
+            0x17 => {
+                if let Some(v) = p.request_problem_information {
+                    allow(0x17, ctx, "request problem information in this packet")?;
+                    s.put(&[
+                        0x17,
+                        check_flag(v, "request problem information other than 0 or 1")?,
+                    ]);
+                }
+            }
+            0x18 => {
+                if let Some(v) = p.will_delay_interval {
+                    allow(0x18, ctx, "will delay interval in this packet")?;
+                    s.put(&[0x18]);
+                    s.put(&v.to_be_bytes());
+                }
+            }
+            0x19 => {
+                if let Some(v) = p.request_response_information {
+                    allow(0x19, ctx, "request response information in this packet")?;
+                    s.put(&[
+                        0x19,
+                        check_flag(v, "request response information other than 0 or 1")?,
+                    ]);
+                }
+            }
+            0x1A => {
+                if let Some(v) = p.response_information {
+                    allow(0x1A, ctx, "response information in this packet")?;
+                    s.put(&[0x1A]);
+                    put_str(s, v)?;
+                }
+            }
+            0x1C => {
+                if let Some(v) = p.server_reference {
+                    allow(0x1C, ctx, "server reference in this packet")?;
+                    s.put(&[0x1C]);
+                    put_str(s, v)?;
+                }
+            }
+            0x1F => {
+                if let Some(v) = p.reason_string {
+                    allow(0x1F, ctx, "reason string in this packet")?;
+                    s.put(&[0x1F]);
+                    put_str(s, v)?;
+                }
+            }
+            0x21 => {
+                if let Some(v) = p.receive_maximum {
+                    allow(0x21, ctx, "receive maximum in this packet")?;
+                    s.put(&[0x21]);
+                    s.put(&check_non_zero(v, "receive maximum 0")?.to_be_bytes());
+                }
+            }
+            0x22 => {
+                if let Some(v) = p.topic_alias_maximum {
+                    allow(0x22, ctx, "topic alias maximum in this packet")?;
+                    s.put(&[0x22]);
+                    s.put(&v.to_be_bytes());
+                }
+            }
+            0x23 => {
+                if let Some(v) = p.topic_alias {
+                    allow(0x23, ctx, "topic alias in this packet")?;
+                    s.put(&[0x23]);
+                    s.put(&check_non_zero(v, "topic alias 0")?.to_be_bytes());
+                }
+            }
+            0x24 => {
+                if let Some(v) = p.maximum_qos {
+                    allow(0x24, ctx, "maximum QoS in this packet")?;
+                    s.put(&[0x24, check_flag(v, "maximum QoS other than 0 or 1")?]);
+                }
+            }
+            0x25 => {
+                if let Some(v) = p.retain_available {
+                    allow(0x25, ctx, "retain available in this packet")?;
+                    s.put(&[0x25, check_flag(v, "retain available other than 0 or 1")?]);
+                }
+            }
+            0x26 => {
+                for (key, value) in p.user_properties.iter() {
+                    allow(0x26, ctx, "user property in this packet")?;
+                    s.put(&[0x26]);
+                    put_str(s, key)?;
+                    put_str(s, value)?;
+                }
+            }
+            0x27 => {
+                if let Some(v) = p.maximum_packet_size {
+                    allow(0x27, ctx, "maximum packet size in this packet")?;
+                    s.put(&[0x27]);
+                    s.put(&check_non_zero(v, "maximum packet size 0")?.to_be_bytes());
+                }
+            }
+            0x28 => {
+                if let Some(v) = p.wildcard_subscription_available {
+                    allow(0x28, ctx, "wildcard subscription available in this packet")?;
+                    s.put(&[
+                        0x28,
+                        check_flag(v, "wildcard subscription available other than 0 or 1")?,
+                    ]);
+                }
+            }
+            0x29 => {
+                if let Some(v) = p.subscription_identifiers_available {
+                    allow(
+                        0x29,
+                        ctx,
+                        "subscription identifiers available in this packet",
+                    )?;
+                    s.put(&[
+                        0x29,
+                        check_flag(v, "subscription identifiers available other than 0 or 1")?,
+                    ]);
+                }
+            }
+            0x2A => {
+                if let Some(v) = p.shared_subscription_available {
+                    allow(0x2A, ctx, "shared subscription available in this packet")?;
+                    s.put(&[
+                        0x2A,
+                        check_flag(v, "shared subscription available other than 0 or 1")?,
+                    ]);
+                }
+            }
+            _ => {}
         }
-    }
-    if let Some(v) = p.session_expiry_interval {
-        allow(0x11, ctx, "session expiry interval in this packet")?;
-        s.put(&[0x11]);
-        s.put(&v.to_be_bytes());
-    }
-    if let Some(v) = p.assigned_client_identifier {
-        allow(0x12, ctx, "assigned client identifier in this packet")?;
-        s.put(&[0x12]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.server_keep_alive {
-        allow(0x13, ctx, "server keep alive in this packet")?;
-        s.put(&[0x13]);
-        s.put(&v.to_be_bytes());
-    }
-    if let Some(v) = p.authentication_method {
-        allow(0x15, ctx, "authentication method in this packet")?;
-        s.put(&[0x15]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.authentication_data {
-        allow(0x16, ctx, "authentication data in this packet")?;
-        if p.authentication_method.is_none() {
-            return Err(EncodeError::NotAllowed(
-                "authentication data without authentication method",
-            ));
-        }
-        s.put(&[0x16]);
-        put_bin(s, v)?;
-    }
-    if let Some(v) = p.request_problem_information {
-        allow(0x17, ctx, "request problem information in this packet")?;
-        s.put(&[
-            0x17,
-            check_flag(v, "request problem information other than 0 or 1")?,
-        ]);
-    }
-    if let Some(v) = p.will_delay_interval {
-        allow(0x18, ctx, "will delay interval in this packet")?;
-        s.put(&[0x18]);
-        s.put(&v.to_be_bytes());
-    }
-    if let Some(v) = p.request_response_information {
-        allow(0x19, ctx, "request response information in this packet")?;
-        s.put(&[
-            0x19,
-            check_flag(v, "request response information other than 0 or 1")?,
-        ]);
-    }
-    if let Some(v) = p.response_information {
-        allow(0x1A, ctx, "response information in this packet")?;
-        s.put(&[0x1A]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.server_reference {
-        allow(0x1C, ctx, "server reference in this packet")?;
-        s.put(&[0x1C]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.reason_string {
-        allow(0x1F, ctx, "reason string in this packet")?;
-        s.put(&[0x1F]);
-        put_str(s, v)?;
-    }
-    if let Some(v) = p.receive_maximum {
-        allow(0x21, ctx, "receive maximum in this packet")?;
-        s.put(&[0x21]);
-        s.put(&check_non_zero(v, "receive maximum 0")?.to_be_bytes());
-    }
-    if let Some(v) = p.topic_alias_maximum {
-        allow(0x22, ctx, "topic alias maximum in this packet")?;
-        s.put(&[0x22]);
-        s.put(&v.to_be_bytes());
-    }
-    if let Some(v) = p.topic_alias {
-        allow(0x23, ctx, "topic alias in this packet")?;
-        s.put(&[0x23]);
-        s.put(&check_non_zero(v, "topic alias 0")?.to_be_bytes());
-    }
-    if let Some(v) = p.maximum_qos {
-        allow(0x24, ctx, "maximum QoS in this packet")?;
-        s.put(&[0x24, check_flag(v, "maximum QoS other than 0 or 1")?]);
-    }
-    if let Some(v) = p.retain_available {
-        allow(0x25, ctx, "retain available in this packet")?;
-        s.put(&[0x25, check_flag(v, "retain available other than 0 or 1")?]);
-    }
-    for (key, value) in p.user_properties.iter() {
-        allow(0x26, ctx, "user property in this packet")?;
-        s.put(&[0x26]);
-        put_str(s, key)?;
-        put_str(s, value)?;
-    }
-    if let Some(v) = p.maximum_packet_size {
-        allow(0x27, ctx, "maximum packet size in this packet")?;
-        s.put(&[0x27]);
-        s.put(&check_non_zero(v, "maximum packet size 0")?.to_be_bytes());
-    }
-    if let Some(v) = p.wildcard_subscription_available {
-        allow(0x28, ctx, "wildcard subscription available in this packet")?;
-        s.put(&[
-            0x28,
-            check_flag(v, "wildcard subscription available other than 0 or 1")?,
-        ]);
-    }
-    if let Some(v) = p.subscription_identifiers_available {
-        allow(
-            0x29,
-            ctx,
-            "subscription identifiers available in this packet",
-        )?;
-        s.put(&[
-            0x29,
-            check_flag(v, "subscription identifiers available other than 0 or 1")?,
-        ]);
-    }
-    if let Some(v) = p.shared_subscription_available {
-        allow(0x2A, ctx, "shared subscription available in this packet")?;
-        s.put(&[
-            0x2A,
-            check_flag(v, "shared subscription available other than 0 or 1")?,
-        ]);
     }
     Ok(())
 }

@@ -88,6 +88,7 @@ fn session_present(port: u16, client_id: &str) -> bool {
         .unwrap();
     let mut out = Vec::new();
     Packet::Connect(Connect {
+        bridge: false,
         protocol: Protocol::V3_1_1,
         clean_start: false,
         keep_alive: 10,

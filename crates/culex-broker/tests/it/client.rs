@@ -82,6 +82,7 @@ impl Raw {
             properties: Properties::default(),
         });
         c.send(&Packet::Connect(Connect {
+            bridge: false,
             protocol: opts.protocol,
             clean_start: opts.clean,
             keep_alive: opts.keep_alive,

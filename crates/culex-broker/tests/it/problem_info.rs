@@ -30,6 +30,7 @@ fn connack_refusal_carries_a_reason_string_unless_declined() {
         let mut c = Raw::open(broker.port(), Protocol::V5);
         let opts = v5("refused", problem_info, Some("SCRAM-SHA-1"));
         c.send(&Packet::Connect(culex_codec::packet::Connect {
+            bridge: false,
             protocol: opts.protocol,
             clean_start: true,
             keep_alive: 60,
@@ -61,6 +62,7 @@ fn protocol_error_disconnect_carries_a_reason_string_unless_declined() {
         let (mut c, _, reason) = Raw::connect_with(broker.port(), v5("twice", problem_info, None));
         assert_eq!(reason, ReasonCode::Success);
         c.send(&Packet::Connect(culex_codec::packet::Connect {
+            bridge: false,
             protocol: Protocol::V5,
             clean_start: true,
             keep_alive: 60,

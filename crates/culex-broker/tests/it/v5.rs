@@ -69,6 +69,7 @@ fn connack_assigns_client_id() {
     let broker = BrokerThread::start();
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
+        bridge: false,
         protocol: Protocol::V5,
         clean_start: true,
         keep_alive: 60,
@@ -363,6 +364,7 @@ fn outbound_topic_aliases() {
 fn will_client(port: u16, id: &str, delay: u32) -> Raw {
     let mut c = Raw::open(port, Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
+        bridge: false,
         protocol: Protocol::V5,
         clean_start: true,
         keep_alive: 60,
@@ -419,6 +421,7 @@ fn receive_maximum_exceeded() {
     let broker = BrokerThread::start_with(config);
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
+        bridge: false,
         protocol: Protocol::V5,
         clean_start: true,
         keep_alive: 60,
@@ -499,6 +502,7 @@ fn server_keep_alive_from_max_keepalive() {
     let broker = BrokerThread::start_with(config);
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
+        bridge: false,
         protocol: Protocol::V5,
         clean_start: true,
         keep_alive: 60,

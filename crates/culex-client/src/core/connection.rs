@@ -276,6 +276,7 @@ impl<const OUT: usize, const IN: usize> Connection<OUT, IN> {
             properties.receive_maximum = u16::try_from(IN).ok().filter(|&n| n > 0);
         }
         let connect = Packet::Connect(Connect {
+            bridge: false,
             protocol: options.protocol,
             clean_start: options.clean_start,
             keep_alive: options.keep_alive,

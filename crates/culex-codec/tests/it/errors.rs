@@ -652,6 +652,7 @@ fn encode_refuses_oversized_packets_and_fields() {
     );
     let long = "c".repeat(65_536);
     let connect = Packet::Connect(Connect {
+        bridge: false,
         protocol: V311,
         clean_start: true,
         keep_alive: 0,
@@ -715,6 +716,7 @@ fn encode_refuses_what_the_version_cannot_express() {
     });
     not_allowed(suback, V311, "SUBACK return code");
     let connect = Packet::Connect(Connect {
+        bridge: false,
         protocol: V311,
         clean_start: true,
         keep_alive: 0,
@@ -761,6 +763,7 @@ fn encode_refuses_packets_a_receiver_would_reject() {
     }
     not_allowed(sub_id0, V5, "subscription identifier 0");
     let connect = Packet::Connect(Connect {
+        bridge: false,
         protocol: V5,
         clean_start: true,
         keep_alive: 0,

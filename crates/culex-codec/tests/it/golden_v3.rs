@@ -50,6 +50,7 @@ fn connect_v311_minimal() {
         Protocol::V3_1_1,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: Protocol::V3_1_1,
             clean_start: true,
             keep_alive: 60,
@@ -60,6 +61,37 @@ fn connect_v311_minimal() {
             properties: Properties::default(),
         }),
     );
+}
+
+/// mosquitto's bridges (`try_private true`) set the level's top bit: 0x83
+/// for 3.1, 0x84 for 3.1.1. It is a flag, not another protocol.
+#[test]
+fn connect_with_the_bridge_bit() {
+    for (name, level, protocol) in [
+        (&b"MQIsdp"[..], 0x83, Protocol::V3_1),
+        (&b"MQTT"[..], 0x84, Protocol::V3_1_1),
+    ] {
+        let mut bytes = vec![0x10, 0];
+        bytes.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(name);
+        bytes.extend_from_slice(&[level, 0x00, 0x00, 0x3C, 0x00, 0x01, b'b']);
+        bytes[1] = (bytes.len() - 2) as u8;
+        golden(
+            protocol,
+            &bytes,
+            Packet::Connect(Connect {
+                bridge: true,
+                protocol,
+                clean_start: false,
+                keep_alive: 60,
+                client_id: "b",
+                will: None,
+                username: None,
+                password: None,
+                properties: Properties::default(),
+            }),
+        );
+    }
 }
 
 #[test]
@@ -81,6 +113,7 @@ fn connect_v311_with_will_and_credentials() {
         Protocol::V3_1_1,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: Protocol::V3_1_1,
             clean_start: true,
             keep_alive: 10,
@@ -115,6 +148,7 @@ fn connect_v31() {
         Protocol::V3_1,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: Protocol::V3_1,
             clean_start: false,
             keep_alive: 0,

@@ -39,6 +39,7 @@ fn connect_minimal() {
         V5,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: V5,
             clean_start: true,
             keep_alive: 60,
@@ -77,6 +78,7 @@ fn connect_with_properties_will_and_password_only() {
         V5,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: V5,
             clean_start: false,
             keep_alive: 30,
@@ -131,9 +133,9 @@ fn connack() {
         0x20, 0x0D,
         0x01,                               // session present
         0x00,                               // Success
-        0x0A,                               // 10 bytes of properties:
-        0x12, 0x00, 0x02, b'i', b'd',       //   assigned client id "id"
+        0x0A,                               // 10 bytes of properties, in mosquitto's order:
         0x13, 0x00, 0x3C,                   //   server keep alive 60
+        0x12, 0x00, 0x02, b'i', b'd',       //   assigned client id "id"
         0x24, 0x01,                         //   maximum QoS 1
     ];
     golden(
@@ -515,18 +517,18 @@ fn connack_with_every_server_property() {
     let bytes = [
         0x20, 0x36,                             // CONNACK, remaining length 54
         0x00, 0x00,                             // no session, Success
-        0x33,                                   // 51 bytes of properties:
-        0x11, 0x00, 0x00, 0x00, 0x3C,           //   session expiry 60
+        0x33,                                   // 51 bytes of properties, mosquitto's first:
+        0x22, 0x00, 0x05,                       //   topic alias maximum 5
         0x15, 0x00, 0x01, b'm',                 //   authentication method "m"
         0x16, 0x00, 0x01, 0x01,                 //   authentication data 01
+        0x25, 0x00,                             //   retain not available
+        0x27, 0x00, 0x00, 0x10, 0x00,           //   maximum packet size 4096
+        0x21, 0x00, 0x0A,                       //   receive maximum 10
+        0x11, 0x00, 0x00, 0x00, 0x3C,           //   session expiry 60
         0x1A, 0x00, 0x01, b'i',                 //   response information "i"
         0x1C, 0x00, 0x01, b's',                 //   server reference "s"
         0x1F, 0x00, 0x01, b'r',                 //   reason string "r"
-        0x21, 0x00, 0x0A,                       //   receive maximum 10
-        0x22, 0x00, 0x05,                       //   topic alias maximum 5
-        0x25, 0x00,                             //   retain not available
         0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // user property k=v
-        0x27, 0x00, 0x00, 0x10, 0x00,           //   maximum packet size 4096
         0x28, 0x01,                             //   wildcard subscriptions available
         0x29, 0x00,                             //   subscription ids not available
         0x2A, 0x01,                             //   shared subscriptions available
@@ -580,6 +582,7 @@ fn connect_with_request_and_authentication_properties() {
         V5,
         &bytes,
         Packet::Connect(Connect {
+            bridge: false,
             protocol: V5,
             clean_start: true,
             keep_alive: 0,

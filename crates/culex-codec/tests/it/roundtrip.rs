@@ -284,6 +284,7 @@ fn connect(v: Protocol) -> impl Strategy<Value = Packet<'static>> {
                     None
                 };
                 Packet::Connect(Connect {
+                    bridge: false,
                     protocol: v,
                     clean_start,
                     keep_alive,
