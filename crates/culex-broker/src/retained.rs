@@ -14,6 +14,17 @@ struct Node {
     message: Option<Arc<Message>>,
 }
 
+/// Levels are dropped one after another, not by recursion (a topic of
+/// thousands of levels must not overflow the stack).
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut stack: Vec<Node> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut node) = stack.pop() {
+            stack.extend(node.children.drain().map(|(_, n)| n));
+        }
+    }
+}
+
 impl Node {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.message.is_none()
@@ -56,13 +67,22 @@ impl RetainedTree {
     }
 
     /// Clears the retained message of `topic`; `true` when there was one.
+    /// Levels left empty are pruned, without recursion.
     pub fn remove(&mut self, topic: &str) -> bool {
         let levels: Vec<&str> = topic.split('/').collect();
-        let removed = remove(&mut self.root, &levels);
-        if removed {
-            self.count = self.count.saturating_sub(1);
+        let mut node = &mut self.root;
+        for level in &levels {
+            match node.children.get_mut(*level) {
+                Some(child) => node = child,
+                None => return false,
+            }
         }
-        removed
+        if node.message.take().is_none() {
+            return false;
+        }
+        self.count = self.count.saturating_sub(1);
+        prune(&mut self.root, &levels);
+        true
     }
 
     /// The retained message of `topic`.
@@ -80,75 +100,89 @@ impl RetainedTree {
     pub fn matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
         let levels: Vec<&str> = filter.split('/').collect();
         let mut out = Vec::new();
-        collect(&self.root, &levels, true, now, &mut out);
+        collect(&self.root, &levels, now, &mut out);
         out
     }
 }
 
-fn remove(node: &mut Node, levels: &[&str]) -> bool {
-    let Some((first, rest)) = levels.split_first() else {
-        return node.message.take().is_some();
-    };
-    let Some(child) = node.children.get_mut(*first) else {
-        return false;
-    };
-    let removed = remove(child, rest);
-    if child.is_empty() {
-        node.children.remove(*first);
+/// Cuts the path of `levels` below the deepest node that holds anything
+/// else, when the last node is empty.
+fn prune(root: &mut Node, levels: &[&str]) {
+    let mut cut = None;
+    let mut node = &*root;
+    for (depth, level) in levels.iter().enumerate() {
+        let Some(child) = node.children.get(*level) else {
+            return;
+        };
+        if depth == 0 || node.children.len() > 1 || node.message.is_some() {
+            cut = Some(depth);
+        }
+        node = child;
     }
-    removed
+    let (Some(cut), true) = (cut, node.is_empty()) else {
+        return;
+    };
+    let mut node = root;
+    for level in levels.iter().take(cut) {
+        match node.children.get_mut(*level) {
+            Some(child) => node = child,
+            None => return,
+        }
+    }
+    if let Some(level) = levels.get(cut) {
+        node.children.remove(*level);
+    }
 }
 
-fn collect(node: &Node, levels: &[&str], root: bool, now: Instant, out: &mut Vec<Arc<Message>>) {
-    let Some((level, rest)) = levels.split_first() else {
+/// Collects the unexpired retained messages under `filter`'s levels, with an
+/// explicit stack instead of recursion per level.
+fn collect(root: &Node, levels: &[&str], now: Instant, out: &mut Vec<Arc<Message>>) {
+    let push = |out: &mut Vec<Arc<Message>>, node: &Node| {
         if let Some(m) = &node.message {
             if !m.is_expired(now) {
                 out.push(m.clone());
             }
         }
-        return;
     };
-    // Wildcards at the first level skip `$` topics [MQTT-4.7.2-1].
-    let visible = |name: &str| !(root && name.starts_with('$'));
-    match *level {
-        "#" => {
-            // `#` also matches the parent level itself [MQTT-4.7.1-2].
-            if !root {
-                if let Some(m) = &node.message {
-                    if !m.is_expired(now) {
-                        out.push(m.clone());
+    // (node, the filter's levels still to match, whether it is the root)
+    let mut stack: Vec<(&Node, &[&str], bool)> = vec![(root, levels, true)];
+    while let Some((node, levels, root)) = stack.pop() {
+        let Some((level, rest)) = levels.split_first() else {
+            push(out, node);
+            continue;
+        };
+        // Wildcards at the first level skip `$` topics [MQTT-4.7.2-1].
+        let visible = |name: &str| !(root && name.starts_with('$'));
+        match *level {
+            "#" => {
+                // `#` also matches the parent level itself [MQTT-4.7.1-2].
+                if !root {
+                    push(out, node);
+                }
+                let mut below: Vec<&Node> = node
+                    .children
+                    .iter()
+                    .filter(|(name, _)| visible(name))
+                    .map(|(_, child)| child)
+                    .collect();
+                while let Some(n) = below.pop() {
+                    push(out, n);
+                    below.extend(n.children.values());
+                }
+            }
+            "+" => {
+                for (name, child) in &node.children {
+                    if visible(name) {
+                        stack.push((child, rest, false));
                     }
                 }
             }
-            for (name, child) in &node.children {
-                if visible(name) {
-                    all(child, now, out);
+            exact => {
+                if let Some(child) = node.children.get(exact) {
+                    stack.push((child, rest, false));
                 }
             }
         }
-        "+" => {
-            for (name, child) in &node.children {
-                if visible(name) {
-                    collect(child, rest, false, now, out);
-                }
-            }
-        }
-        exact => {
-            if let Some(child) = node.children.get(exact) {
-                collect(child, rest, false, now, out);
-            }
-        }
-    }
-}
-
-fn all(node: &Node, now: Instant, out: &mut Vec<Arc<Message>>) {
-    if let Some(m) = &node.message {
-        if !m.is_expired(now) {
-            out.push(m.clone());
-        }
-    }
-    for child in node.children.values() {
-        all(child, now, out);
     }
 }
 
@@ -213,5 +247,29 @@ mod tests {
         assert!(!t.remove("a/b"));
         assert!(t.is_empty());
         assert!(t.root.is_empty(), "empty levels pruned");
+    }
+
+    /// Insert, match, remove (pruning every level) and drop a topic of
+    /// 100,000 levels on a thread with a 64 KiB stack: nothing recurses.
+    #[test]
+    fn deep_topics_need_no_stack() {
+        let run = || {
+            let deep = "a/".repeat(100_000) + "x";
+            let mut t = store(&[&deep, "a/b"]);
+            assert_eq!(found(&t, "#").len(), 2);
+            assert_eq!(found(&t, &("+/".repeat(100_000) + "+")), vec![deep.clone()]);
+            assert!(t.remove(&deep));
+            assert_eq!(found(&t, "#"), vec!["a/b".to_string()]);
+            assert_eq!(t.root.children["a"].children.len(), 1, "pruned");
+            let t2 = store(&[&deep]);
+            drop(t2);
+            drop(t);
+        };
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

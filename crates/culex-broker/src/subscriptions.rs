@@ -97,6 +97,17 @@ impl<K> Default for Node<K> {
     }
 }
 
+/// Levels are dropped one after another, not by recursion: a filter of
+/// thousands of levels must not overflow the stack when it goes.
+impl<K> Drop for Node<K> {
+    fn drop(&mut self) {
+        let mut stack: Vec<Node<K>> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut node) = stack.pop() {
+            stack.extend(node.children.drain().map(|(_, n)| n));
+        }
+    }
+}
+
 impl<K> Node<K> {
     fn is_empty(&self) -> bool {
         self.children.is_empty()
@@ -229,12 +240,31 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     }
 
     /// Removes `key`'s subscription to `filter`; `true` when it existed.
+    /// Levels left empty are pruned. Neither walk recurses per level.
     pub fn unsubscribe(&mut self, filter: &str, key: &K) -> bool {
         let (group, plain) = split_shared(filter);
-        let levels: Vec<&str> = plain.split('/').collect();
-        let removed = remove(&mut self.root, &levels, key, group.map(|_| filter));
+        let group = group.map(|_| filter);
+        let mut levels: Vec<&str> = plain.split('/').collect();
+        let multi = levels.last() == Some(&"#");
+        if multi {
+            levels.pop();
+        }
+        let mut node = &mut self.root;
+        for level in &levels {
+            match node.children.get_mut(*level) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        let removed = match (group, multi) {
+            (None, false) => take_entry(&mut node.exact, key),
+            (None, true) => take_entry(&mut node.multi, key),
+            (Some(g), false) => take_member(&mut node.exact_groups, g, key),
+            (Some(g), true) => take_member(&mut node.multi_groups, g, key),
+        };
         if removed {
             self.count = self.count.saturating_sub(1);
+            prune(&mut self.root, &levels);
         }
         removed
     }
@@ -293,30 +323,45 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     /// offline), so that an offline member is only chosen when every member
     /// is offline. The group's turn moves past the member chosen.
     pub fn matches_ranked(&self, topic: &str, out: &mut Vec<Match<K>>, rank: &dyn Fn(&K) -> u8) {
-        // A filter starting with a wildcard never matches a `$` topic [MQTT-4.7.2-1].
         let dollar = topic.starts_with('$');
         let start = out.len();
         let mut cx = Collect { out, start, rank };
-        collect(&self.root, Some(topic), 0, dollar, &mut cx);
+        collect(&self.root, topic, dollar, &mut cx);
     }
 }
 
-fn remove<K: Eq>(node: &mut Node<K>, levels: &[&str], key: &K, group: Option<&str>) -> bool {
-    match (levels, group) {
-        ([], None) => take_entry(&mut node.exact, key),
-        (["#"], None) => take_entry(&mut node.multi, key),
-        ([], Some(g)) => take_member(&mut node.exact_groups, g, key),
-        (["#"], Some(g)) => take_member(&mut node.multi_groups, g, key),
-        ([first, rest @ ..], _) => {
-            let Some(child) = node.children.get_mut(*first) else {
-                return false;
-            };
-            let removed = remove(child, rest, key, group);
-            if child.is_empty() {
-                node.children.remove(*first);
-            }
-            removed
+/// Removes the empty levels at the end of `levels`: finds the shallowest
+/// node from which the rest of the path holds nothing else, then cuts the
+/// path there.
+fn prune<K>(root: &mut Node<K>, levels: &[&str]) {
+    let mut cut = None;
+    let mut node = &*root;
+    for (depth, level) in levels.iter().enumerate() {
+        let Some(child) = node.children.get(*level) else {
+            return;
+        };
+        let only_path = node.children.len() == 1
+            && node.exact.is_empty()
+            && node.multi.is_empty()
+            && node.exact_groups.is_empty()
+            && node.multi_groups.is_empty();
+        if !only_path || depth == 0 {
+            cut = Some(depth);
         }
+        node = child;
+    }
+    let (Some(cut), true) = (cut, node.is_empty()) else {
+        return;
+    };
+    let mut node = root;
+    for level in levels.iter().take(cut) {
+        match node.children.get_mut(*level) {
+            Some(child) => node = child,
+            None => return,
+        }
+    }
+    if let Some(level) = levels.get(cut) {
+        node.children.remove(*level);
     }
 }
 
@@ -350,43 +395,49 @@ struct Collect<'a, K> {
     rank: &'a dyn Fn(&K) -> u8,
 }
 
-/// Walks the tree along `rest`, the levels of the topic not yet matched
-/// (`None` once all are), without allocating.
+/// Walks the tree along the levels of `topic` without recursion: the exact
+/// level is followed at once, a `+` sibling waits on `pending` (which stays
+/// unallocated unless the tree has `+` where this topic passes).
 fn collect<K: Clone + Eq + Hash>(
-    node: &Node<K>,
-    rest: Option<&str>,
-    depth: usize,
+    root: &Node<K>,
+    topic: &str,
     dollar: bool,
     cx: &mut Collect<'_, K>,
 ) {
-    let wildcards_allowed = !(dollar && depth == 0);
-    if wildcards_allowed {
-        for e in &node.multi {
-            add(cx, e);
+    let mut pending: Vec<(&Node<K>, Option<&str>, bool)> = Vec::new();
+    // (node, the levels of the topic not yet matched, whether it is the root)
+    let mut next = Some((root, Some(topic), true));
+    while let Some((node, rest, at_root)) = next.take().or_else(|| pending.pop()) {
+        // A filter starting with a wildcard never matches a `$` topic [MQTT-4.7.2-1].
+        let wildcards_allowed = !(dollar && at_root);
+        if wildcards_allowed {
+            for e in &node.multi {
+                add(cx, e);
+            }
+            for g in &node.multi_groups {
+                pick(cx, g);
+            }
         }
-        for g in &node.multi_groups {
-            pick(cx, g);
+        let Some(remaining) = rest else {
+            for e in &node.exact {
+                add(cx, e);
+            }
+            for g in &node.exact_groups {
+                pick(cx, g);
+            }
+            continue;
+        };
+        let (level, rest) = match remaining.split_once('/') {
+            Some((level, rest)) => (level, Some(rest)),
+            None => (remaining, None),
+        };
+        if wildcards_allowed && level != "+" {
+            if let Some(child) = node.children.get("+") {
+                pending.push((child, rest, false));
+            }
         }
-    }
-    let Some(remaining) = rest else {
-        for e in &node.exact {
-            add(cx, e);
-        }
-        for g in &node.exact_groups {
-            pick(cx, g);
-        }
-        return;
-    };
-    let (level, rest) = match remaining.split_once('/') {
-        Some((level, rest)) => (level, Some(rest)),
-        None => (remaining, None),
-    };
-    if let Some(child) = node.children.get(level) {
-        collect(child, rest, depth + 1, dollar, cx);
-    }
-    if wildcards_allowed && level != "+" {
-        if let Some(child) = node.children.get("+") {
-            collect(child, rest, depth + 1, dollar, cx);
+        if let Some(child) = node.children.get(level) {
+            next = Some((child, rest, false));
         }
     }
 }
@@ -606,5 +657,48 @@ mod tests {
         t.subscribe("x/#", 3, opts(Q0), None);
         assert!(t.unsubscribe("x/#", &3));
         assert!(t.root.is_empty());
+    }
+
+    /// Walks over the tree never recurse per level: a 100,000-level filter
+    /// is matched, removed (pruning every level) and dropped on a thread
+    /// with a 64 KiB stack.
+    #[test]
+    fn deep_filters_need_no_stack() {
+        let run = || {
+            let deep = "a/".repeat(100_000) + "x";
+            let plus = "+/".repeat(100_000) + "#";
+            let mut t = SubscriptionTree::new();
+            t.subscribe(&deep, 1u32, opts(Q0), None);
+            t.subscribe(&plus, 2u32, opts(Q0), None);
+            t.subscribe("a/#", 3u32, opts(Q0), None);
+            assert_eq!(who(&t, &deep), vec![(1, Q0), (2, Q0), (3, Q0)]);
+            assert!(t.unsubscribe(&deep, &1));
+            assert!(t.unsubscribe("a/#", &3));
+            assert_eq!(who(&t, &deep), vec![(2, Q0)]);
+            t.subscribe(&deep, 1u32, opts(Q0), None);
+            drop(t);
+            let mut t = SubscriptionTree::new();
+            t.subscribe(&deep, 1u32, opts(Q0), None);
+            assert!(t.unsubscribe(&deep, &1));
+            assert!(t.root.is_empty(), "every level pruned");
+        };
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// Pruning stops at the deepest level still in use.
+    #[test]
+    fn pruning_keeps_shared_levels() {
+        let mut t = tree(&[("a/b/c", 1, Q0), ("a/b", 2, Q0), ("a/x/y", 3, Q0)]);
+        assert!(t.unsubscribe("a/b/c", &1));
+        assert_eq!(who(&t, "a/b"), vec![(2, Q0)]);
+        assert!(t.root.children["a"].children["b"].children.is_empty());
+        assert!(t.unsubscribe("a/b", &2));
+        assert!(!t.root.children["a"].children.contains_key("b"));
+        assert_eq!(who(&t, "a/x/y"), vec![(3, Q0)]);
     }
 }
