@@ -17,6 +17,14 @@ use crate::{varint, DecodeError, Packet, PacketId, PacketType, Protocol, QoS, Re
 /// as the remaining length is readable, before the body is buffered, so a
 /// peer cannot make the caller buffer more than `max_packet_size` bytes.
 pub fn check_frame(buf: &[u8], max_packet_size: u32) -> Result<Option<usize>, DecodeError> {
+    let size = frame_size(buf, max_packet_size)?;
+    Ok(size.filter(|&size| buf.len() >= size))
+}
+
+/// The total length of the first packet in `buf` as soon as its fixed
+/// header is there, whether or not the rest has arrived; the checks of
+/// [`check_frame`]. A reader uses it to make room for exactly one packet.
+pub fn frame_size(buf: &[u8], max_packet_size: u32) -> Result<Option<usize>, DecodeError> {
     let Some((&first, rest)) = buf.split_first() else {
         return Ok(None);
     };
@@ -39,7 +47,7 @@ pub fn check_frame(buf: &[u8], max_packet_size: u32) -> Result<Option<usize>, De
         size,
         max: max_packet_size,
     })?;
-    Ok((buf.len() >= size).then_some(size))
+    Ok(Some(size))
 }
 
 /// The packet type and id of `frame` when it is a four-byte success

@@ -74,7 +74,7 @@ pub mod topic;
 mod types;
 pub mod varint;
 
-pub use decode::{check_frame, decode, decode_packet, decode_success_response};
+pub use decode::{check_frame, decode, decode_packet, decode_success_response, frame_size};
 pub use encode::{encode_plain_publish, success_response};
 pub use error::{DecodeError, EncodeError};
 pub use output::{Output, SliceOutput};
