@@ -3,6 +3,7 @@
 //! core consults; [`password`] and [`acl`] read the two files.
 
 pub mod acl;
+pub mod backoff;
 pub mod password;
 
 use std::sync::Arc;
