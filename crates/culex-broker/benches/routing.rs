@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
             };
             session.deliver(d, now);
             ready.clear();
-            session.take_ready(&mut ready, 16, now);
+            session.take_ready(&mut ready, 16, usize::MAX, now);
             if let Some(culex_broker::session::Outgoing::Publish {
                 packet_id: Some(id),
                 ..

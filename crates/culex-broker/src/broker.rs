@@ -216,12 +216,46 @@ impl RunningBroker {
         self.shared.retained.read().get(topic).cloned()
     }
 
-    /// Graceful shutdown: stop accepting, tell every connection to close
-    /// (each flushes what it has written), and wait for them all.
+    /// Graceful shutdown: stop accepting; publish the will of every client
+    /// still connected, and every delayed will, while every connection
+    /// still serves (as mosquitto 2.0 does at exit); then tell each
+    /// connection to close (each first writes what its session has ready,
+    /// those wills among it), and wait for them all.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
+        let now = Instant::now();
+        let mut matches = Vec::new();
+        let sessions = self.shared.sessions.all();
+        for handle in &sessions {
+            let fired = {
+                let mut inner = handle.inner.lock();
+                match inner.conn {
+                    Some(_) => inner
+                        .will
+                        .take()
+                        .map(|w| (w, inner.username.clone(), inner.listener)),
+                    None => None,
+                }
+            };
+            if let Some((will, username, listener)) = fired {
+                let owner = WillOwner {
+                    client_id: &handle.client_id,
+                    username: username.as_deref(),
+                    listener,
+                };
+                self.shared.fire_will(owner, *will, &mut matches, now);
+            }
+        }
+        // Delayed wills still waiting go out now, as mosquitto 2.0's
+        // will_delay__send_all does at shutdown.
+        let wills: Vec<_> = self.shared.delayed_wills.lock().drain().collect();
+        for (client_id, (_, will)) in wills {
+            self.shared.store.delayed_will(&client_id, None);
+            self.shared.publish(Arc::new(will), &mut matches, now);
+        }
+        self.shared.closing.store(true, Ordering::SeqCst);
         // Attached connections wait on their signal, not on the watch.
-        for handle in self.shared.sessions.all() {
+        for handle in &sessions {
             let conn = handle.inner.lock().conn.clone();
             if let Some(conn) = conn {
                 conn.wake.notify_one();
@@ -231,14 +265,6 @@ impl RunningBroker {
         // None once the last of them is gone.
         drop(self.shared.take_alive());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.alive_rx.recv()).await;
-        // Delayed wills still waiting go out now, as mosquitto 2.0's
-        // will_delay__send_all does at shutdown.
-        let wills: Vec<_> = self.shared.delayed_wills.lock().drain().collect();
-        let now = Instant::now();
-        for (client_id, (_, will)) in wills {
-            self.shared.store.delayed_will(&client_id, None);
-            self.shared.publish(Arc::new(will), &mut Vec::new(), now);
-        }
         self.shared.parker.stop();
     }
 }
@@ -259,9 +285,14 @@ pub(crate) struct Shared {
     /// 5.0 wills waiting for their Will Delay Interval, by client id.
     pub delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Connections close: set by shutdown once the wills of every connected
+    /// client have been routed (`shutdown` stops accepting before that).
+    pub closing: AtomicBool,
     alive: Mutex<Option<mpsc::Sender<()>>>,
     /// Holds idle connections outside tokio (`park.rs`).
     pub parker: Arc<Parker>,
+    /// Failed logins per source address (`auth_backoff_max`).
+    pub auth_backoff: crate::auth::backoff::AuthBackoff,
 }
 
 impl std::fmt::Debug for Shared {
@@ -299,6 +330,7 @@ impl Shared {
             max_queued: config.limits.max_queued_messages,
             max_queued_bytes: config.limits.max_queued_bytes,
         };
+        let auth_backoff = crate::auth::backoff::AuthBackoff::new(config.limits.auth_backoff_max);
         Shared {
             config,
             limits,
@@ -312,6 +344,8 @@ impl Shared {
             acl_active: AtomicBool::new(false),
             delayed_wills: Mutex::new(HashMap::new()),
             shutdown,
+            closing: AtomicBool::new(false),
+            auth_backoff,
             alive: Mutex::new(Some(alive)),
             parker,
         }
@@ -439,10 +473,50 @@ impl Shared {
         }
     }
 
+    /// Whether the ACL lets `owner` publish its will on `topic`; logs the
+    /// refusal. Checked when the will fires, not at CONNECT: a will outside
+    /// the ACL does not keep a client from connecting, as in mosquitto.
+    pub fn will_allowed(&self, owner: &WillOwner<'_>, topic: &str) -> bool {
+        if !self.acl_active.load(Ordering::Relaxed)
+            || self
+                .policy(owner.listener)
+                .can_write(owner.client_id, owner.username, topic)
+        {
+            return true;
+        }
+        tracing::info!(
+            "Denied will of client {} on topic '{}': not authorised.",
+            owner.client_id,
+            topic
+        );
+        false
+    }
+
+    /// Publishes a will that fired now, if the ACL allows it.
+    pub fn fire_will(
+        &self,
+        owner: WillOwner<'_>,
+        will: Message,
+        matches: &mut Vec<Match<SessionKey>>,
+        now: Instant,
+    ) {
+        if self.will_allowed(&owner, &will.topic) {
+            self.publish(Arc::new(will), matches, now);
+        }
+    }
+
     /// The retained messages matching `filter` (validated, no `$share/`).
     pub fn retained_matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, now)
     }
+}
+
+/// Whose will is fired: what its ACL check needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WillOwner<'a> {
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub listener: usize,
 }
 
 /// What routing one message did.
@@ -479,6 +553,12 @@ pub(crate) struct SessionInner {
     pub disconnected_at: Option<Instant>,
     /// Set once the session has been removed from the map.
     pub ended: bool,
+    /// The will of the connection holding the session, taken by whoever
+    /// ends that connection: the connection leaving, a takeover, or
+    /// shutdown. Boxed: most clients have none.
+    pub will: Option<Box<Message>>,
+    /// Its 5.0 Will Delay Interval, in seconds.
+    pub will_delay: u32,
     /// Publishers paused until this session drains (back-pressure).
     pub paused: Lazy<Vec<Arc<ConnSignal>>>,
 }
@@ -515,6 +595,8 @@ impl SessionHandle {
                 expiry: Some(0),
                 disconnected_at: None,
                 ended: false,
+                will: None,
+                will_delay: 0,
                 paused: Lazy::new(),
             }),
         }
@@ -550,7 +632,30 @@ impl SessionHandle {
         now: Instant,
         from: Option<&mut Origin<'_>>,
     ) -> (bool, bool) {
+        self.deliver_batch(shared, deliveries, now, from, false)
+    }
+
+    /// The retained messages a new subscription matched, under one lock:
+    /// never dropped by the queue limits (see [`Session::deliver_retained`]).
+    pub fn deliver_retained(
+        &self,
+        shared: &Shared,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+    ) {
+        self.deliver_batch(shared, deliveries, now, None, true);
+    }
+
+    fn deliver_batch(
+        &self,
+        shared: &Shared,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+        from: Option<&mut Origin<'_>>,
+        retained: bool,
+    ) -> (bool, bool) {
         let mut overflow = false;
+        let drop_notice;
         let mut pause = false;
         let wake = {
             let mut inner = self.inner.lock();
@@ -573,7 +678,12 @@ impl SessionHandle {
                 {
                     continue;
                 }
-                match inner.session.deliver(delivery, now) {
+                let delivered = if retained {
+                    inner.session.deliver_retained(delivery, now)
+                } else {
+                    inner.session.deliver(delivery, now)
+                };
+                match delivered {
                     Delivered::Ready => ready = true,
                     Delivered::Queued => {}
                     Delivered::Dropped => {
@@ -582,6 +692,7 @@ impl SessionHandle {
                     }
                 }
             }
+            drop_notice = inner.session.take_drop_notice();
             flush_changes(&*shared.store, &self.client_id, &mut inner.session);
             if let Some(from) = &from {
                 if inner.session.wants_pause(now) {
@@ -597,6 +708,12 @@ impl SessionHandle {
                 None
             }
         };
+        if drop_notice {
+            tracing::info!(
+                "Outgoing messages are being dropped for client {}.",
+                self.client_id
+            );
+        }
         if let Some(conn) = wake {
             match from {
                 Some(from) => from.wakes.push(conn),

@@ -21,7 +21,7 @@ use culex_codec::{
 
 use crate::broker::{
     deliver_outbox, end_session, flush_changes, max_qos, protocol_tag, remove_subscriptions,
-    resume_all, ConnSignal, Origin, SessionHandle, SessionKey, Shared,
+    resume_all, ConnSignal, Origin, SessionHandle, SessionKey, Shared, WillOwner,
 };
 use crate::message::{slice_or_copy, Message, MessageProps};
 use crate::session::{Delivery, Outgoing, SubscriptionEntry};
@@ -39,6 +39,12 @@ const YIELD_AFTER_READ: usize = 8 * 1024;
 /// How long a publisher stays paused for a subscriber that does not drain
 /// (see `session::STALL_AFTER`); then it reads again and the overflow is dropped.
 const PAUSE_MAX: Duration = crate::session::STALL_AFTER;
+/// A batch of frames publishing this much (payload bytes, plus half of it
+/// per message: two messages, or one of 8 KiB or more) may be paused for a
+/// full subscriber.
+const FLOOD_LOAD: u32 = 16 * 1024;
+/// Packets of this size or more are read into a buffer of their own.
+const LARGE_FRAME: usize = 8 * 1024;
 /// The largest output buffer a worker thread keeps for reuse.
 const MAX_SPARE_WBUF: usize = 512 * 1024;
 
@@ -58,6 +64,15 @@ const TOPIC_ALIAS_MAXIMUM: u16 = 10;
 const PARK_AFTER: Duration = Duration::from_secs(2);
 /// When parking had to wait (something was pending), try again after this.
 const PARK_RETRY: Duration = Duration::from_millis(100);
+/// How long a packet may take to arrive once its first byte has: without
+/// it, a client without keep-alive could hold a buffer by sending a byte
+/// now and then.
+const PARTIAL_PACKET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a closing connection keeps reading (and dropping) what its
+/// client still sends, and how long shutdown writes out what is ready.
+const LINGER: Duration = Duration::from_secs(1);
+/// The most bytes a closing connection reads and drops.
+const LINGER_BYTES: usize = 1 << 20;
 /// MQTT's own maximum packet size.
 const MQTT_MAX_PACKET: u32 = 268_435_460;
 
@@ -108,9 +123,8 @@ struct Conn {
     username: Option<Arc<str>>,
     keepalive: Option<Duration>,
     last_seen: Instant,
-    /// Boxed: most connections have none, and an idle one should stay small.
-    will: Option<Box<Message>>,
-    will_delay: u32,
+    /// Since when the read buffer holds part of a packet.
+    partial_since: Option<Instant>,
     /// Set when a publish overflowed a subscriber's queue.
     backoff: bool,
     /// The listener's `mount_point`, prefixed to every topic of this client.
@@ -122,11 +136,17 @@ struct Conn {
     client_max_packet_size: Option<u32>,
     /// The 5.0 client did not set Request Problem Information to 0.
     problem_info: bool,
+    /// A mosquitto bridge (the bridge bit of its CONNECT): its messages are
+    /// not sent back to it and keep their RETAIN flag, as mosquitto does.
+    bridge: bool,
     handle: Option<Arc<SessionHandle>>,
     signal: Arc<ConnSignal>,
     generation: u64,
     connect_expiry: u32,
     matches: Vec<Match<SessionKey>>,
+    /// What the current batch of frames published: payload bytes, plus
+    /// `FLOOD_LOAD / 2` per message (see `Conn::floods`).
+    batch_load: u32,
     /// Back-pressure: set while a subscriber this connection published to
     /// is full; frames stay unread until it drains or this time passes.
     paused_until: Option<Instant>,
@@ -235,10 +255,16 @@ async fn live(
     match conn.serve(resumed).await {
         Served::Park => conn.park(alive),
         Served::Exit(exit) => {
+            // The client may still be writing when the broker ends the
+            // connection: it lingers once the client has left.
+            let linger = matches!(exit, Exit::Violation(..) | Exit::Kicked | Exit::Shutdown);
             let still_current = Box::pin(conn.finish(exit)).await;
             conn.shared.connections.fetch_sub(1, Ordering::Relaxed);
             if still_current {
                 crate::sys::presence(&conn.shared, &conn.client_id, None);
+            }
+            if linger {
+                Box::pin(conn.linger()).await;
             }
         }
     }
@@ -277,8 +303,7 @@ impl Conn {
             username: None,
             keepalive: None,
             last_seen: Instant::now(),
-            will: None,
-            will_delay: 0,
+            partial_since: None,
             backoff: false,
             mount,
             out_alias_max: 0,
@@ -286,6 +311,7 @@ impl Conn {
             max_packet_size,
             client_max_packet_size: None,
             problem_info: true,
+            bridge: false,
             handle: None,
             signal,
             generation: 0,
@@ -298,6 +324,7 @@ impl Conn {
             acked: Vec::new(),
             wakes: Vec::new(),
             paused_until: None,
+            batch_load: 0,
         })
     }
 
@@ -308,7 +335,12 @@ impl Conn {
                 Ok(Some(len)) => {
                     let frame = self.rbuf.split_to(len).freeze();
                     return match decode_packet(&frame, Protocol::V3_1_1) {
-                        Ok(Packet::Connect(c)) => self.on_connect(&c, &frame),
+                        Ok(Packet::Connect(c)) => {
+                            if !self.wait_auth_turn(&c).await {
+                                return Ok(false);
+                            }
+                            self.on_connect(&c, &frame)
+                        }
                         // The first packet must be CONNECT [MQTT-3.1.0-1].
                         Ok(_) => Err(Exit::Violation(
                             ReasonCode::ProtocolError,
@@ -339,9 +371,42 @@ impl Conn {
         }
     }
 
+    /// Waits for this source's turn to log in when it failed too often
+    /// (`auth::backoff`); `false` when it was refused (CONNACK sent).
+    async fn wait_auth_turn(&mut self, c: &Connect<'_>) -> bool {
+        use crate::auth::backoff::Turn;
+        match self
+            .shared
+            .auth_backoff
+            .turn(self.peer.ip(), Instant::now())
+        {
+            Turn::Now => true,
+            Turn::At(at) => {
+                tokio::time::sleep_until(at.into()).await;
+                true
+            }
+            Turn::Refused => {
+                self.protocol = c.protocol;
+                self.problem_info = c.properties.request_problem_information != Some(0);
+                tracing::info!(
+                    "Client {} from {} refused: too many failed logins from this address.",
+                    c.client_id,
+                    self.peer.ip()
+                );
+                self.send_connack(
+                    false,
+                    ReasonCode::ConnectionRateExceeded,
+                    Properties::default(),
+                );
+                false
+            }
+        }
+    }
+
     fn on_connect(&mut self, c: &Connect<'_>, frame: &Bytes) -> Result<bool, Exit> {
         let now = Instant::now();
         self.protocol = c.protocol;
+        self.bridge = c.bridge;
         let v5 = c.protocol.is_v5();
         self.problem_info = c.properties.request_problem_information != Some(0);
         self.client_max_packet_size = c.properties.maximum_packet_size;
@@ -384,11 +449,12 @@ impl Conn {
         self.username = c.username.map(Arc::from);
 
         // 5.0 clients are told to use `max_keepalive` through Server Keep
-        // Alive when they ask for more, or for none [MQTT-3.2.2-21]; 3.x
-        // clients keep their own value, as with mosquitto 2.0.
+        // Alive when they ask for more, or for none (65535 by default, as
+        // mosquitto 2.0 does) [MQTT-3.2.2-21]; 3.x clients keep their own
+        // value, as with mosquitto 2.0.
         let max_keepalive = self.shared.config.limits.max_keepalive;
         let mut keep_alive = c.keep_alive;
-        if v5 && max_keepalive < u16::MAX && (keep_alive > max_keepalive || keep_alive == 0) {
+        if v5 && (keep_alive > max_keepalive || keep_alive == 0) {
             keep_alive = max_keepalive;
             props.server_keep_alive = Some(max_keepalive);
         }
@@ -397,7 +463,20 @@ impl Conn {
         }
 
         let policy = self.shared.policy(self.listener);
-        if policy.login(c.username, c.password) != crate::auth::Login::Accepted {
+        let login = policy.login(c.username, c.password);
+        let accepted = login == crate::auth::Login::Accepted;
+        if let Some(delay) = self
+            .shared
+            .auth_backoff
+            .record(self.peer.ip(), accepted, now)
+        {
+            tracing::info!(
+                "Repeated failed logins from {}: its next attempts are checked one at a time, {} ms apart.",
+                self.peer.ip(),
+                delay.as_millis()
+            );
+        }
+        if !accepted {
             // Bad credentials: 5 in 3.x, 0x87 in 5.0, as mosquitto does.
             self.send_connack(false, ReasonCode::NotAuthorized, Properties::default());
             if self.shared.config.log.connection_messages {
@@ -406,8 +485,22 @@ impl Conn {
             return Ok(false);
         }
 
+        let mut will = None;
+        let mut will_delay = 0;
         if let Some(w) = &c.will {
             let limits = &self.shared.config.limits;
+            if too_deep(w.topic.as_str(), limits.max_topic_levels) {
+                if !v5 {
+                    // 3.x has no CONNACK code for it: closed as mosquitto
+                    // closes on a topic past its level limit.
+                    return Err(Exit::Violation(
+                        ReasonCode::TopicNameInvalid,
+                        "will topic has too many levels".into(),
+                    ));
+                }
+                self.send_connack(false, ReasonCode::TopicNameInvalid, Properties::default());
+                return Ok(false);
+            }
             if v5 && w.qos > limits.max_qos {
                 self.send_connack(false, ReasonCode::QoSNotSupported, Properties::default());
                 return Ok(false);
@@ -416,12 +509,10 @@ impl Conn {
                 self.send_connack(false, ReasonCode::RetainNotSupported, Properties::default());
                 return Ok(false);
             }
-            if policy.acl.is_some() && !policy.can_write(&client_id, c.username, w.topic.as_str()) {
-                self.send_connack(false, ReasonCode::NotAuthorized, Properties::default());
-                return Ok(false);
-            }
-            self.will_delay = w.properties.will_delay_interval.unwrap_or(0);
-            self.will = Some(Box::new(Message {
+            // A will outside the client's ACL is accepted and dropped when it
+            // fires (`Shared::fire_will`), as mosquitto does.
+            will_delay = w.properties.will_delay_interval.unwrap_or(0);
+            will = Some(Box::new(Message {
                 topic: match &self.mount {
                     Some(mount) => Arc::from(format!("{mount}{}", w.topic.as_str())),
                     None => Arc::from(w.topic.as_str()),
@@ -466,9 +557,13 @@ impl Conn {
         // Claimed under the session map's lock, so that the old connection
         // of a clean session (its client reconnected at once) cannot end it
         // after we found it: see `Sessions::claim`.
+        let will_log = will
+            .as_ref()
+            .map(|w| (w.payload.len(), w.retain, w.qos, w.topic.clone()));
         let (handle, existed) = self.shared.sessions.claim(&client_id, self.shared.limits);
-        let (session_present, old_filters) = {
+        let (session_present, old_filters, old_will) = {
             let mut inner = handle.inner.lock();
+            let mut old_will = None;
             if let Some(old) = inner.conn.take() {
                 tracing::info!(
                     "Client {} already connected, closing old connection.",
@@ -476,6 +571,16 @@ impl Conn {
                 );
                 old.kicked.store(true, Ordering::Release);
                 old.wake.notify_one();
+                // The old connection's will goes out only when one of the
+                // two sessions is clean, as in mosquitto: a device that
+                // reconnects at once to its persistent session (the broker
+                // had not noticed it drop) must not look offline.
+                let old_clean = inner.expiry == Some(0);
+                if let Some(w) = inner.will.take() {
+                    if old_clean || c.clean_start {
+                        old_will = Some((w, inner.username.clone(), inner.listener));
+                    }
+                }
             }
             let mut old_filters = Vec::new();
             // A session with expiry 0 (clean session, or 5.0 Session Expiry
@@ -491,6 +596,8 @@ impl Conn {
             inner.generation = inner.generation.wrapping_add(1);
             self.generation = inner.generation;
             inner.conn = Some(self.signal.clone());
+            inner.will = will;
+            inner.will_delay = will_delay;
             inner.username = self.username.clone();
             inner.listener = self.listener;
             inner.expiry = expiry;
@@ -500,8 +607,16 @@ impl Conn {
             inner.session.set_journaling(durable);
             inner.session.attach(receive_maximum, now);
             flush_changes(&*self.shared.store, &client_id, &mut inner.session);
-            (present, old_filters)
+            (present, old_filters, old_will)
         };
+        if let Some((w, username, listener)) = old_will {
+            let owner = WillOwner {
+                client_id: &client_id,
+                username: username.as_deref(),
+                listener,
+            };
+            self.shared.fire_will(owner, *w, &mut Vec::new(), now);
+        }
         remove_subscriptions(&self.shared, &handle, &old_filters);
         if expiry != Some(0) {
             self.shared.store.session_put(&client_id, expiry);
@@ -524,15 +639,14 @@ impl Conn {
                 user
             );
         }
-        match &self.will {
-            Some(w) => {
+        match will_log {
+            Some((len, retain, qos, topic)) => {
                 tracing::debug!(
-                    "Will message specified ({} bytes) (r{}, q{}).",
-                    w.payload.len(),
-                    u8::from(w.retain),
-                    w.qos as u8
+                    "Will message specified ({len} bytes) (r{}, q{}).",
+                    u8::from(retain),
+                    qos as u8
                 );
-                tracing::debug!("\t{}", w.topic);
+                tracing::debug!("\t{topic}");
             }
             None => tracing::debug!("No will message specified."),
         }
@@ -596,7 +710,7 @@ impl Conn {
             // Shutdown wakes every attached connection through its signal
             // (`RunningBroker::shutdown`): a `watch` future in the select below
             // would cost every idle connection 144 bytes.
-            if *self.shared.shutdown.borrow() {
+            if self.shared.closing.load(Ordering::Acquire) {
                 return Served::Exit(Exit::Shutdown);
             }
             // A flooding client must not keep its worker thread: other tasks
@@ -656,6 +770,9 @@ impl Conn {
             match event {
                 Event::Timeout => {
                     let now = Instant::now();
+                    if self.partial_expired(now) {
+                        return Served::Exit(Exit::Timeout);
+                    }
                     match self.keepalive {
                         Some(k) if now >= self.last_seen + k => {
                             if self.paused_until.is_none() {
@@ -719,12 +836,25 @@ impl Conn {
         }
     }
 
-    /// The keep-alive deadline or `park_at`, whichever is first.
+    /// The keep-alive deadline, a partly received packet's deadline, or
+    /// `park_at`, whichever is first.
     fn next_deadline(&self, park_at: Instant) -> Instant {
-        match self.keepalive {
+        let at = match self.keepalive {
             Some(k) => park_at.min(self.last_seen + k),
             None => park_at,
+        };
+        match self.partial_since {
+            Some(since) => at.min(since + PARTIAL_PACKET_TIMEOUT),
+            None => at,
         }
+    }
+
+    /// Whether a packet has been arriving for longer than it may: without
+    /// keep-alive, [`PARTIAL_PACKET_TIMEOUT`] (with it, the keep-alive
+    /// deadline comes first).
+    fn partial_expired(&self, now: Instant) -> bool {
+        self.partial_since
+            .is_some_and(|since| now >= since + PARTIAL_PACKET_TIMEOUT)
     }
 
     /// Whether the connection holds nothing that needs its task: no bytes
@@ -748,7 +878,7 @@ impl Conn {
         self.drain_session(now);
         let pending = !self.wbuf.is_empty()
             || self.signal.kicked.load(Ordering::SeqCst)
-            || *self.shared.shutdown.borrow();
+            || self.shared.closing.load(Ordering::SeqCst);
         if pending {
             self.signal.wake.cancel_park();
             // The loop writes what was drained and looks at the flags.
@@ -781,7 +911,19 @@ impl Conn {
         } else {
             16 * 1024
         };
-        self.rbuf.reserve(additional);
+        match culex_codec::frame_size(&self.rbuf, self.max_packet_size) {
+            // A large packet is read into a buffer of exactly its size: its
+            // payload, shared by subscribers and queues for as long as they
+            // hold it, then keeps no other packet's bytes alive.
+            Ok(Some(size)) if size >= LARGE_FRAME && size > self.rbuf.len() => {
+                if self.rbuf.capacity() != size {
+                    let mut exact = BytesMut::with_capacity(size);
+                    exact.extend_from_slice(&self.rbuf);
+                    self.rbuf = exact;
+                }
+            }
+            _ => self.rbuf.reserve(additional),
+        }
         let result = self.stream.try_read_buf_drained(&mut self.rbuf);
         match result {
             Ok(0) => Err(Exit::Closed),
@@ -805,6 +947,7 @@ impl Conn {
     }
 
     fn process_frames(&mut self) -> Result<(), Exit> {
+        self.batch_load = 0;
         let result = self.process_batch();
         self.deliver_held();
         self.apply_pubacks();
@@ -823,7 +966,7 @@ impl Conn {
             defer: false,
         };
         let (overflow, pause) = deliver_outbox(&self.shared, self.last_seen, &mut origin);
-        if pause {
+        if pause && self.floods() {
             self.paused_until = Some(Instant::now() + PAUSE_MAX);
         }
         self.backoff |= overflow;
@@ -850,18 +993,32 @@ impl Conn {
 
     fn process_batch(&mut self) -> Result<(), Exit> {
         // One clock read per batch of frames, not per frame.
-        if !self.rbuf.is_empty() {
-            self.last_seen = Instant::now();
-        }
+        let now = if self.rbuf.is_empty() {
+            self.last_seen
+        } else {
+            Instant::now()
+        };
         loop {
             if self.paused_until.is_some() {
                 return Ok(());
             }
             let len = match check_frame(&self.rbuf, self.max_packet_size) {
                 Ok(Some(len)) => len,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    // Only whole packets count as activity [MQTT-3.1.2-24]: a
+                    // packet that trickles in does not keep the connection
+                    // alive, and has a deadline of its own without keep-alive.
+                    self.partial_since = match self.partial_since {
+                        _ if self.rbuf.is_empty() => None,
+                        None => Some(now),
+                        since => since,
+                    };
+                    return Ok(());
+                }
                 Err(e) => return Err(Exit::Violation(e.reason_code(), e.to_string())),
             };
+            self.last_seen = now;
+            self.partial_since = None;
             self.shared
                 .stats
                 .packets_received
@@ -982,7 +1139,20 @@ impl Conn {
         self.acked.push(id);
     }
 
+    /// Whether this batch of frames published enough to be paused for a
+    /// full subscriber: more than one message, or a large one. A client
+    /// that publishes now and then (a sensor, a latency probe) is never
+    /// held back because a slow subscriber also matches its topic; what it
+    /// sends queues there like anything else.
+    fn floods(&self) -> bool {
+        self.batch_load >= FLOOD_LOAD
+    }
+
     fn on_publish(&mut self, p: &Publish<'_>, frame: &Bytes, now: Instant) -> Result<(), Exit> {
+        self.batch_load = self
+            .batch_load
+            .saturating_add(FLOOD_LOAD / 2)
+            .saturating_add(u32::try_from(p.payload.len()).unwrap_or(u32::MAX));
         self.durable_mark = self.shared.store.durable_mark();
         self.shared
             .stats
@@ -1029,6 +1199,15 @@ impl Conn {
             Some(mount) => Arc::from(format!("{mount}{topic}")),
             None => topic,
         };
+        if too_deep(&topic, limits.max_topic_levels) {
+            return Err(Exit::Violation(
+                ReasonCode::TopicNameInvalid,
+                format!(
+                    "topic name has more than {} levels (max_topic_levels)",
+                    limits.max_topic_levels
+                ),
+            ));
+        }
         tracing::debug!(
             "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
             self.client_id,
@@ -1112,7 +1291,7 @@ impl Conn {
                 self.shared
                     .publish_from(Arc::new(msg), &mut matches, now, Some(&mut origin));
             self.matches = matches;
-            if routed.pause {
+            if routed.pause && self.floods() {
                 // A subscriber's backlog is full but draining: read nothing
                 // more from this publisher until it drains (back-pressure).
                 self.paused_until = Some(Instant::now() + PAUSE_MAX);
@@ -1175,16 +1354,21 @@ impl Conn {
                     "no-local on a shared subscription".into(),
                 ));
             }
-            let refused =
-                if !policy.can_subscribe(&self.client_id, self.username.as_deref(), matched) {
-                    Some(if v5 {
-                        ReasonCode::NotAuthorized
-                    } else {
-                        ReasonCode::UnspecifiedError
-                    })
+            let refused = if too_deep(matched, self.shared.config.limits.max_topic_levels) {
+                Some(if v5 {
+                    ReasonCode::TopicFilterInvalid
                 } else {
-                    None
-                };
+                    ReasonCode::UnspecifiedError
+                })
+            } else if !policy.can_subscribe(&self.client_id, self.username.as_deref(), matched) {
+                Some(if v5 {
+                    ReasonCode::NotAuthorized
+                } else {
+                    ReasonCode::UnspecifiedError
+                })
+            } else {
+                None
+            };
             if let Some(code) = refused {
                 tracing::debug!("{} {} {}", self.client_id, code as u8, filter.as_str());
                 codes.push(code);
@@ -1192,6 +1376,10 @@ impl Conn {
             }
             let mut granted = options;
             granted.qos = options.qos.min(max_qos(&self.shared));
+            if self.bridge {
+                granted.no_local = true;
+                granted.retain_as_published = true;
+            }
             let is_new = self.shared.subscriptions.write().subscribe(
                 &full,
                 SessionKey(handle.clone()),
@@ -1257,18 +1445,15 @@ impl Conn {
         let Some(handle) = self.handle.clone() else {
             return;
         };
-        let now = Instant::now();
-        for (msg, qos) in suback.retained {
-            let qos = msg.qos.min(qos);
-            let delivery = Delivery {
-                msg,
-                qos,
-                retain: true,
-                subscription_ids: suback.sub_id.into_iter().collect(),
-                share: None,
-            };
-            handle.deliver(&self.shared, delivery, now);
-        }
+        let sub_id = suback.sub_id;
+        let deliveries = suback.retained.into_iter().map(|(msg, qos)| Delivery {
+            qos: msg.qos.min(qos),
+            msg,
+            retain: true,
+            subscription_ids: sub_id.into_iter().collect(),
+            share: None,
+        });
+        handle.deliver_retained(&self.shared, deliveries, Instant::now());
     }
 
     /// Whether the SUBSCRIBE/UNSUBSCRIBE being handled changed durable
@@ -1370,7 +1555,8 @@ impl Conn {
                     more = false;
                     break;
                 }
-                inner.session.take_ready(&mut items, 256, now);
+                let budget = HIGH_WATER.saturating_sub(self.wbuf.len());
+                inner.session.take_ready(&mut items, 256, budget, now);
                 let resumable = inner.take_resumable();
                 drop(inner);
                 resume_all(resumable);
@@ -1666,14 +1852,64 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes what is left, with a time limit, before the socket closes.
+    /// Writes what is left, with a time limit, and shuts the sending half.
     async fn final_flush(&mut self) {
-        if self.wbuf.is_empty() {
-            return;
+        if !self.wbuf.is_empty() {
+            let data = std::mem::take(&mut self.wbuf);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(&data)).await;
         }
-        let data = std::mem::take(&mut self.wbuf);
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(&data)).await;
         let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
+    }
+
+    /// After the broker ended the connection (the client broke a rule, was
+    /// taken over, or the broker stops), the client may still be writing:
+    /// its bytes are read and dropped for a while, so that closing does not
+    /// reset the connection before it has read our last packet (a
+    /// DISCONNECT with the reason) [MQTT-4.13.1-1].
+    async fn linger(&mut self) {
+        let _ = tokio::time::timeout(LINGER, self.discard_input()).await;
+    }
+
+    /// Reads and drops what the client sends until it closes (bounded).
+    async fn discard_input(&mut self) {
+        let mut scratch = BytesMut::new();
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            scratch.clear();
+            scratch.reserve(4096);
+            match self.stream.try_read_buf(&mut scratch) {
+                Ok(0) => return,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// At shutdown: writes everything the session has ready (wills of other
+    /// clients among it) before the connection closes, within `LINGER`.
+    async fn drain_for_close(&mut self) {
+        let deadline = Instant::now() + LINGER;
+        loop {
+            let more = self.drain_session(Instant::now());
+            if !self.wbuf.is_empty() {
+                let data = std::mem::take(&mut self.wbuf);
+                let left = deadline.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(left, self.stream.write_all(&data))
+                    .await
+                    .map_or(true, |r| r.is_err())
+                {
+                    return;
+                }
+            }
+            if !more || Instant::now() >= deadline {
+                return;
+            }
+        }
     }
 
     /// Our Receive Maximum: `max_inflight_messages`, as mosquitto announces
@@ -1792,6 +2028,9 @@ impl Conn {
             // loop: context__send_will for each client).
             Exit::Shutdown => (true, Some(ReasonCode::ServerShuttingDown)),
         };
+        if matches!(exit, Exit::Shutdown) {
+            self.drain_for_close().await;
+        }
         if self.protocol.is_v5() {
             if let Some(reason) = disconnect_reason {
                 // The server tells a 5.0 client why before closing [MQTT-4.13.1-1],
@@ -1812,8 +2051,6 @@ impl Conn {
             self.handle.as_ref(),
             self.generation,
             &self.client_id,
-            self.will.take(),
-            self.will_delay,
             send_will,
             matches!(exit, Exit::Shutdown),
             &mut matches,
@@ -1822,16 +2059,13 @@ impl Conn {
 }
 
 /// Leaves the session, unless a newer connection already holds it, and
-/// publishes or delays the will. `true` when the session was still this
-/// connection's (not taken over).
-#[allow(clippy::too_many_arguments)]
+/// publishes or delays the will the session holds for this connection.
+/// `true` when the session was still this connection's (not taken over).
 fn leave(
     shared: &Shared,
     handle: Option<&Arc<SessionHandle>>,
     generation: u64,
     client_id: &Arc<str>,
-    will: Option<Box<Message>>,
-    will_delay: u32,
     send_will: bool,
     shutting_down: bool,
     matches: &mut Vec<Match<SessionKey>>,
@@ -1839,6 +2073,7 @@ fn leave(
     let now = Instant::now();
     let mut end = false;
     let mut current = false;
+    let mut will = None;
     if let Some(handle) = handle {
         let mut inner = handle.inner.lock();
         if inner.generation == generation {
@@ -1849,28 +2084,35 @@ fn leave(
             resume_all(inner.paused.take_all());
             inner.disconnected_at = Some(now);
             end = inner.expiry == Some(0);
+            will = inner
+                .will
+                .take()
+                .map(|w| (w, inner.will_delay, inner.username.clone(), inner.listener));
         }
     }
-    if send_will {
-        if let Some(will) = will.map(|w| *w) {
-            // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
-            // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
-            // it back until the delay passes or the session ends, whichever is
-            // first; a new connection cancels it [MQTT-3.1.3-9].
-            // At shutdown a delayed will goes out at once, as mosquitto's
-            // will_delay__send_all does.
-            if will_delay > 0 && !end && !shutting_down {
-                if current {
-                    let due = now + Duration::from_secs(u64::from(will_delay));
-                    shared.store.delayed_will(client_id, Some(&will));
-                    shared
-                        .delayed_wills
-                        .lock()
-                        .insert(client_id.clone(), (due, will));
-                }
-            } else {
-                shared.publish(Arc::new(will), matches, now);
+    if let (true, Some((will, will_delay, username, listener))) = (send_will, will) {
+        let owner = WillOwner {
+            client_id,
+            username: username.as_deref(),
+            listener,
+        };
+        // Published on abnormal disconnection [MQTT-3.1.2-8], never after a
+        // normal DISCONNECT [MQTT-3.1.2-10]. A 5.0 Will Delay Interval holds
+        // it back until the delay passes or the session ends, whichever is
+        // first; a new connection cancels it [MQTT-3.1.3-9].
+        // At shutdown a delayed will goes out at once, as mosquitto's
+        // will_delay__send_all does.
+        if will_delay > 0 && !end && !shutting_down {
+            if shared.will_allowed(&owner, &will.topic) {
+                let due = now + Duration::from_secs(u64::from(will_delay));
+                shared.store.delayed_will(client_id, Some(&will));
+                shared
+                    .delayed_wills
+                    .lock()
+                    .insert(client_id.clone(), (due, *will));
             }
+        } else {
+            shared.fire_will(owner, *will, matches, now);
         }
     }
     if end {
@@ -1905,8 +2147,7 @@ pub(crate) struct ParkedConn {
 /// The parts of a parked connection most connections do not have.
 #[derive(Default)]
 struct Rare {
-    will: Option<Box<Message>>,
-    will_delay: u32,
+    bridge: bool,
     aliases: Option<Box<Aliases>>,
     username: Option<Arc<str>>,
     client_max_packet_size: Option<u32>,
@@ -1919,8 +2160,6 @@ pub(crate) struct Lost {
     handle: Option<Arc<SessionHandle>>,
     generation: u64,
     client_id: Arc<str>,
-    will: Option<Box<Message>>,
-    will_delay: u32,
 }
 
 impl std::fmt::Debug for ParkedConn {
@@ -1942,45 +2181,41 @@ impl ParkedConn {
             username,
             keepalive,
             last_seen,
-            will,
-            will_delay,
             out_alias_max,
             aliases,
             client_max_packet_size,
             problem_info,
+            bridge,
             handle,
             signal,
             generation,
             connect_expiry,
             ..
         } = conn;
-        let lost = |handle, will| Lost {
+        let lost = |handle| Lost {
             shared,
             handle,
             generation,
             client_id,
-            will,
-            will_delay,
         };
         let (Some(handle), Ok(listener)) = (handle.clone(), u32::try_from(listener)) else {
-            return Err(lost(handle, will));
+            return Err(lost(handle));
         };
         let stream = match stream.into_std() {
             Ok(std) => mio::net::TcpStream::from_std(std),
             Err(e) => {
                 tracing::debug!("unable to park a connection: {e}");
-                return Err(lost(Some(handle), will));
+                return Err(lost(Some(handle)));
             }
         };
         let rare = Rare {
-            will,
-            will_delay,
+            bridge,
             aliases,
             username,
             client_max_packet_size,
             connect_expiry,
         };
-        let rare = (rare.will.is_some()
+        let rare = (rare.bridge
             || rare.aliases.is_some()
             || rare.username.is_some()
             || rare.client_max_packet_size.is_some()
@@ -2026,8 +2261,7 @@ impl ParkedConn {
             rare,
         } = self;
         let Rare {
-            will,
-            will_delay,
+            bridge,
             aliases,
             username,
             client_max_packet_size,
@@ -2048,12 +2282,11 @@ impl ParkedConn {
         conn.username = username;
         conn.keepalive = (keepalive_ms > 0).then(|| Duration::from_millis(u64::from(keepalive_ms)));
         conn.last_seen = last_seen;
-        conn.will = will;
-        conn.will_delay = will_delay;
         conn.out_alias_max = out_alias_max;
         conn.aliases = aliases;
         conn.client_max_packet_size = client_max_packet_size;
         conn.problem_info = problem_info;
+        conn.bridge = bridge;
         conn.handle = Some(handle);
         conn.generation = generation;
         conn.connect_expiry = connect_expiry;
@@ -2107,8 +2340,6 @@ impl Lost {
             self.handle.as_ref(),
             self.generation,
             &self.client_id,
-            self.will,
-            self.will_delay,
             true,
             false,
             &mut Vec::new(),
@@ -2172,6 +2403,12 @@ fn socket_ready(
     })
 }
 
+/// Whether `topic` has more than `max_levels` levels (`max_topic_levels`).
+/// A topic shorter than the limit cannot have that many separators.
+fn too_deep(topic: &str, max_levels: usize) -> bool {
+    topic.len() >= max_levels && topic.bytes().filter(|&b| b == b'/').count() >= max_levels
+}
+
 /// The Reason String of a CONNACK refusal (5.0).
 fn refusal_text(reason: ReasonCode) -> &'static str {
     match reason {
@@ -2181,6 +2418,8 @@ fn refusal_text(reason: ReasonCode) -> &'static str {
         ReasonCode::QoSNotSupported => "will QoS above the server's maximum QoS",
         ReasonCode::RetainNotSupported => "retained will, but retain is not available",
         ReasonCode::UnsupportedProtocolVersion => "unsupported protocol version",
+        ReasonCode::TopicNameInvalid => "will topic has too many levels",
+        ReasonCode::ConnectionRateExceeded => "too many failed logins from this address",
         _ => "",
     }
 }

@@ -151,8 +151,14 @@ pub struct Session {
     queue: Lazy<VecDeque<Delivery>>,
     ready: Lazy<VecDeque<Outgoing>>,
     ready_qos0: usize,
+    /// Payload bytes of the QoS 0 messages in `ready`.
+    ready_qos0_bytes: usize,
     incoming_qos2: Lazy<HashSet<PacketId>>,
     dropped: u64,
+    /// A limit dropped a message since the backlog last drained: the
+    /// runtime logs the first drop of each such spell.
+    dropping: bool,
+    drop_notice: bool,
     queued_bytes: usize,
     /// When the connection last took a packet or acknowledged one.
     last_progress: Option<Instant>,
@@ -176,8 +182,11 @@ impl Session {
             queue: Lazy::new(),
             ready: Lazy::new(),
             ready_qos0: 0,
+            ready_qos0_bytes: 0,
             incoming_qos2: Lazy::new(),
             dropped: 0,
+            dropping: false,
+            drop_notice: false,
             queued_bytes: 0,
             last_progress: None,
             journal: None,
@@ -199,6 +208,7 @@ impl Session {
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.ready.clear();
         self.ready_qos0 = 0;
+        self.ready_qos0_bytes = 0;
         for f in self.inflight.iter() {
             self.ready.push_back(match f.state {
                 OutboundState::AwaitingAck => Outgoing::Publish {
@@ -218,6 +228,7 @@ impl Session {
         self.connected = false;
         self.ready.clear();
         self.ready_qos0 = 0;
+        self.ready_qos0_bytes = 0;
     }
 
     /// Resets everything but the limits (a clean start on an old session).
@@ -254,22 +265,35 @@ impl Session {
 
     /// Hands one message to the session.
     pub fn deliver(&mut self, delivery: Delivery, now: Instant) -> Delivered {
+        self.admit(delivery, now, true)
+    }
+
+    /// Hands over a retained message sent because of a new subscription
+    /// [MQTT-3.3.1-6]. The queue limits do not drop it: they bound live
+    /// traffic, and the burst is bounded by the retained messages there are
+    /// (their payloads are shared with the retained store). It is paced by
+    /// the in-flight window and the connection like any other.
+    pub fn deliver_retained(&mut self, delivery: Delivery, now: Instant) -> Delivered {
+        self.admit(delivery, now, false)
+    }
+
+    fn admit(&mut self, delivery: Delivery, now: Instant, limited: bool) -> Delivered {
         if delivery.msg.is_expired(now) {
             return Delivered::Dropped;
         }
+        let size = delivery.msg.payload.len();
         if delivery.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline client, and dropped when
             // the connection cannot keep up (mosquitto's overflow rule).
-            if !self.connected
-                || self
-                    .limits
-                    .max_queued
-                    .is_some_and(|max| self.ready_qos0 >= max)
-            {
+            if !self.connected {
                 self.dropped = self.dropped.saturating_add(1);
                 return Delivered::Dropped;
             }
+            if limited && self.over_limits(self.ready_qos0, self.ready_qos0_bytes, size) {
+                return self.drop_for_limits();
+            }
             self.ready_qos0 = self.ready_qos0.saturating_add(1);
+            self.ready_qos0_bytes = self.ready_qos0_bytes.saturating_add(size);
             self.ready.push_back(Outgoing::Publish {
                 packet_id: None,
                 dup: false,
@@ -283,23 +307,40 @@ impl Session {
                 return Delivered::Ready;
             }
         }
-        let size = delivery.msg.payload.len();
-        let too_many = self
-            .limits
-            .max_queued
-            .is_some_and(|max| self.queue.len() >= max);
-        let too_big = self
-            .limits
-            .max_queued_bytes
-            .is_some_and(|max| self.queued_bytes.saturating_add(size) > max);
-        if too_many || too_big {
-            self.dropped = self.dropped.saturating_add(1);
-            return Delivered::Dropped;
+        if limited && self.over_limits(self.queue.len(), self.queued_bytes, size) {
+            return self.drop_for_limits();
         }
         self.record(|| Change::Queued(delivery.clone()));
         self.queued_bytes = self.queued_bytes.saturating_add(size);
         self.queue.push_back(delivery);
         Delivered::Queued
+    }
+
+    /// Whether one more message of `size` bytes would pass
+    /// `max_queued_messages` or `max_queued_bytes`, given what waits.
+    fn over_limits(&self, waiting: usize, bytes: usize, size: usize) -> bool {
+        let too_many = self.limits.max_queued.is_some_and(|max| waiting >= max);
+        let too_big = self
+            .limits
+            .max_queued_bytes
+            .is_some_and(|max| bytes.saturating_add(size) > max);
+        too_many || too_big
+    }
+
+    fn drop_for_limits(&mut self) -> Delivered {
+        self.dropped = self.dropped.saturating_add(1);
+        if !self.dropping {
+            self.dropping = true;
+            self.drop_notice = true;
+        }
+        Delivered::Dropped
+    }
+
+    /// Whether a limit started dropping messages since the last call (once
+    /// per spell, until the backlog drains): the runtime logs it, as
+    /// mosquitto logs "Outgoing messages are being dropped".
+    pub fn take_drop_notice(&mut self) -> bool {
+        std::mem::take(&mut self.drop_notice)
     }
 
     /// PUBACK for an outbound QoS 1 message; frees its slot in the window.
@@ -381,23 +422,34 @@ impl Session {
         self.incoming_qos2.len()
     }
 
-    /// Moves up to `max` ready packets into `out`; expired QoS 0 messages are
-    /// dropped here.
-    pub fn take_ready(&mut self, out: &mut Vec<Outgoing>, max: usize, now: Instant) {
+    /// Moves up to `max` ready packets, and about `max_bytes` of payload,
+    /// into `out` (at least one when any is ready); expired QoS 0 messages
+    /// are dropped here.
+    pub fn take_ready(
+        &mut self,
+        out: &mut Vec<Outgoing>,
+        max: usize,
+        max_bytes: usize,
+        now: Instant,
+    ) {
         let mut taken = 0;
-        while taken < max {
+        let mut bytes = 0usize;
+        while taken < max && (taken == 0 || bytes < max_bytes) {
             let Some(item) = self.ready.pop_front() else {
                 break;
             };
-            if let Outgoing::Publish {
-                packet_id: None,
-                delivery,
-                ..
-            } = &item
-            {
-                self.ready_qos0 = self.ready_qos0.saturating_sub(1);
-                if delivery.msg.is_expired(now) {
-                    continue;
+            if let Outgoing::Publish { delivery, .. } = &item {
+                let size = delivery.msg.payload.len();
+                bytes = bytes.saturating_add(size);
+                if let Outgoing::Publish {
+                    packet_id: None, ..
+                } = &item
+                {
+                    self.ready_qos0 = self.ready_qos0.saturating_sub(1);
+                    self.ready_qos0_bytes = self.ready_qos0_bytes.saturating_sub(size);
+                    if delivery.msg.is_expired(now) {
+                        continue;
+                    }
                 }
             }
             out.push(item);
@@ -405,6 +457,9 @@ impl Session {
         }
         if taken > 0 {
             self.last_progress = Some(now);
+        }
+        if self.dropping && self.backlog() == 0 {
+            self.dropping = false;
         }
     }
 
@@ -655,7 +710,7 @@ mod tests {
 
     fn take(s: &mut Session, now: Instant) -> Vec<Outgoing> {
         let mut v = Vec::new();
-        s.take_ready(&mut v, usize::MAX, now);
+        s.take_ready(&mut v, usize::MAX, usize::MAX, now);
         v
     }
 
@@ -907,6 +962,107 @@ mod tests {
         );
     }
 
+    /// `max_queued_bytes` bounds QoS 0 messages waiting for the connection
+    /// too (mosquitto counts every queued message).
+    #[test]
+    fn queued_bytes_limit_counts_qos0() {
+        let t = Instant::now();
+        let mut s = Session::new(SessionLimits {
+            max_inflight: 20,
+            max_queued: None,
+            max_queued_bytes: Some(5),
+        });
+        s.attach(u16::MAX, t);
+        let big = Arc::new(Message::new("a", "abc", QoS::AtMostOnce, false, t));
+        assert_eq!(s.deliver(d(&big, QoS::AtMostOnce), t), Delivered::Ready);
+        assert_eq!(s.deliver(d(&big, QoS::AtMostOnce), t), Delivered::Dropped);
+        take(&mut s, t);
+        assert_eq!(s.deliver(d(&big, QoS::AtMostOnce), t), Delivered::Ready);
+    }
+
+    /// Retained messages sent on subscribe [MQTT-3.3.1-6] are not dropped by
+    /// the queue limits, and go out paced by the window like any other.
+    #[test]
+    fn retained_on_subscribe_pass_the_queue_limits() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(2, 3));
+        s.attach(u16::MAX, t);
+        for i in 0..10 {
+            let m = msg(&format!("r/{i}"), QoS::AtLeastOnce, t);
+            assert_ne!(
+                s.deliver_retained(d(&m, QoS::AtLeastOnce), t),
+                Delivered::Dropped
+            );
+            let m = msg(&format!("z/{i}"), QoS::AtMostOnce, t);
+            assert_eq!(
+                s.deliver_retained(d(&m, QoS::AtMostOnce), t),
+                Delivered::Ready
+            );
+        }
+        let mut sent = 0;
+        loop {
+            let out = take(&mut s, t);
+            if out.is_empty() {
+                break;
+            }
+            for o in out {
+                if let Outgoing::Publish {
+                    packet_id: Some(id),
+                    ..
+                } = o
+                {
+                    s.puback(id, t).unwrap();
+                }
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 20);
+        // Live messages still meet the limits.
+        for _ in 0..4 {
+            s.deliver(d(&msg("l", QoS::AtMostOnce, t), QoS::AtMostOnce), t);
+        }
+        assert_eq!(s.dropped(), 1);
+    }
+
+    /// The first drop of a spell is reported once, and again only after the
+    /// backlog drained.
+    #[test]
+    fn drops_are_noticed_once_per_spell() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(20, 1));
+        s.attach(u16::MAX, t);
+        let m = msg("a", QoS::AtMostOnce, t);
+        s.deliver(d(&m, QoS::AtMostOnce), t);
+        assert!(!s.take_drop_notice());
+        for _ in 0..3 {
+            assert_eq!(s.deliver(d(&m, QoS::AtMostOnce), t), Delivered::Dropped);
+        }
+        assert!(s.take_drop_notice());
+        assert!(!s.take_drop_notice());
+        take(&mut s, t);
+        s.deliver(d(&m, QoS::AtMostOnce), t);
+        assert_eq!(s.deliver(d(&m, QoS::AtMostOnce), t), Delivered::Dropped);
+        assert!(s.take_drop_notice(), "a new spell");
+    }
+
+    /// `take_ready` stops at its byte budget, but always takes one.
+    #[test]
+    fn take_ready_keeps_to_a_byte_budget() {
+        let t = Instant::now();
+        let mut s = Session::new(limits(20, 100));
+        s.attach(u16::MAX, t);
+        let m = Arc::new(Message::new("a", vec![0u8; 100], QoS::AtMostOnce, false, t));
+        for _ in 0..10 {
+            s.deliver(d(&m, QoS::AtMostOnce), t);
+        }
+        let mut out = Vec::new();
+        s.take_ready(&mut out, usize::MAX, 250, t);
+        assert_eq!(out.len(), 3);
+        out.clear();
+        s.take_ready(&mut out, usize::MAX, 0, t);
+        assert_eq!(out.len(), 1);
+    }
+
     /// QoS 0 overflow: dropped when the connection's queue is full.
     #[test]
     fn qos0_overflow_is_dropped() {
@@ -954,9 +1110,9 @@ mod tests {
         assert!(s.wants_pause(t));
         assert!(!s.can_resume());
         let mut out = Vec::new();
-        s.take_ready(&mut out, 3, t);
+        s.take_ready(&mut out, 3, usize::MAX, t);
         assert!(!s.can_resume());
-        s.take_ready(&mut out, 1, t);
+        s.take_ready(&mut out, 1, usize::MAX, t);
         assert_eq!(s.backlog(), 2);
         assert!(s.can_resume());
     }
@@ -997,7 +1153,7 @@ mod tests {
         assert!(!s.wants_pause(later));
         // Taking packets is progress again.
         let mut out = Vec::new();
-        s.take_ready(&mut out, 1, later);
+        s.take_ready(&mut out, 1, usize::MAX, later);
         assert!(s.is_draining(later));
         s.detach();
         assert!(!s.wants_pause(later));

@@ -233,6 +233,18 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// `upgrade_outgoing_qos`.
     pub upgrade_outgoing_qos: bool,
+    /// `max_topic_levels` (culex's own, default 200, mosquitto's fixed
+    /// limit): the most levels a topic name or filter may have. Deeper
+    /// ones are refused: a PUBLISH or will closes the connection (5.0:
+    /// 0x90 Topic Name invalid), a filter gets a failure in its SUBACK
+    /// (5.0: 0x8F Topic Filter invalid).
+    pub max_topic_levels: usize,
+    /// `auth_backoff_max` (culex's own, seconds, default 10, at most 15; 0
+    /// turns it off): after 3 failed logins in a row from one address, its
+    /// login attempts take turns, 0.5 s apart and doubling with each
+    /// further failure up to this; attempts past it are refused unchecked
+    /// (see `auth::backoff`).
+    pub auth_backoff_max: Duration,
 }
 
 impl Default for Limits {
@@ -249,6 +261,8 @@ impl Default for Limits {
             retain_available: true,
             max_connections: None,
             upgrade_outgoing_qos: false,
+            max_topic_levels: 200,
+            auth_backoff_max: Duration::from_secs(10),
         }
     }
 }

@@ -347,6 +347,22 @@ impl Parser {
                 }
                 self.limits.max_packet_size = nonzero(value);
             }
+            // culex's own (mosquitto's limit of 200 is fixed).
+            "max_topic_levels" => {
+                let value = parse_num::<usize>(option, one(option, rest, loc)?, loc)?;
+                if value == 0 {
+                    return Err(loc.invalid(option, "must be at least 1"));
+                }
+                self.limits.max_topic_levels = value;
+            }
+            // culex's own: the back-off after failed logins, per address.
+            "auth_backoff_max" => {
+                let value = parse_num::<u64>(option, one(option, rest, loc)?, loc)?;
+                if value > 15 {
+                    return Err(loc.invalid(option, "at most 15 seconds"));
+                }
+                self.limits.auth_backoff_max = Duration::from_secs(value);
+            }
             "max_keepalive" => {
                 self.limits.max_keepalive = parse_num::<u16>(option, one(option, rest, loc)?, loc)?;
             }

@@ -72,6 +72,8 @@ fn empty_file_is_local_only_mode() {
     assert_eq!(config.limits.max_inflight_messages, Some(20));
     assert_eq!(config.limits.max_queued_messages, Some(1000));
     assert_eq!(config.limits.max_keepalive, 65535);
+    assert_eq!(config.limits.max_topic_levels, 200);
+    assert_eq!(config.limits.auth_backoff_max, Duration::from_secs(10));
     assert_eq!(config.limits.max_qos, culex_codec::QoS::ExactlyOnce);
     assert!(config.limits.retain_available);
     assert_eq!(config.security.auto_id_prefix, "auto-");
@@ -166,6 +168,8 @@ fn security_and_limits_are_read() {
          message_size_limit 1024\n\
          max_packet_size 2048\n\
          max_keepalive 120\n\
+         max_topic_levels 16\n\
+         auth_backoff_max 0\n\
          max_qos 1\n\
          retain_available false\n\
          upgrade_outgoing_qos true\n\
@@ -198,6 +202,8 @@ fn security_and_limits_are_read() {
     assert_eq!(l.message_size_limit, Some(1024));
     assert_eq!(l.max_packet_size, Some(2048));
     assert_eq!(l.max_keepalive, 120);
+    assert_eq!(l.max_topic_levels, 16);
+    assert_eq!(l.auth_backoff_max, Duration::ZERO);
     assert_eq!(l.max_qos, culex_codec::QoS::AtLeastOnce);
     assert!(!l.retain_available);
     assert!(l.upgrade_outgoing_qos);
@@ -361,6 +367,8 @@ fn errors_name_file_line_and_option() {
         ("listener\n", "mosquitto.conf:1: listener: missing value"),
         ("listener 1883 127.0.0.1 extra\n", "mosquitto.conf:1: listener: too many values in '1883 127.0.0.1 extra'"),
         ("max_packet_size 10\n", "mosquitto.conf:1: max_packet_size: must be at least 20 bytes"),
+        ("max_topic_levels 0\n", "mosquitto.conf:1: max_topic_levels: must be at least 1"),
+        ("auth_backoff_max 16\n", "mosquitto.conf:1: auth_backoff_max: at most 15 seconds"),
         ("message_size_limit 268435456\n", "mosquitto.conf:1: message_size_limit: 268435456 is above the MQTT maximum of 268435455"),
         ("password_file\n", "mosquitto.conf:1: password_file: missing value"),
         ("password_file a\npassword_file b\n", "mosquitto.conf:2: password_file: duplicate value in configuration"),

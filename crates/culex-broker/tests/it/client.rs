@@ -71,6 +71,19 @@ impl Raw {
         }
     }
 
+    /// A client on a socket the test connected itself.
+    pub fn from_stream(stream: TcpStream, protocol: Protocol) -> Raw {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw {
+            stream,
+            buf: Vec::new(),
+            protocol,
+        }
+    }
+
     /// Connects and returns the CONNACK's (session present, reason byte as on the wire).
     pub fn connect_with(port: u16, opts: ConnectOpts<'_>) -> (Raw, bool, culex_codec::ReasonCode) {
         let mut c = Raw::open(port, opts.protocol);

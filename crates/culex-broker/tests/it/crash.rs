@@ -26,7 +26,7 @@ const ROUNDS: usize = 3;
 const PER_ROUND: u16 = 400;
 
 /// The `broker` example (`culex broker` alone), built by `cargo test`.
-fn broker_exe() -> PathBuf {
+pub(crate) fn broker_exe() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let debug = exe
         .parent()

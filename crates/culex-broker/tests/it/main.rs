@@ -5,6 +5,7 @@
 mod acl;
 mod client;
 mod crash;
+mod hardening;
 mod logs;
 mod park;
 mod persistence;

@@ -76,3 +76,54 @@ async fn shutdown_publishes_the_wills_of_connected_clients() {
     .unwrap();
     broker.shutdown().await;
 }
+
+/// 15.3: `kill -TERM` of a broker process with 1,000 connected clients that
+/// have wills: an observer on `will/#` receives every one of them before
+/// its own connection closes, as with mosquitto (which sends the will of
+/// every client still connected when it exits).
+#[test]
+fn sigterm_delivers_every_will_to_a_connected_observer() {
+    use std::process::{Command, Stdio};
+    const CLIENTS: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let port = culex_testkit::free_port();
+    let conf = culex_testkit::write_file(
+        dir.path(),
+        "culex.conf",
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    );
+    let child = Command::new(crate::crash::broker_exe())
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the broker");
+    let mut broker = culex_testkit::ChildGuard(child);
+    culex_testkit::wait_for_port(port, Duration::from_secs(10));
+    let mut observer = Raw::will_watcher(port);
+    let clients: Vec<Raw> = (0..CLIENTS)
+        .map(|i| Raw::connect_with_will(port, &format!("c{i}"), 60, b"gone"))
+        .collect();
+    let status = Command::new("kill")
+        .args(["-TERM", &broker.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let mut wills = std::collections::HashSet::new();
+    while let Some(f) = observer.try_recv(Duration::from_secs(5)) {
+        if let Packet::Publish(p) = f.packet() {
+            wills.insert(p.topic.as_str().to_owned());
+        }
+    }
+    assert_eq!(wills.len(), CLIENTS, "wills the observer received");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(clients);
+}

@@ -258,3 +258,54 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// 15.7: a real mosquitto bridges into culex, with `try_private true` (its
+/// default: the bridge bit in the CONNECT, once refused with return code 1)
+/// and `false`. Messages cross both ways, and what the bridge publishes
+/// into culex does not come back to it (mosquitto would loop them).
+#[test]
+fn a_mosquitto_bridge_connects_into_culex() {
+    use crate::client::Raw;
+    use culex_codec::QoS;
+    for try_private in ["true", "false"] {
+        let broker = BrokerThread::start();
+        let port = broker.port();
+        let mosquitto = culex_testkit::Mosquitto::start(&format!(
+            "connection to-culex\naddress 127.0.0.1:{port}\ntopic # both 0\n\
+             try_private {try_private}\nrestart_timeout 1\n"
+        ));
+        // Into culex: published on mosquitto, seen on culex.
+        let (mut on_culex, _) = Raw::connect(port, "on-culex", true);
+        on_culex.subscribe(&[("up/#", QoS::AtMostOnce)]);
+        let (mut on_mosquitto, _) = Raw::connect(mosquitto.port, "on-mosquitto", true);
+        on_mosquitto.subscribe(&[("down/#", QoS::AtMostOnce), ("up/#", QoS::AtMostOnce)]);
+        let mut got = None;
+        for i in 0..50 {
+            on_mosquitto.publish("up/x", format!("{i}").as_bytes(), QoS::AtMostOnce, false, 0);
+            assert_eq!(on_mosquitto.recv().publish().topic, "up/x", "local echo");
+            if let Some(f) = on_culex.try_recv(Duration::from_millis(200)) {
+                got = Some(f.publish());
+                break;
+            }
+        }
+        let got = got.unwrap_or_else(|| panic!("try_private {try_private}: nothing crossed"));
+        assert_eq!(got.topic, "up/x");
+        // What came back from culex to mosquitto's subscriber meanwhile:
+        // nothing with the bridge bit (culex does not echo the bridge's own
+        // messages), copies without it (an ordinary client gets its own
+        // messages back, as it would from mosquitto).
+        let mut echoed = 0;
+        while let Some(f) = on_mosquitto.try_recv(Duration::from_millis(500)) {
+            assert_eq!(f.publish().topic, "up/x");
+            echoed += 1;
+        }
+        if try_private == "true" {
+            assert_eq!(echoed, 0, "culex sent the bridge's message back to it");
+        }
+        // Out of culex: published on culex, seen on mosquitto.
+        let (mut publ, _) = Raw::connect(port, "culex-pub", true);
+        publ.publish("down/y", b"hi", QoS::AtMostOnce, false, 0);
+        let g = on_mosquitto.recv().publish();
+        assert_eq!((g.topic.as_str(), &g.payload[..]), ("down/y", &b"hi"[..]));
+    }
+}
