@@ -95,6 +95,8 @@ fn the_board_lights_its_peer_and_survives_broker_restarts() {
 
     // `q` disconnects and ends QEMU through the test device, status 0.
     board.type_byte(b'q');
+    let stack = board.out.wait_for_prefix("stack: ", Duration::from_secs(3));
+    println!("firmware: {stack}");
     board.out.wait_for("bye", Duration::from_secs(3));
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {

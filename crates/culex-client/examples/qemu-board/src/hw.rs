@@ -118,6 +118,53 @@ pub fn sleep_until_ms(ms: u64) {
     riscv::asm::wfi();
 }
 
+extern "C" {
+    // riscv-rt's symbols: the top of the stack, and the stack size memory.x
+    // reserves (its address is the value).
+    static _stack_start: u8;
+    static _hart_stack_size: u8;
+}
+
+/// What an untouched stack word holds after [`paint_stack`].
+const STACK_PAINT: u32 = 0x57ac_57ac;
+
+fn stack_range() -> (usize, usize) {
+    let top = ptr::addr_of!(_stack_start) as usize;
+    let size = ptr::addr_of!(_hart_stack_size) as usize;
+    (top.saturating_sub(size) & !3, top)
+}
+
+/// Fills the part of the reserved stack that is still unused with a
+/// pattern, so that [`stack_peak`] can tell how deep the stack has gone.
+pub fn paint_stack() {
+    let (bottom, _) = stack_range();
+    let sp: usize;
+    // SAFETY: reads the stack pointer into a register; no memory is touched.
+    unsafe { core::arch::asm!("mv {}, sp", out(reg) sp) };
+    // Stay clear of this function's own frame.
+    let end = sp.saturating_sub(256) & !3;
+    let mut at = bottom;
+    while at < end {
+        // SAFETY: [bottom, end) is stack memory below the stack pointer: no
+        // frame uses it yet and nothing refers to it (RISC-V has no red zone).
+        unsafe { ptr::write_volatile(at as *mut u32, STACK_PAINT) };
+        at += 4;
+    }
+}
+
+/// The most stack used since [`paint_stack`], in bytes: the reserved size
+/// if all of it was touched.
+pub fn stack_peak() -> usize {
+    let (bottom, top) = stack_range();
+    let mut at = bottom;
+    // SAFETY: [bottom, top) is the stack region memory.x reserves; reading
+    // words of it, used or not, is sound.
+    while at < top && unsafe { ptr::read_volatile(at as *const u32) } == STACK_PAINT {
+        at += 4;
+    }
+    top - at
+}
+
 /// The flattened device tree whose address QEMU's boot ROM passed in `a1`.
 pub fn device_tree(addr: usize) -> Option<&'static [u8]> {
     const MAGIC: [u8; 4] = [0xd0, 0x0d, 0xfe, 0xed];

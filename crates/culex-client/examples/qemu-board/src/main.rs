@@ -8,7 +8,8 @@
 //!
 //! - the LED is a line on the UART, `LED on` or `LED off`;
 //! - the button is the UART's input: `p` presses it, `r` releases it, and
-//!   `q` disconnects and ends QEMU (exit status 0);
+//!   `q` disconnects, reports the stack's peak use and ends QEMU (exit
+//!   status 0);
 //! - NAME and PEER come from the kernel command line,
 //!   `-append "name=green peer=blue"`;
 //! - the network is smoltcp over virtio-net with the static address
@@ -62,6 +63,7 @@ static SOCKETS: hw::Static<[SocketStorage<'static>; 1]> = hw::Static::new([Socke
 
 #[riscv_rt::entry]
 fn main(_hart: usize, device_tree: usize, _: usize) -> ! {
+    hw::paint_stack();
     hw::start_timer();
     let args = match hw::device_tree(device_tree)
         .ok_or("no device tree")
@@ -137,6 +139,7 @@ fn run(args: BootArgs, net: Net) -> ! {
                     if client.is_connected() {
                         let _ = client.disconnect();
                     }
+                    say!("stack: at most {} bytes used", hw::stack_peak());
                     say!("bye");
                     hw::exit(0)
                 }
