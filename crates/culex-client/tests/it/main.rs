@@ -6,6 +6,7 @@ mod asynch;
 mod blocking;
 mod embedded;
 mod fake_server;
+mod qemu_board;
 mod resume;
 mod robust;
 mod tls;
