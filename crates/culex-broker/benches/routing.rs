@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use culex_broker::message::Message;
-use culex_broker::session::{Delivery, Session, SessionLimits};
-use culex_broker::subscriptions::SubscriptionTree;
+use culex_broker::core::message::Message;
+use culex_broker::core::session::{Delivery, Session, SessionLimits};
+use culex_broker::core::subscriptions::SubscriptionTree;
 use culex_codec::{QoS, SubscriptionOptions};
 
 fn tree(clients: u32) -> SubscriptionTree<u32> {
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
             session.deliver(d, now);
             ready.clear();
             session.take_ready(&mut ready, 16, usize::MAX, now);
-            if let Some(culex_broker::session::Outgoing::Publish {
+            if let Some(culex_broker::core::session::Outgoing::Publish {
                 packet_id: Some(id),
                 ..
             }) = ready.first()

@@ -6,11 +6,11 @@
 //!   `culex_store::store_path`, the mode from `Durability::from_mosquitto`)
 //!   and pass it to `Broker::start_with_store`; [`Store::load`] hands the
 //!   restored state over once (and logs what a damaged store set aside);
-//! - PUBACK (QoS 1) and PUBREC (QoS 2) are sent only once the changes the
-//!   PUBLISH caused are durable: after routing it, the connection calls
-//!   [`DurableBrokerStore::after_durable`] and writes the acknowledgement
-//!   from the callback (or awaits a oneshot the callback completes) when
-//!   [`DurableBrokerStore::acks_wait`] says so.
+//! - every mutation returns its ticket as a `Durability` in `sync` mode
+//!   (nothing in `periodic` mode, see [`DurableBrokerStore::acks_wait`]);
+//!   PUBACK (QoS 1) and PUBREC (QoS 2) are sent only once the changes the
+//!   PUBLISH caused are durable: the connection holds them until
+//!   [`Store::on_durable`] calls back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 use culex_store::{
     DelayedWill, Durability, DurabilityError, DurableStore, OutboundPhase, Qos, QueuedMessage,
-    Recovered, StoreError, StoredMessage, StoredProps,
+    Recovered, StoreError, StoredMessage, StoredProps, Ticket,
 };
 use parking_lot::Mutex;
 
-use crate::message::{Message, MessageProps};
-use crate::store::{OutboundState, SessionSnapshot, Snapshot, Store};
+use crate::core::message::{Message, MessageProps};
+use crate::core::store::{self as core_store, OutboundState, SessionSnapshot, Snapshot, Store};
 
 /// A [`Store`] that keeps everything in a `culex_store::DurableStore`.
 #[derive(Debug)]
@@ -78,21 +78,15 @@ impl DurableBrokerStore {
         self.store.mode() == Durability::Sync
     }
 
-    /// A reading of the changes the calling thread has handed to the store:
-    /// unchanged across routing a PUBLISH means it changed nothing durable
-    /// (no retained message, no persistent recipient), and its PUBACK need
-    /// not wait (unless an earlier one still does: acknowledgements keep
-    /// their order [MQTT-4.6.0-2]).
-    pub fn durable_mark(&self) -> u64 {
-        DurableStore::submitted_by_this_thread()
-    }
-
-    /// Calls `f` once every change submitted so far is durable — at once if
-    /// it already is, otherwise on the store's writer thread. `f` must not
-    /// block: it sends the PUBACK/PUBREC through the connection's channel or
-    /// completes a oneshot.
-    pub fn after_durable(&self, f: impl FnOnce(Result<(), DurabilityError>) + Send + 'static) {
-        self.store.on_durable(self.store.last_ticket(), f);
+    /// What an acknowledgement of a change with `ticket` waits for: the
+    /// ticket in `sync` mode; nothing in `periodic` mode (a crash may lose
+    /// the last window: that is the mode's documented trade).
+    fn wait(&self, ticket: Ticket) -> core_store::Durability {
+        if self.acks_wait() {
+            core_store::Durability::Pending(ticket.get())
+        } else {
+            core_store::Durability::Done
+        }
     }
 
     /// Commits what is pending and waits for it (shutdown).
@@ -266,20 +260,19 @@ impl Store for DurableBrokerStore {
         true
     }
 
-    fn durable_mark(&self) -> u64 {
-        DurableBrokerStore::durable_mark(self)
+    fn on_durable(&self, ticket: u64, done: Box<dyn FnOnce(bool) + Send>) {
+        self.store
+            .on_durable(Ticket::from_raw(ticket), move |r| done(r.is_ok()));
     }
 
-    fn after_durable(&self, done: Box<dyn FnOnce(bool) + Send>) {
-        if self.acks_wait() {
-            DurableBrokerStore::after_durable(self, move |r| done(r.is_ok()));
-        } else {
-            done(true);
-        }
-    }
-
-    fn outbound_sent(&self, client_id: &str, packet_id: PacketId, msg: &Message, qos: QoS) {
-        self.store.outbound_put(
+    fn outbound_sent(
+        &self,
+        client_id: &str,
+        packet_id: PacketId,
+        msg: &Message,
+        qos: QoS,
+    ) -> core_store::Durability {
+        self.wait(self.store.outbound_put(
             client_id,
             packet_id.get(),
             OutboundPhase::AwaitingAck,
@@ -287,10 +280,10 @@ impl Store for DurableBrokerStore {
                 qos: qos_to_store(qos),
                 message: message_to_stored(msg),
             }),
-        );
+        ))
     }
 
-    fn load(&self) -> Result<Snapshot, crate::store::StoreError> {
+    fn load(&self) -> Result<Snapshot, core_store::StoreError> {
         let Some(recovered) = self.recovered.lock().take() else {
             return Ok(Snapshot::default());
         };
@@ -306,16 +299,16 @@ impl Store for DurableBrokerStore {
         Ok(snapshot(&recovered, Instant::now()))
     }
 
-    fn retained_set(&self, msg: &Message) {
-        self.store.retained_set(message_to_stored(msg));
+    fn retained_set(&self, msg: &Message) -> core_store::Durability {
+        self.wait(self.store.retained_set(message_to_stored(msg)))
     }
 
-    fn retained_clear(&self, topic: &str) {
-        self.store.retained_clear(topic);
+    fn retained_clear(&self, topic: &str) -> core_store::Durability {
+        self.wait(self.store.retained_clear(topic))
     }
 
-    fn session_put(&self, client_id: &str, expiry_interval: Option<u32>) {
-        self.store.session_put(client_id, expiry_interval);
+    fn session_put(&self, client_id: &str, expiry_interval: Option<u32>) -> core_store::Durability {
+        self.wait(self.store.session_put(client_id, expiry_interval))
     }
 
     fn subscription_put(
@@ -324,80 +317,84 @@ impl Store for DurableBrokerStore {
         filter: &str,
         options: SubscriptionOptions,
         id: Option<u32>,
-    ) {
-        self.store
-            .subscription_put(client_id, filter, options.to_byte(), id);
+    ) -> core_store::Durability {
+        self.wait(
+            self.store
+                .subscription_put(client_id, filter, options.to_byte(), id),
+        )
     }
 
-    fn subscription_delete(&self, client_id: &str, filter: &str) {
-        self.store.subscription_delete(client_id, filter);
+    fn subscription_delete(&self, client_id: &str, filter: &str) -> core_store::Durability {
+        self.wait(self.store.subscription_delete(client_id, filter))
     }
 
-    fn session_delete(&self, client_id: &str) {
-        self.store.session_delete(client_id);
+    fn session_delete(&self, client_id: &str) -> core_store::Durability {
+        self.wait(self.store.session_delete(client_id))
     }
 
-    fn queued_add(&self, client_id: &str, msg: &Message, qos: QoS) {
-        self.store.queued_add(
+    fn queued_add(&self, client_id: &str, msg: &Message, qos: QoS) -> core_store::Durability {
+        self.wait(self.store.queued_add(
             client_id,
             QueuedMessage {
                 qos: qos_to_store(qos),
                 message: message_to_stored(msg),
             },
-        );
+        ))
     }
 
-    fn queued_remove_front(&self, client_id: &str) {
-        self.store.queued_remove_front(client_id);
+    fn queued_remove_front(&self, client_id: &str) -> core_store::Durability {
+        self.wait(self.store.queued_remove_front(client_id))
     }
 
-    fn outbound_state(&self, client_id: &str, packet_id: PacketId, state: Option<OutboundState>) {
+    fn outbound_state(
+        &self,
+        client_id: &str,
+        packet_id: PacketId,
+        state: Option<OutboundState>,
+    ) -> core_store::Durability {
         // The trait does not pass the message of an AwaitingAck flight, so
         // only its packet id and phase are kept (see the module docs).
-        match state {
-            Some(OutboundState::AwaitingAck) => {
-                self.store.outbound_put(
-                    client_id,
-                    packet_id.get(),
-                    OutboundPhase::AwaitingAck,
-                    None,
-                );
-            }
-            Some(OutboundState::AwaitingComp) => {
-                self.store.outbound_put(
-                    client_id,
-                    packet_id.get(),
-                    OutboundPhase::AwaitingComp,
-                    None,
-                );
-            }
-            None => {
-                self.store.outbound_delete(client_id, packet_id.get());
-            }
-        }
+        let ticket = match state {
+            Some(OutboundState::AwaitingAck) => self.store.outbound_put(
+                client_id,
+                packet_id.get(),
+                OutboundPhase::AwaitingAck,
+                None,
+            ),
+            Some(OutboundState::AwaitingComp) => self.store.outbound_put(
+                client_id,
+                packet_id.get(),
+                OutboundPhase::AwaitingComp,
+                None,
+            ),
+            None => self.store.outbound_delete(client_id, packet_id.get()),
+        };
+        self.wait(ticket)
     }
 
-    fn inbound_qos2(&self, client_id: &str, packet_id: PacketId, pending: bool) {
-        self.store.inbound_qos2(client_id, packet_id.get(), pending);
+    fn inbound_qos2(
+        &self,
+        client_id: &str,
+        packet_id: PacketId,
+        pending: bool,
+    ) -> core_store::Durability {
+        self.wait(self.store.inbound_qos2(client_id, packet_id.get(), pending))
     }
 
-    fn delayed_will(&self, client_id: &str, will: Option<&Message>) {
-        match will {
+    fn delayed_will(&self, client_id: &str, will: Option<&Message>) -> core_store::Durability {
+        let ticket = match will {
             // The trait gives no delay: the will is kept as due now, so a
             // restart publishes it (its session's connection is gone).
-            Some(m) => {
-                self.store.will_put(
-                    client_id,
-                    DelayedWill {
-                        message: message_to_stored(m),
-                        publish_at_unix_ms: culex_store::unix_ms_now(),
-                    },
-                );
-            }
-            None => {
-                self.store.will_delete(client_id);
-            }
-        }
+            Some(m) => self.store.will_put(
+                client_id,
+                DelayedWill {
+                    message: message_to_stored(m),
+                    publish_at_unix_ms: culex_store::unix_ms_now(),
+                },
+            ),
+            None => self.store.will_delete(client_id),
+        };
+        self.wait(ticket)
     }
 }
 
@@ -465,10 +462,13 @@ mod tests {
         let id = PacketId::new(3).unwrap();
         store.outbound_state("c", id, Some(OutboundState::AwaitingComp));
         store.inbound_qos2("c", PacketId::new(4).unwrap(), true);
-        store.delayed_will("c", Some(&m));
+        let last = store.delayed_will("c", Some(&m));
+        let core_store::Durability::Pending(ticket) = last else {
+            panic!("sync mode waits for the store: {last:?}");
+        };
         let (tx, rx) = std::sync::mpsc::channel();
-        store.after_durable(move |r| tx.send(r).unwrap());
-        rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        Store::on_durable(&store, ticket, Box::new(move |ok| tx.send(ok).unwrap()));
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
         drop(store);
 
         let store = DurableBrokerStore::open(&path, Durability::Sync).unwrap();

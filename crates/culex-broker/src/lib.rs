@@ -6,23 +6,18 @@
 //! `shutdown()`); tests use [`testing`] (`start_local()` on 127.0.0.1:0, or
 //! `BrokerThread` from sync code). `culex broker` is [`cli::main`].
 //!
-//! The layers, outside in:
-//! - [`config`] and [`auth`]: mosquitto.conf, password and ACL files;
-//! - `broker` (listeners, shared state, routing, housekeeping, shutdown) and
-//!   `connection` (one tokio task per connection: it decodes frames, routes
-//!   the PUBLISHes it reads itself, and writes every ready packet in one
-//!   write per wake-up); [`log`] formats mosquitto's log lines on `tracing`;
-//!   `sys` publishes `$SYS/broker/…`;
-//! - the sans-IO core, tested on a simulated clock: [`session`] (QoS flows
-//!   both ways, packet ids, in-flight window, offline queue and its limits,
-//!   a journal of durable changes), [`subscriptions`] (the topic tree,
-//!   shared groups), [`retained`] (the retained-message tree);
-//! - [`store`]: the boundary every durable mutation crosses ([`store::MemoryStore`]
-//!   keeps nothing; a durable engine plugs in with `Broker::start_with_store`).
+//! Three layers, each depending only on the ones below:
+//! - [`runtime`]: sockets, tasks, the clock — listeners, the serve loop of
+//!   each connection over its transport, the parker, housekeeping, `$SYS`;
+//! - [`protocol`]: one MQTT connection as a sans-IO state machine (frames
+//!   in, frames out, `poll_timeout`), knowing no transport;
+//! - [`core`]: the broker's state behind one owner API ([`core::Core`]):
+//!   sessions, the subscription tree, retained messages, wills, routing,
+//!   and the [`core::store::Store`] and [`core::cluster::Cluster`] seams.
 //!
-//! No lock is held across `.await`: the subscription tree is read-locked for
-//! one match per PUBLISH, each session has its own mutex, and the session map
-//! is sharded.
+//! Beside them: [`config`] and [`auth`] (mosquitto.conf, password and ACL
+//! files), [`log`] (mosquitto's log lines on `tracing`), and
+//! [`durable_store`] (culex-store behind the core's `Store`).
 #![cfg_attr(
     not(test),
     warn(
@@ -34,22 +29,14 @@
 )]
 
 pub mod auth;
-mod broker;
 pub mod cli;
 pub mod config;
-mod connection;
+pub mod core;
 pub mod durable_store;
-mod lazy;
 pub mod log;
-pub mod message;
-mod park;
-pub mod retained;
-pub mod session;
-mod socket;
-pub mod store;
-pub mod subscriptions;
-mod sys;
+pub mod protocol;
+pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use broker::{Broker, BrokerError, RunningBroker};
+pub use runtime::{Broker, BrokerError, RunningBroker};

@@ -147,6 +147,18 @@ pub fn store_path(persistence_location: Option<&Path>, persistence_file: Option<
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(u64);
 
+impl Ticket {
+    /// The ticket's number, for a caller that keeps tickets as plain numbers.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The ticket numbered `n` (as [`Ticket::get`] returned it).
+    pub fn from_raw(n: u64) -> Ticket {
+        Ticket(n)
+    }
+}
+
 /// Errors of opening or closing a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -135,6 +135,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The security settings in force on listener `index`: its own with
+    /// `per_listener_settings true`, else the global ones.
+    pub fn security_of(&self, index: usize) -> &Security {
+        match self.listeners.get(index).and_then(|l| l.security.as_ref()) {
+            Some(sec) if self.per_listener_settings => sec,
+            _ => &self.security,
+        }
+    }
+
     /// Reads a mosquitto.conf and its `include_dir`s. `cmd_ports` are the
     /// `-p` ports, which count only when the file configures no listener.
     pub fn from_file(path: &Path, cmd_ports: &[u16]) -> Result<Config, ConfigError> {

@@ -272,11 +272,20 @@ impl Raw {
         }));
     }
 
+    /// A PINGREQ round trip: every packet sent before it has been handled.
+    pub fn sync(&mut self) {
+        self.send(&Packet::PingReq);
+        assert!(matches!(self.recv().packet(), Packet::PingResp));
+    }
+
+    /// DISCONNECT, then waits until the broker has closed the connection
+    /// (it has left the session by then).
     pub fn disconnect(mut self) {
         self.send(&Packet::Disconnect(culex_codec::packet::Disconnect {
             reason: culex_codec::ReasonCode::Success,
             properties: Properties::default(),
         }));
+        assert!(self.is_closed_within(Duration::from_secs(5)));
     }
 }
 

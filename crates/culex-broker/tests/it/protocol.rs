@@ -144,6 +144,7 @@ fn retained_store_replace_clear() {
     publ.publish_acked("r/1", b"old", QoS::AtLeastOnce, true, 1);
     publ.publish_acked("r/1", b"new", QoS::AtLeastOnce, true, 2);
     publ.publish_acked("r/2", b"two", QoS::AtMostOnce, true, 0);
+    publ.sync();
     let (mut s1, _) = Raw::connect(broker.port(), "s1", true);
     s1.subscribe(&[("r/+", QoS::AtLeastOnce)]);
     let mut got = [s1.recv().publish(), s1.recv().publish()];

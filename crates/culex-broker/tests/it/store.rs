@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use culex_broker::message::Message;
-use culex_broker::store::{OutboundState, Store};
+use culex_broker::core::message::Message;
+use culex_broker::core::store::{Durability, OutboundState, Store};
 use culex_codec::{Packet, PacketId, QoS, SubscriptionOptions};
 use parking_lot::Mutex;
 
@@ -24,14 +24,17 @@ impl Store for Recording {
     fn is_durable(&self) -> bool {
         true
     }
-    fn retained_set(&self, msg: &Message) {
+    fn retained_set(&self, msg: &Message) -> Durability {
         self.log(format!("retain {}", msg.topic));
+        Durability::Done
     }
-    fn retained_clear(&self, topic: &str) {
+    fn retained_clear(&self, topic: &str) -> Durability {
         self.log(format!("unretain {topic}"));
+        Durability::Done
     }
-    fn session_put(&self, client_id: &str, expiry: Option<u32>) {
+    fn session_put(&self, client_id: &str, expiry: Option<u32>) -> Durability {
         self.log(format!("session {client_id} {expiry:?}"));
+        Durability::Done
     }
     fn subscription_put(
         &self,
@@ -39,29 +42,42 @@ impl Store for Recording {
         filter: &str,
         o: SubscriptionOptions,
         _id: Option<u32>,
-    ) {
+    ) -> Durability {
         self.log(format!("sub {client_id} {filter} {}", o.qos as u8));
+        Durability::Done
     }
-    fn subscription_delete(&self, client_id: &str, filter: &str) {
+    fn subscription_delete(&self, client_id: &str, filter: &str) -> Durability {
         self.log(format!("unsub {client_id} {filter}"));
+        Durability::Done
     }
-    fn session_delete(&self, client_id: &str) {
+    fn session_delete(&self, client_id: &str) -> Durability {
         self.log(format!("end {client_id}"));
+        Durability::Done
     }
-    fn queued_add(&self, client_id: &str, msg: &Message, qos: QoS) {
+    fn queued_add(&self, client_id: &str, msg: &Message, qos: QoS) -> Durability {
         self.log(format!("queue {client_id} {} q{}", msg.topic, qos as u8));
+        Durability::Done
     }
-    fn queued_remove_front(&self, client_id: &str) {
+    fn queued_remove_front(&self, client_id: &str) -> Durability {
         self.log(format!("dequeue {client_id}"));
+        Durability::Done
     }
-    fn outbound_state(&self, client_id: &str, id: PacketId, state: Option<OutboundState>) {
+    fn outbound_state(
+        &self,
+        client_id: &str,
+        id: PacketId,
+        state: Option<OutboundState>,
+    ) -> Durability {
         self.log(format!("out {client_id} {} {state:?}", id.get()));
+        Durability::Done
     }
-    fn inbound_qos2(&self, client_id: &str, id: PacketId, pending: bool) {
+    fn inbound_qos2(&self, client_id: &str, id: PacketId, pending: bool) -> Durability {
         self.log(format!("in {client_id} {} {pending}", id.get()));
+        Durability::Done
     }
-    fn delayed_will(&self, client_id: &str, will: Option<&Message>) {
+    fn delayed_will(&self, client_id: &str, will: Option<&Message>) -> Durability {
         self.log(format!("will {client_id} {}", will.is_some()));
+        Durability::Done
     }
 }
 
@@ -131,8 +147,10 @@ async fn persistent_session_changes_reach_the_store() {
 struct Saved;
 
 impl Store for Saved {
-    fn load(&self) -> Result<culex_broker::store::Snapshot, culex_broker::store::StoreError> {
-        use culex_broker::store::{SessionSnapshot, Snapshot};
+    fn load(
+        &self,
+    ) -> Result<culex_broker::core::store::Snapshot, culex_broker::core::store::StoreError> {
+        use culex_broker::core::store::{SessionSnapshot, Snapshot};
         let now = std::time::Instant::now();
         let msg = |topic: &str, payload: &str| {
             Message::new(topic, payload.to_owned(), QoS::AtLeastOnce, false, now)
@@ -159,17 +177,45 @@ impl Store for Saved {
             delayed_wills: Vec::new(),
         })
     }
-    fn retained_set(&self, _: &Message) {}
-    fn retained_clear(&self, _: &str) {}
-    fn session_put(&self, _: &str, _: Option<u32>) {}
-    fn subscription_put(&self, _: &str, _: &str, _: SubscriptionOptions, _: Option<u32>) {}
-    fn subscription_delete(&self, _: &str, _: &str) {}
-    fn session_delete(&self, _: &str) {}
-    fn queued_add(&self, _: &str, _: &Message, _: QoS) {}
-    fn queued_remove_front(&self, _: &str) {}
-    fn outbound_state(&self, _: &str, _: PacketId, _: Option<OutboundState>) {}
-    fn inbound_qos2(&self, _: &str, _: PacketId, _: bool) {}
-    fn delayed_will(&self, _: &str, _: Option<&Message>) {}
+    fn retained_set(&self, _: &Message) -> Durability {
+        Durability::Done
+    }
+    fn retained_clear(&self, _: &str) -> Durability {
+        Durability::Done
+    }
+    fn session_put(&self, _: &str, _: Option<u32>) -> Durability {
+        Durability::Done
+    }
+    fn subscription_put(
+        &self,
+        _: &str,
+        _: &str,
+        _: SubscriptionOptions,
+        _: Option<u32>,
+    ) -> Durability {
+        Durability::Done
+    }
+    fn subscription_delete(&self, _: &str, _: &str) -> Durability {
+        Durability::Done
+    }
+    fn session_delete(&self, _: &str) -> Durability {
+        Durability::Done
+    }
+    fn queued_add(&self, _: &str, _: &Message, _: QoS) -> Durability {
+        Durability::Done
+    }
+    fn queued_remove_front(&self, _: &str) -> Durability {
+        Durability::Done
+    }
+    fn outbound_state(&self, _: &str, _: PacketId, _: Option<OutboundState>) -> Durability {
+        Durability::Done
+    }
+    fn inbound_qos2(&self, _: &str, _: PacketId, _: bool) -> Durability {
+        Durability::Done
+    }
+    fn delayed_will(&self, _: &str, _: Option<&Message>) -> Durability {
+        Durability::Done
+    }
 }
 
 /// State loaded from a store at start-up: retained messages, a persistent

@@ -21,55 +21,57 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{Protocol, QoS};
 
-use crate::broker::{protocol_tag, Shared};
-use crate::message::Message;
+use super::state::{shutdown_requested, Runtime};
+use crate::core::message::Message;
+use crate::core::Core;
+use crate::protocol::protocol_tag;
 
 /// Publishes the `$SYS` tree until shutdown.
-pub(crate) async fn publish_sys(shared: Arc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    let interval = shared.config.sys_interval;
+pub(crate) async fn publish_sys(rt: Arc<Runtime>) {
+    let shared = &rt.core;
+    let mut shutdown = rt.shutdown.clone();
+    let interval = shared.config().sys_interval;
     let started = Instant::now();
     let mut tick = tokio::time::interval(interval);
     let mut last: HashMap<String, String> = HashMap::new();
     let mut loads = Loads::default();
     publish(
-        &shared,
+        shared,
         "$SYS/broker/version",
         format!("culex version {}", env!("CARGO_PKG_VERSION")),
     );
     loop {
         tokio::select! {
-            _ = crate::broker::shutdown_requested(&mut shutdown) => return,
+            _ = shutdown_requested(&mut shutdown) => return,
             _ = tick.tick() => {}
         }
-        let values = snapshot(&shared, started, &mut loads, interval);
+        let values = snapshot(shared, started, &mut loads, interval);
         for (topic, value) in values {
             if last.get(&topic) != Some(&value) {
-                publish(&shared, &topic, value.clone());
+                publish(shared, &topic, value.clone());
                 last.insert(topic, value);
             }
         }
     }
 }
 
-fn publish(shared: &Shared, topic: &str, value: String) {
+fn publish(core: &Core, topic: &str, value: String) {
     let msg = Message::new(topic, value, QoS::AtMostOnce, true, Instant::now());
-    shared.publish(Arc::new(msg), &mut Vec::new(), Instant::now());
+    core.publish(Arc::new(msg), Instant::now());
 }
 
 /// The current `$SYS` values by topic.
 fn snapshot(
-    shared: &Shared,
+    core: &Core,
     started: Instant,
     loads: &mut Loads,
     interval: Duration,
 ) -> Vec<(String, String)> {
-    let s = &shared.stats;
+    let s = core.stats();
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let connected = shared.connections.load(Ordering::Relaxed);
-    let total = shared.sessions.all().len().max(connected);
-    let retained = shared.retained.read().len();
-    let subscriptions = shared.subscriptions.read().len();
+    let counts = core.counts();
+    let (connected, total) = (counts.connected, counts.sessions);
+    let (retained, subscriptions) = (counts.retained, counts.subscriptions);
     let mut v: Vec<(String, String)> = vec![
         (
             "$SYS/broker/uptime".into(),
@@ -184,12 +186,8 @@ impl Loads {
 
 /// Presence events for `client_id`: `Some((address, protocol))` on connect,
 /// `None` on disconnect. Does nothing unless `presence_events` is on.
-pub(crate) fn presence(
-    shared: &Shared,
-    client_id: &str,
-    connected: Option<(SocketAddr, Protocol)>,
-) {
-    if !shared.config.presence_events
+pub(crate) fn presence(core: &Core, client_id: &str, connected: Option<(SocketAddr, Protocol)>) {
+    if !core.config().presence_events
         || client_id.contains(['+', '#', '/', '\0'])
         || client_id.is_empty()
     {
@@ -210,9 +208,32 @@ pub(crate) fn presence(
         None => ("0", "{\"event\":\"disconnected\"}".to_owned()),
     };
     let state = Message::new(&format!("{base}/state"), state, QoS::AtMostOnce, true, now);
-    shared.publish(Arc::new(state), &mut Vec::new(), now);
+    core.publish(Arc::new(state), now);
     let event = Message::new(&format!("{base}/event"), event, QoS::AtMostOnce, false, now);
-    shared.publish(Arc::new(event), &mut Vec::new(), now);
+    core.publish(Arc::new(event), now);
+}
+
+/// The core's events as mosquitto's log lines.
+#[derive(Debug, Default)]
+pub(crate) struct LogEvents;
+
+impl crate::core::EventSink for LogEvents {
+    fn event(&self, event: crate::core::Event<'_>) {
+        use crate::core::Event;
+        match event {
+            Event::TakenOver { client_id } => {
+                tracing::info!("Client {client_id} already connected, closing old connection.");
+            }
+            Event::Dropping { client_id } => {
+                tracing::info!("Outgoing messages are being dropped for client {client_id}.");
+            }
+            Event::WillDenied { client_id, topic } => {
+                tracing::info!(
+                    "Denied will of client {client_id} on topic '{topic}': not authorised."
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! A connection's socket, registered with tokio only once the connection
-//! has to wait for it.
+//! The transport seam: what a connection's bytes travel over, between the
+//! socket and the protocol. The serve loop reads into and writes from its
+//! buffers through [`Socket`] only; the protocol never sees it. Plain TCP
+//! today; TLS and WebSocket layers (culex-transport) slot in here.
 //!
 //! A new client usually has its CONNECT in the socket by the time it is
 //! accepted: read directly, answered directly, and the connection parks
-//! (`park.rs`) without ever costing tokio a registration (two `epoll_ctl`
-//! calls and a reactor turn per connect).
+//! without ever costing tokio a registration (two `epoll_ctl` calls and a
+//! reactor turn per connect). A socket is registered with tokio only once
+//! the connection has to wait for it.
 
 use std::io::{self, Read, Write};
 use std::task::{Context, Poll};

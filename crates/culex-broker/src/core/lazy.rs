@@ -132,7 +132,7 @@ impl<T> Lazy<Vec<T>> {
         self.force().push(value);
     }
 
-    /// As [`Vec::iter`].
+    /// As `Vec::iter`.
     pub fn iter(&self) -> Flatten<option::IntoIter<&Vec<T>>> {
         self.0.as_deref().into_iter().flatten()
     }

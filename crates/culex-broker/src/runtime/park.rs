@@ -7,7 +7,8 @@
 //! become readable or close, for the keep-alive deadline, or for a wake of
 //! the connection's [`Wake`] (a delivery, a takeover, shutdown, a resume
 //! after back-pressure), and then spawns the connection's task again
-//! (`connection::resume`), which carries on as if it had never left.
+//! (through the `Resume` it was started with), which carries on as if it
+//! had never left.
 //!
 //! The hand-over cannot lose a wake. A [`Wake`] is `RUNNING` (a wake
 //! notifies the task), `PARKING` (the task is checking that nothing is
@@ -18,14 +19,14 @@
 //! for the slot always comes after the record.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::broker::Shared;
-use crate::connection::ParkedConn;
+use crate::core::wake::Waker;
+use crate::protocol::Idle;
 
 const RUNNING: u32 = 0;
 const PARKING: u32 = 1;
@@ -45,6 +46,69 @@ const MAX_RESUMING: usize = 64;
 /// Keep-alive deadlines are checked no more often than this: a scan visits
 /// every parked connection.
 const SCAN_EVERY: Duration = Duration::from_millis(50);
+
+/// What a parked connection keeps: its socket, out of tokio, and the
+/// protocol's compact [`Idle`] state. Everything else is empty when a
+/// connection parks and made anew when it resumes.
+#[derive(Debug)]
+pub(crate) struct ParkedConn {
+    pub stream: mio::net::TcpStream,
+    pub signal: Arc<ConnSignal>,
+    /// Keeps `shutdown()` waiting while the connection lives.
+    pub alive: Option<tokio::sync::mpsc::Sender<()>>,
+    pub idle: Idle,
+}
+
+impl ParkedConn {
+    fn wake(&self) -> &Wake {
+        &self.signal.wake
+    }
+}
+
+/// How the core and the parker reach one connection: its [`Wake`], and
+/// the flags a wake may be for.
+#[derive(Debug)]
+pub(crate) struct ConnSignal {
+    /// Reaches the connection whether its task runs or it is parked.
+    pub wake: Wake,
+    /// Another connection took the session over.
+    kicked: AtomicBool,
+    /// A session this connection's publishes were paused for has drained.
+    resume: AtomicBool,
+}
+
+impl ConnSignal {
+    pub fn new(parker: Arc<Parker>) -> ConnSignal {
+        ConnSignal {
+            wake: Wake::new(parker),
+            kicked: AtomicBool::new(false),
+            resume: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Waker for ConnSignal {
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+    fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+    fn resume(&self) {
+        self.resume.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+    fn is_kicked(&self) -> bool {
+        self.kicked.load(Ordering::Acquire)
+    }
+    fn take_resume(&self) -> bool {
+        self.resume.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Runs a parked connection again: handed to the parker at start.
+pub(crate) type Resume = Box<dyn Fn(ParkedConn, FirstPass) + Send>;
 
 /// The wake-up of one connection, whether its task runs or it is parked.
 #[derive(Debug)]
@@ -171,22 +235,20 @@ impl Parker {
         (parker, poll)
     }
 
-    /// Starts the parker thread for `shared`, spawning resumed connections
-    /// on the current runtime. Its records are dropped (their sockets
-    /// closed) when the runtime goes away or [`Parker::stop`] is called.
-    pub fn start(shared: &Arc<Shared>, poll: Option<mio::Poll>) {
+    /// Starts the parker thread; `resume` runs a connection the parker lets
+    /// go (it is called on the parker's thread and must only spawn). Records
+    /// still parked are dropped (their sockets closed) when the current
+    /// tokio runtime goes away or [`Parker::stop`] is called.
+    pub fn start(self: &Arc<Self>, poll: Option<mio::Poll>, resume: Resume) {
         let Some(poll) = poll else { return };
-        let runtime = tokio::runtime::Handle::current();
-        let parker = shared.parker.clone();
-        let weak = Arc::downgrade(shared);
+        let parker = self.clone();
         let spawned = std::thread::Builder::new()
             .name("culex-parker".into())
             .spawn(move || {
                 let mut thread = ParkerThread {
                     poll,
                     parker,
-                    shared: weak,
-                    runtime,
+                    resume,
                     slab: Vec::new(),
                     next_due: None,
                     last_scan: Instant::now(),
@@ -197,10 +259,10 @@ impl Parker {
                 thread.run();
             });
         if spawned.is_ok() {
-            shared.parker.open.store(true, Ordering::SeqCst);
+            self.open.store(true, Ordering::SeqCst);
             // Dropped with the runtime's tasks: a broker whose runtime ends
             // without a shutdown must not keep parked sockets open.
-            let guard = StopOnDrop(shared.parker.clone());
+            let guard = StopOnDrop(self.clone());
             tokio::spawn(async move {
                 let _guard = guard;
                 std::future::pending::<()>().await;
@@ -300,9 +362,7 @@ impl Drop for StopOnDrop {
 struct ParkerThread {
     poll: mio::Poll,
     parker: Arc<Parker>,
-    /// Weak: the broker's state must not outlive its runtime through us.
-    shared: Weak<Shared>,
-    runtime: tokio::runtime::Handle,
+    resume: Resume,
     slab: Vec<Box<[Option<ParkedConn>]>>,
     /// The earliest keep-alive deadline of a parked connection.
     next_due: Option<Instant>,
@@ -401,7 +461,7 @@ impl ParkerThread {
         if let Err(e) =
             self.poll
                 .registry()
-                .register(parked.stream_mut(), token, mio::Interest::READABLE)
+                .register(&mut parked.stream, token, mio::Interest::READABLE)
         {
             // The task copes without the parker: it runs again at once.
             tracing::debug!("unable to park a connection: {e}");
@@ -409,7 +469,7 @@ impl ParkerThread {
             self.spawn(parked);
             return;
         }
-        if let Some(due) = parked.deadline() {
+        if let Some(due) = parked.idle.deadline() {
             self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
         }
         if let Some(entry) = self.get(slot) {
@@ -426,7 +486,7 @@ impl ParkerThread {
         let mut due = Vec::new();
         for (c, chunk) in self.slab.iter().enumerate() {
             for (i, entry) in chunk.iter().enumerate() {
-                let Some(deadline) = entry.as_ref().and_then(ParkedConn::deadline) else {
+                let Some(deadline) = entry.as_ref().and_then(|p| p.idle.deadline()) else {
                     continue;
                 };
                 if deadline <= now {
@@ -454,7 +514,7 @@ impl ParkerThread {
             return;
         };
         self.parker.parked.fetch_sub(1, Ordering::Relaxed);
-        let _ = self.poll.registry().deregister(parked.stream_mut());
+        let _ = self.poll.registry().deregister(&mut parked.stream);
         self.freed.push(slot);
         self.spawn(parked);
     }
@@ -464,13 +524,7 @@ impl ParkerThread {
         // by looking at everything a wake may have been for. A swap, so that
         // what an earlier waker set is visible to the task.
         parked.wake().state.swap(RUNNING, Ordering::SeqCst);
-        match self.shared.upgrade() {
-            Some(shared) => {
-                let first_pass = self.parker.first_pass();
-                self.runtime
-                    .spawn(crate::connection::resume(shared, parked, first_pass));
-            }
-            None => drop(parked),
-        }
+        let first_pass = self.parker.first_pass();
+        (self.resume)(parked, first_pass);
     }
 }

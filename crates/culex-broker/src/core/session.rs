@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
-use crate::lazy::Lazy;
-use crate::message::Message;
-use crate::store::OutboundState;
+use super::lazy::Lazy;
+use super::message::Message;
+use super::store::OutboundState;
 
 /// One message on its way to one subscriber.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub enum Outgoing {
 }
 
 /// A change to a session's durable state, journaled for the
-/// [`crate::store::Store`] when [`Session::set_journaling`] is on.
+/// [`super::store::Store`] when [`Session::set_journaling`] is on.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A message was added to the back of the queue.
@@ -165,8 +165,9 @@ pub struct Session {
     /// Boxed: most sessions journal nothing, and `None` is then 8 bytes.
     #[allow(clippy::box_collection)]
     journal: Option<Box<Vec<Change>>>,
-    /// Subscriptions by filter (as written, `$share/…` included).
-    pub subscriptions: Lazy<HashMap<String, SubscriptionEntry>>,
+    /// Subscriptions by filter (as written, `$share/…` included): the
+    /// session's copy of what the core keeps in the tree and the store.
+    subscriptions: Lazy<HashMap<String, SubscriptionEntry>>,
 }
 
 impl Session {
@@ -192,6 +193,26 @@ impl Session {
             journal: None,
             subscriptions: Lazy::new(),
         }
+    }
+
+    /// Records a subscription (the core adds it to the tree and the store).
+    pub fn subscribe(&mut self, filter: String, entry: SubscriptionEntry) {
+        self.subscriptions.insert(filter, entry);
+    }
+
+    /// Forgets a subscription; `true` when it existed.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        self.subscriptions.remove(filter).is_some()
+    }
+
+    /// The session's subscriptions, filter and entry.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&str, &SubscriptionEntry)> {
+        self.subscriptions.iter().map(|(f, e)| (f.as_str(), e))
+    }
+
+    /// Takes every subscription's filter (the session ends or starts clean).
+    pub fn take_subscriptions(&mut self) -> Vec<String> {
+        self.subscriptions.drain().map(|(f, _)| f).collect()
     }
 
     /// Whether a connection holds the session.
@@ -537,7 +558,7 @@ impl Session {
     /// 0 when offline, which new messages of the group skip (5.0 §4.8.2).
     pub fn share_rank(&self) -> u8 {
         if self.has_window() {
-            crate::subscriptions::READY
+            super::subscriptions::READY
         } else {
             u8::from(self.connected)
         }
@@ -889,7 +910,7 @@ mod tests {
         let t = Instant::now();
         let mut s = Session::new(SessionLimits::default());
         let mut m = Message::new("a", "x", QoS::AtLeastOnce, false, t);
-        m.props = Some(Box::new(crate::message::MessageProps {
+        m.props = Some(Box::new(crate::core::message::MessageProps {
             message_expiry_interval: Some(5),
             ..Default::default()
         }));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::message::Message;
+use super::message::Message;
 
 #[derive(Debug, Default)]
 struct Node {

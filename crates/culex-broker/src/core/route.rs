@@ -1,0 +1,381 @@
+//! Routing: a message to the retained store and to every matching
+//! subscriber's session.
+//!
+//! There is no router task: the connection that reads a PUBLISH routes it
+//! itself. It read-locks the subscription tree for one match, then hands
+//! the shared message to each subscriber's session (a short per-session
+//! mutex) and wakes that subscriber's connection. A publisher's batch of
+//! frames is routed through its [`Origin`]: deliveries to one session are
+//! gathered in the origin's outbox and handed over under one lock, and the
+//! subscribers' connections are woken once the whole batch is routed.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::message::Message;
+use super::session::{Delivered, Delivery};
+use super::sessions::{SessionHandle, SessionKey};
+use super::state::{Core, Event};
+use super::store::Durability;
+use super::subscriptions::Match;
+use super::wake::ConnWaker;
+
+/// Sessions one batch may hold deliveries for; deliveries to others go at once.
+const OUTBOX_SESSIONS: usize = 16;
+/// Deliveries held for one session before they are handed over.
+const OUTBOX_FLUSH_AT: usize = 16;
+
+/// What routing one message did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Routed {
+    /// Subscribers that matched.
+    pub matched: usize,
+    /// Whether some subscriber's queue was full (the message was dropped for it).
+    pub overflow: bool,
+    /// A subscriber asked the publisher to pause (back-pressure).
+    pub pause: bool,
+    /// What the acknowledgement of the message must wait for.
+    pub durability: Durability,
+}
+
+/// A connection publishing what it read. Owned by the connection and lent
+/// to the core for each batch of frames.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    /// The publishing connection, to pause and resume (back-pressure).
+    pub signal: ConnWaker,
+    /// Connections with deliveries ready, woken once the batch is routed,
+    /// so that each subscriber writes the batch in one go.
+    pub wakes: Vec<ConnWaker>,
+    /// Deliveries held per session until [`Core::deliver_outbox`]. Only
+    /// used when acknowledgements need not wait for the store: a held
+    /// delivery has not been journaled yet.
+    outbox: Vec<Held>,
+    /// Matches of the message being routed (reused).
+    matches: Vec<Match<SessionKey>>,
+}
+
+/// One session's deliveries in the outbox; `None` marks a free slot.
+type Held = (Option<Arc<SessionHandle>>, Vec<Delivery>);
+
+impl Origin {
+    /// The origin of a connection's publishes.
+    pub fn new(signal: ConnWaker) -> Origin {
+        Origin {
+            signal,
+            wakes: Vec::new(),
+            outbox: Vec::new(),
+            matches: Vec::new(),
+        }
+    }
+
+    /// Wakes the connections the batch made ready.
+    pub fn wake_all(&mut self) {
+        for conn in self.wakes.drain(..) {
+            conn.wake();
+        }
+    }
+}
+
+/// The outcome of handing deliveries to one session.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Handed {
+    overflow: bool,
+    pause: bool,
+    durability: Durability,
+}
+
+impl Handed {
+    fn add(&mut self, other: Handed) {
+        self.overflow |= other.overflow;
+        self.pause |= other.pause;
+        self.durability = self.durability.and(other.durability);
+    }
+}
+
+impl Core {
+    /// Routes a message the broker itself publishes ($SYS, wills).
+    pub(crate) fn publish(&self, msg: Arc<Message>, now: Instant) {
+        let mut matches = Vec::new();
+        self.route_matches(msg, &mut matches, now, None);
+    }
+
+    /// Routes one message from the connection `from`: retained store, then
+    /// every matching subscriber. When a subscriber's backlog is full but
+    /// draining, the publisher is registered with it and [`Routed::pause`]
+    /// tells it to stop reading until it is resumed.
+    pub(crate) fn route(&self, msg: Arc<Message>, from: &mut Origin, now: Instant) -> Routed {
+        let mut matches = std::mem::take(&mut from.matches);
+        let routed = self.route_matches(msg, &mut matches, now, Some(from));
+        from.matches = matches;
+        routed
+    }
+
+    fn route_matches(
+        &self,
+        msg: Arc<Message>,
+        matches: &mut Vec<Match<SessionKey>>,
+        now: Instant,
+        mut from: Option<&mut Origin>,
+    ) -> Routed {
+        let mut routed = Routed::default();
+        if msg.retain {
+            routed.durability = self.set_retained(&msg);
+        }
+        matches.clear();
+        let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
+        self.subscriptions
+            .read()
+            .matches_ranked(&msg.topic, matches, &rank);
+        routed.matched = matches.len();
+        let defer = !self.store.is_durable();
+        let mut handed = Handed::default();
+        for m in matches.drain(..) {
+            let Some((handle, delivery)) = self.delivery_for(&msg, m) else {
+                continue;
+            };
+            let handle = &handle;
+            // Shared-group members are ranked on their state at routing
+            // time, so their deliveries are not held back.
+            let delivery = match from.as_deref_mut() {
+                Some(o) if defer && delivery.share.is_none() => {
+                    match self.hold(handle, delivery, now, o) {
+                        Ok(h) => {
+                            handed.add(h);
+                            continue;
+                        }
+                        Err(delivery) => delivery,
+                    }
+                }
+                _ => delivery,
+            };
+            handed.add(self.hand_over(handle, [delivery], now, from.as_deref_mut(), false));
+        }
+        if !self.cluster_is_local {
+            self.cluster.published(&msg);
+        }
+        routed.overflow = handed.overflow;
+        routed.pause = handed.pause;
+        routed.durability = routed.durability.and(handed.durability);
+        routed
+    }
+
+    /// The delivery of `msg` for one match, or `None` when 5.0 No Local
+    /// keeps it from the publisher [MQTT-3.8.3-3].
+    fn delivery_for(
+        &self,
+        msg: &Arc<Message>,
+        m: Match<SessionKey>,
+    ) -> Option<(Arc<SessionHandle>, Delivery)> {
+        let Match {
+            key: SessionKey(handle),
+            qos,
+            options,
+            ids,
+            share,
+        } = m;
+        if options.no_local && msg.origin.as_deref() == Some(&*handle.client_id) {
+            return None;
+        }
+        let qos = if self.config.limits.upgrade_outgoing_qos {
+            qos
+        } else {
+            msg.qos.min(qos)
+        };
+        let delivery = Delivery {
+            msg: msg.clone(),
+            qos,
+            // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
+            retain: msg.retain && options.retain_as_published,
+            subscription_ids: ids,
+            share,
+        };
+        Some((handle, delivery))
+    }
+
+    fn set_retained(&self, msg: &Arc<Message>) -> Durability {
+        // `$SYS` values are regenerated at start; they are not stored.
+        let stored = !msg.topic.starts_with("$SYS/");
+        let durability = if msg.payload.is_empty() {
+            // An empty retained payload clears the topic [MQTT-3.3.1-10].
+            if self.retained.write().remove(&msg.topic) && stored {
+                self.store.retained_clear(&msg.topic)
+            } else {
+                Durability::Done
+            }
+        } else {
+            // A new retained message replaces the old one [MQTT-3.3.1-5].
+            self.retained.write().insert(msg.clone());
+            if stored {
+                self.store.retained_set(msg)
+            } else {
+                Durability::Done
+            }
+        };
+        if !self.cluster_is_local && stored {
+            let set = (!msg.payload.is_empty()).then_some(msg);
+            self.cluster.retained(&msg.topic, set);
+        }
+        durability
+    }
+
+    /// Holds `delivery` for `handle` in the origin's outbox, or gives it
+    /// back when the outbox has no room for another session. A session's
+    /// share is handed over as soon as it reaches [`OUTBOX_FLUSH_AT`], so
+    /// that a publisher overshoots a full subscriber's pause threshold by
+    /// at most that much.
+    fn hold(
+        &self,
+        handle: &Arc<SessionHandle>,
+        delivery: Delivery,
+        now: Instant,
+        from: &mut Origin,
+    ) -> Result<Handed, Delivery> {
+        let mut outbox = std::mem::take(&mut from.outbox);
+        let result = match outbox_slot(&mut outbox, handle) {
+            Some((held, list)) => {
+                if held.is_none() {
+                    *held = Some(handle.clone());
+                }
+                list.push(delivery);
+                if list.len() < OUTBOX_FLUSH_AT {
+                    Ok(Handed::default())
+                } else {
+                    Ok(self.hand_over(handle, list.drain(..), now, Some(from), false))
+                }
+            }
+            None => Err(delivery),
+        };
+        from.outbox = outbox;
+        result
+    }
+
+    /// Hands every session its share of the outbox, each under one lock;
+    /// returns (overflow, pause) of the batch.
+    pub(crate) fn deliver_outbox(&self, from: &mut Origin, now: Instant) -> (bool, bool) {
+        let mut outbox = std::mem::take(&mut from.outbox);
+        let mut handed = Handed::default();
+        for (held, list) in outbox.iter_mut() {
+            let Some(handle) = held.take() else {
+                continue;
+            };
+            handed.add(self.hand_over(&handle, list.drain(..), now, Some(from), false));
+        }
+        from.outbox = outbox;
+        (handed.overflow, handed.pause)
+    }
+
+    /// The retained messages a new subscription matched, under one lock:
+    /// never dropped by the queue limits (see `Session::deliver_retained`).
+    pub(crate) fn deliver_retained(
+        &self,
+        handle: &Arc<SessionHandle>,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+    ) {
+        self.hand_over(handle, deliveries, now, None, true);
+    }
+
+    /// Hands deliveries to a session, in order, under one lock of it, after
+    /// the ACL check, and wakes its connection when something became ready
+    /// (through `from` once its batch is routed, else at once).
+    pub(super) fn hand_over(
+        &self,
+        handle: &SessionHandle,
+        deliveries: impl IntoIterator<Item = Delivery>,
+        now: Instant,
+        from: Option<&mut Origin>,
+        retained: bool,
+    ) -> Handed {
+        let mut handed = Handed::default();
+        let drop_notice;
+        let wake = {
+            let mut inner = handle.inner.lock();
+            if inner.ended {
+                return handed;
+            }
+            // The connection is woken when its session goes from nothing
+            // ready to something ready; until it drains, later deliveries
+            // need no wake-up of their own.
+            let was_waiting = inner.session.has_ready();
+            let mut ready = false;
+            let acl = self.acl_active.load(Ordering::Relaxed);
+            for delivery in deliveries {
+                if acl
+                    && !self.policy(inner.listener).can_read(
+                        &handle.client_id,
+                        inner.username.as_deref(),
+                        &delivery.msg.topic,
+                    )
+                {
+                    continue;
+                }
+                let delivered = if retained {
+                    inner.session.deliver_retained(delivery, now)
+                } else {
+                    inner.session.deliver(delivery, now)
+                };
+                match delivered {
+                    Delivered::Ready => ready = true,
+                    Delivered::Queued => {}
+                    Delivered::Dropped => {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        handed.overflow = true;
+                    }
+                }
+            }
+            drop_notice = inner.session.take_drop_notice();
+            handed.durability = self.flush_changes(&handle.client_id, &mut inner.session);
+            if let Some(from) = &from {
+                if inner.session.wants_pause(now) {
+                    handed.pause = true;
+                    inner.pause(&from.signal);
+                }
+            }
+            if ready && !was_waiting {
+                inner.conn.clone()
+            } else {
+                None
+            }
+        };
+        if drop_notice {
+            self.events.event(Event::Dropping {
+                client_id: &handle.client_id,
+            });
+        }
+        if let Some(conn) = wake {
+            match from {
+                Some(from) => from.wakes.push(conn),
+                None => conn.wake(),
+            }
+        }
+        handed
+    }
+}
+
+/// The outbox slot of `handle`: its own, a free one, or a new one while
+/// there are fewer than [`OUTBOX_SESSIONS`].
+fn outbox_slot<'a>(outbox: &'a mut Vec<Held>, handle: &Arc<SessionHandle>) -> Option<&'a mut Held> {
+    let mut slot = None;
+    let mut free = None;
+    for (i, (held, _)) in outbox.iter().enumerate() {
+        match held {
+            Some(h) if Arc::ptr_eq(h, handle) => {
+                slot = Some(i);
+                break;
+            }
+            None if free.is_none() => free = Some(i),
+            _ => {}
+        }
+    }
+    let slot = match (slot, free) {
+        (Some(i), _) | (None, Some(i)) => i,
+        (None, None) if outbox.len() < OUTBOX_SESSIONS => {
+            outbox.push((None, Vec::new()));
+            outbox.len() - 1
+        }
+        (None, None) => return None,
+    };
+    outbox.get_mut(slot)
+}

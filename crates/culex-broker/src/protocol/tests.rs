@@ -1,0 +1,1 @@
+//! The protocol layer driven without a socket: see `harness`.

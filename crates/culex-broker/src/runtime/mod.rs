@@ -1,0 +1,280 @@
+//! The runtime: the only part of the broker with sockets, tasks and the
+//! clock. It opens the listeners, drives each connection's protocol over
+//! its transport (`serve`), parks idle connections outside tokio (`park`),
+//! runs housekeeping and `$SYS` on top of the core's read-only views, and
+//! stops the whole broker in order ([`RunningBroker::shutdown`]).
+
+mod listener;
+mod park;
+mod serve;
+mod state;
+mod sys;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, watch};
+
+use crate::auth::Policy;
+use crate::config::Config;
+use crate::core::cluster::{Cluster, LocalCluster};
+use crate::core::message::Message;
+use crate::core::store::{MemoryStore, Store};
+use crate::core::Core;
+use listener::Listener;
+use park::{ParkedConn, Parker};
+use state::{shutdown_requested, Runtime};
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A listen socket could not be opened.
+    #[error("unable to open listen socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No listener could be opened at all.
+    #[error("no listen socket could be opened")]
+    NoListener,
+    /// The password or ACL file could not be loaded.
+    #[error("{0}")]
+    Policy(String),
+    /// The store could not be read.
+    #[error("unable to load the store: {0}")]
+    Store(String),
+}
+
+/// Entry point of the library API.
+///
+/// ```no_run
+/// # async fn run(config: culex_broker::config::Config) -> Result<(), culex_broker::BrokerError> {
+/// let broker = culex_broker::Broker::start(config).await?;
+/// println!("listening on {:?}", broker.local_addrs());
+/// broker.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Opens every listener of `config` (port 0 picks a free port), and
+    /// starts accepting connections on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
+        if config.persistence.enabled {
+            let store =
+                crate::durable_store::DurableBrokerStore::open_from_config(&config.persistence)
+                    .map_err(|e| BrokerError::Store(e.to_string()))?;
+            return Broker::start_with_store(config, Arc::new(store)).await;
+        }
+        Broker::start_with_store(config, Arc::new(MemoryStore)).await
+    }
+
+    /// As [`Broker::start`], with a given [`Store`].
+    pub async fn start_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<RunningBroker, BrokerError> {
+        Broker::start_with(config, store, Arc::new(LocalCluster)).await
+    }
+
+    /// As [`Broker::start`], with a given [`Store`] and [`Cluster`].
+    pub async fn start_with(
+        config: Config,
+        store: Arc<dyn Store>,
+        cluster: Arc<dyn Cluster>,
+    ) -> Result<RunningBroker, BrokerError> {
+        let policies = load_policies(&config)?
+            .into_iter()
+            .map(|p| Arc::new(RwLock::new(Arc::new(p))))
+            .collect();
+        let snapshot = store
+            .load()
+            .map_err(|e| BrokerError::Store(e.to_string()))?;
+        let events = Arc::new(sys::LogEvents);
+        let core = Arc::new(Core::new(config, policies, store, cluster, events));
+        core.restore(snapshot, Instant::now());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let (parker, poll) = Parker::new();
+        let rt = Arc::new(Runtime::new(core, parker, shutdown_rx, alive_tx));
+        rt.parker.start(poll, resumer(&rt));
+        let (listeners, local_addrs) = open_listeners(rt.core.config())?;
+        for (l, index, port) in listeners {
+            tokio::spawn(listener::accept_loop(rt.clone(), l, index, port));
+        }
+        tokio::spawn(housekeeping(rt.clone()));
+        if !rt.core.config().sys_interval.is_zero() {
+            tokio::spawn(sys::publish_sys(rt.clone()));
+        }
+        Ok(RunningBroker {
+            rt,
+            local_addrs,
+            shutdown_tx,
+            alive_rx,
+        })
+    }
+}
+
+/// Each listener's policy, in listener order.
+fn load_policies(config: &Config) -> Result<Vec<Policy>, BrokerError> {
+    (0..config.listeners.len())
+        .map(|i| {
+            Policy::load(config.security_of(i)).map_err(|e| BrokerError::Policy(e.to_string()))
+        })
+        .collect()
+}
+
+/// How the parker runs a connection again: a task on the current tokio
+/// runtime. Weak: the broker must not outlive its runtime through the
+/// parker's thread.
+fn resumer(rt: &Arc<Runtime>) -> park::Resume {
+    let runtime = tokio::runtime::Handle::current();
+    let weak: Weak<Runtime> = Arc::downgrade(rt);
+    Box::new(move |parked: ParkedConn, first_pass| match weak.upgrade() {
+        Some(rt) => {
+            runtime.spawn(serve::resume(rt, parked, first_pass));
+        }
+        None => drop(parked),
+    })
+}
+
+/// Every listen socket of `config`, with its listener index and port, and
+/// the addresses bound.
+#[allow(clippy::type_complexity)]
+fn open_listeners(
+    config: &Config,
+) -> Result<(Vec<(Listener, usize, u16)>, Vec<SocketAddr>), BrokerError> {
+    let mut local_addrs = Vec::new();
+    let mut listeners = Vec::new();
+    for (index, listener) in config.listeners.iter().enumerate() {
+        for addr in &listener.addrs {
+            let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
+            tracing::info!("Opening {family} listen socket on port {}.", listener.port);
+            match listener::bind(*addr) {
+                Ok(l) => {
+                    if let Ok(a) = l.get_ref().local_addr() {
+                        local_addrs.push(a);
+                    }
+                    listeners.push((l, index, listener.port));
+                }
+                Err(source) => {
+                    // mosquitto prints the bare strerror text.
+                    let text = source.to_string();
+                    let text = text.split(" (os error").next().unwrap_or(&text);
+                    tracing::error!("Error: {text}");
+                    // IPv6 may be missing on the machine (local-only mode, or
+                    // a listener on every interface); anything else is fatal.
+                    let optional =
+                        addr.is_ipv6() && (config.local_only || addr.ip().is_unspecified());
+                    if !optional {
+                        return Err(BrokerError::Bind {
+                            addr: *addr,
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(BrokerError::NoListener);
+    }
+    Ok((listeners, local_addrs))
+}
+
+/// Runs the core's housekeeping (delayed wills, session expiry) every
+/// second until shutdown.
+async fn housekeeping(rt: Arc<Runtime>) {
+    let mut shutdown = rt.shutdown.clone();
+    let mut tick = tokio::time::interval(Core::HOUSEKEEPING_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown_requested(&mut shutdown) => return,
+            _ = tick.tick() => {}
+        }
+        rt.core.handle_timeout(Instant::now());
+    }
+}
+
+/// A broker that is running; dropping it without [`RunningBroker::shutdown`]
+/// leaves it running until the runtime stops.
+#[derive(Debug)]
+pub struct RunningBroker {
+    rt: Arc<Runtime>,
+    local_addrs: Vec<SocketAddr>,
+    shutdown_tx: watch::Sender<bool>,
+    alive_rx: mpsc::Receiver<()>,
+}
+
+impl RunningBroker {
+    /// The addresses actually bound (with the ports chosen for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The first bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs.first().copied()
+    }
+
+    /// The port of the first bound address (0 if none).
+    pub fn port(&self) -> u16 {
+        self.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The broker's state, for read-only views (`Core::counts`,
+    /// `Core::clients`, …).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.rt.core
+    }
+
+    /// Re-reads the password and ACL files of every listener and swaps the
+    /// policies in; connections stay up (SIGHUP).
+    pub fn reload_policies(&self) -> Result<(), BrokerError> {
+        let policies = load_policies(self.rt.core.config())?;
+        self.rt.core.replace_policies(policies);
+        Ok(())
+    }
+
+    /// Number of connected clients.
+    pub fn connected_clients(&self) -> usize {
+        self.rt.core.counts().connected
+    }
+
+    /// Number of connected clients that are idle and parked outside the
+    /// runtime (they cost no task; see ARCHITECTURE.md).
+    pub fn parked_connections(&self) -> usize {
+        self.rt.parker.parked()
+    }
+
+    /// The retained message of `topic`, if any.
+    pub fn retained(&self, topic: &str) -> Option<Arc<Message>> {
+        self.rt.core.retained(topic)
+    }
+
+    /// Graceful shutdown: stop accepting; publish the will of every client
+    /// still connected, and every delayed will, while every connection
+    /// still serves (as mosquitto 2.0 does at exit); then tell each
+    /// connection to close (each first writes what its session has ready,
+    /// those wills among it), and wait for them all.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        let conns = self.rt.core.fire_wills_at_shutdown(Instant::now());
+        self.rt.start_closing();
+        // Attached connections wait on their signal, not on the watch.
+        for conn in conns {
+            conn.wake();
+        }
+        // Every connection and accept loop holds a sender; recv() returns
+        // None once the last of them is gone.
+        drop(self.rt.take_alive());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.alive_rx.recv()).await;
+        self.rt.parker.stop();
+    }
+}

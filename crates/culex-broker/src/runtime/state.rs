@@ -1,0 +1,100 @@
+//! What every task of one running broker shares: the core, the parker, and
+//! the shutdown signals.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use super::park::Parker;
+use crate::core::Core;
+
+/// The runtime side of one broker.
+pub(crate) struct Runtime {
+    /// The broker's state.
+    pub core: Arc<Core>,
+    /// Holds idle connections outside tokio.
+    pub parker: Arc<Parker>,
+    /// Set when shutdown starts: listeners and background tasks stop.
+    pub shutdown: watch::Receiver<bool>,
+    /// Connections close: set once the wills of every connected client
+    /// have been routed (`shutdown` stops accepting before that).
+    closing: AtomicBool,
+    /// Every connection and listener holds a clone; shutdown waits until
+    /// all are gone.
+    alive: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(
+        core: Arc<Core>,
+        parker: Arc<Parker>,
+        shutdown: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Runtime {
+        Runtime {
+            core,
+            parker,
+            shutdown,
+            closing: AtomicBool::new(false),
+            alive: Mutex::new(Some(alive)),
+        }
+    }
+
+    /// A token that keeps shutdown waiting while it lives.
+    pub fn alive_token(&self) -> Option<mpsc::Sender<()>> {
+        self.alive.lock().clone()
+    }
+
+    /// Drops the runtime's own token: shutdown then waits for the others.
+    pub fn take_alive(&self) -> Option<mpsc::Sender<()>> {
+        self.alive.lock().take()
+    }
+
+    /// Whether connections must close now.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Tells connections to close (they check when woken).
+    pub fn start_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl Runtime {
+    /// A runtime with the default config and no listener, for unit tests.
+    pub fn for_tests() -> Arc<Runtime> {
+        let (_tx, rx) = watch::channel(false);
+        let (alive, _alive_rx) = mpsc::channel::<()>(1);
+        let core = Arc::new(Core::new(
+            crate::config::Config::default(),
+            Vec::new(),
+            Arc::new(crate::core::store::MemoryStore),
+            Arc::new(crate::core::cluster::LocalCluster),
+            Arc::new(crate::core::NoEvents),
+        ));
+        Arc::new(Runtime::new(core, Parker::new().0, rx, alive))
+    }
+}
+
+/// Completes once shutdown is asked for. A dropped `RunningBroker` (the
+/// sender gone) never asks: the broker keeps running, as documented.
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
