@@ -34,7 +34,7 @@ mod idle;
 mod outgoing;
 mod publish;
 mod subscribe;
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests;
 
 pub use connection::{protocol_tag, Connection, Handshake};

@@ -188,6 +188,7 @@ async fn live(mut conn: Box<Conn>, alive: Option<mpsc::Sender<()>>, resumed: Opt
             if still_current {
                 super::sys::presence(&conn.rt.core, conn.proto.client_id(), None);
             }
+            Box::pin(conn.final_flush()).await;
             // The client may still be writing when the broker ended the
             // connection: it lingers once the client has left.
             if linger {
@@ -614,16 +615,15 @@ impl Conn {
         }
     }
 
-    /// Ends the connection; `true` when it still held its session (not taken over).
+    /// Ends the connection (its last packets are in the output buffer, to
+    /// flush); `true` when it still held its session (not taken over).
     async fn finish(&mut self, close: Close) -> bool {
         log_close(&self.rt, self.proto.client_id(), &close);
         if matches!(close, Close::Shutdown) {
             self.drain_for_close().await;
         }
         self.ensure_wbuf();
-        let still_current = self.proto.close(&close, Instant::now(), &mut self.wbuf);
-        self.final_flush().await;
-        still_current
+        self.proto.close(&close, Instant::now(), &mut self.wbuf)
     }
 }
 

@@ -177,8 +177,7 @@ fn a_trickled_packet_does_not_defeat_keep_alive() {
     let start = Instant::now();
     let mut closed = false;
     for byte in frame.iter().take(frame.len() - 1) {
-        use std::io::Write;
-        if c.stream.write_all(&[*byte]).is_err() || c.is_closed_within(Duration::from_millis(100)) {
+        if !c.try_send_raw(&[*byte]) || c.is_closed_within(Duration::from_millis(100)) {
             closed = true;
             break;
         }

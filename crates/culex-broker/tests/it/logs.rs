@@ -68,7 +68,7 @@ fn connection_and_packet_lines_match_mosquitto() {
     let g = sub.recv().publish();
     sub.ack(culex_codec::Packet::PubAck, g.id.unwrap());
     publ.disconnect();
-    let local = sub.stream.local_addr().unwrap();
+    let local = sub.wire.0.local_addr().unwrap();
     expect_line(&format!(
         "New connection from 127.0.0.1:{} on port 0.",
         local.port()

@@ -2,21 +2,15 @@
 //! starts its own in-process broker on port 0 and talks to it with a raw
 //! codec-based client, mosquitto's clients or paho-mqtt.
 
-mod acl;
 mod client;
 mod crash;
 mod hardening;
 mod logs;
 mod park;
 mod persistence;
-mod problem_info;
-mod protocol;
 mod reconnect;
 mod runtime;
-mod shared;
 mod shutdown;
 mod store;
 mod sys;
 mod third_party;
-mod v5;
-mod v5_more;

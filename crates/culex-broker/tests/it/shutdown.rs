@@ -127,3 +127,24 @@ fn sigterm_delivers_every_will_to_a_connected_observer() {
     }
     drop(clients);
 }
+
+/// Graceful shutdown closes every connection and the listener.
+#[tokio::test]
+async fn graceful_shutdown_closes_connections() {
+    let broker = culex_broker::testing::start_local().await;
+    let port = broker.port();
+    let client = tokio::task::spawn_blocking(move || {
+        let (mut c, _) = Raw::connect(port, "stay", true);
+        c.is_closed_within(Duration::from_secs(5))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(broker.connected_clients(), 1);
+    tokio::time::timeout(Duration::from_secs(5), broker.shutdown())
+        .await
+        .expect("shutdown in time");
+    assert!(client.await.unwrap(), "client saw the close");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener closed"
+    );
+}

@@ -93,3 +93,39 @@ fn presence_events() {
         "state is retained"
     );
 }
+
+/// An expired session is counted in `$SYS/broker/clients/expired`.
+#[test]
+fn sys_counts_expired_sessions() {
+    let mut config = local_config();
+    config.sys_interval = Duration::from_secs(1);
+    let broker = BrokerThread::start_with(config);
+    let port = broker.port();
+    let (c, _, _) = Raw::connect_with(
+        port,
+        crate::client::ConnectOpts {
+            client_id: "sx",
+            protocol: culex_codec::Protocol::V5,
+            properties: culex_codec::Properties {
+                session_expiry_interval: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    c.disconnect();
+    std::thread::sleep(Duration::from_millis(2300));
+    let (mut sys, _) = Raw::connect(port, "sx-sys", true);
+    sys.subscribe(&[("$SYS/broker/clients/expired", QoS::AtMostOnce)]);
+    let mut last = None;
+    for _ in 0..5 {
+        let Some(f) = sys.try_recv(Duration::from_millis(1500)) else {
+            break;
+        };
+        last = Some(f.publish().payload);
+        if last.as_deref() == Some(&b"1"[..]) {
+            break;
+        }
+    }
+    assert_eq!(last.as_deref(), Some(&b"1"[..]));
+}

@@ -309,3 +309,43 @@ fn a_mosquitto_bridge_connects_into_culex() {
         assert_eq!((g.topic.as_str(), &g.payload[..]), ("down/y", &b"hi"[..]));
     }
 }
+
+/// mosquitto_sub and mosquitto_pub speaking 5.0 through culex, user property included.
+#[test]
+fn mosquitto_clients_v5() {
+    let broker = BrokerThread::start();
+    let port = broker.port().to_string();
+    let mut sub = std::process::Command::new(tool("mosquitto_sub"));
+    sub.args([
+        "-p", &port, "-V", "mqttv5", "-t", "v5/#", "-C", "1", "-W", "5", "-F", "%t %p",
+    ]);
+    let sub = std::thread::spawn(move || run_with_timeout(&mut sub, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run_with_timeout(
+        Command::new(tool("mosquitto_pub")).args([
+            "-p",
+            &port,
+            "-V",
+            "mqttv5",
+            "-t",
+            "v5/a",
+            "-m",
+            "five",
+            "-q",
+            "1",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+        ]),
+        Duration::from_secs(5),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sub.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v5/a five\n");
+}

@@ -1,18 +1,20 @@
-//! More MQTT 5.0 behaviour, end to end: retain handling, retained messages
-//! and shared subscriptions, the client's Receive Maximum, session expiry
-//! changed on DISCONNECT, `persistent_client_expiration`, DISCONNECT 0x81
-//! for malformed packets and message expiry of queued messages.
+//! More MQTT 5.0 behaviour: retain handling, retained messages and shared
+//! subscriptions, the client's Receive Maximum, session expiry changed on
+//! DISCONNECT, `persistent_client_expiration`, DISCONNECT 0x81 for malformed
+//! packets and message expiry of queued messages.
 
 use std::time::Duration;
 
-use culex_broker::testing::{local_config, BrokerThread};
+use super::Sim;
+use crate::testing::local_config;
 use culex_codec::packet::{Disconnect, Publish, Subscribe, Unsubscribe};
 use culex_codec::topic::{TopicFilter, TopicName};
 use culex_codec::{
     Packet, Properties, Protocol, QoS, ReasonCode, RetainHandling, Seq, SubscriptionOptions,
 };
 
-use crate::client::{pid, ConnectOpts, Raw};
+use super::Raw;
+use crate::testing::raw::{pid, ConnectOpts};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -87,7 +89,7 @@ fn expect_disconnect(c: &mut Raw, reason: ReasonCode) {
 /// [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
 #[test]
 fn retain_handling_0_1_2() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut publ, _) = connect5(port, "rh-pub", true, Properties::default());
     publ.publish_acked("rh/t", b"kept", QoS::AtLeastOnce, true, 1);
@@ -124,7 +126,7 @@ fn retain_handling_0_1_2() {
 /// new messages do arrive through it.
 #[test]
 fn no_retained_on_shared_subscription() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut publ, _) = Raw::connect(port, "shr-pub", true);
     publ.publish_acked("shr/t", b"old", QoS::AtLeastOnce, true, 1);
@@ -158,7 +160,7 @@ fn no_retained_on_shared_subscription() {
 /// PUBACKs come back, in order.
 #[test]
 fn client_receive_maximum_limits_inflight() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let properties = Properties {
         receive_maximum: Some(2),
@@ -206,7 +208,7 @@ fn client_receive_maximum_limits_inflight() {
 /// §3.14.2.2.2, a sentence without a rule number).
 #[test]
 fn disconnect_cannot_revive_zero_expiry() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut c, _) = connect5(broker.port(), "zero", true, Properties::default());
     c.send(&Packet::Disconnect(Disconnect {
         reason: ReasonCode::Success,
@@ -222,13 +224,13 @@ fn disconnect_cannot_revive_zero_expiry() {
 /// after 2.5 s, lengthened from 1 s to 60 s it is still there.
 #[test]
 fn disconnect_changes_session_expiry() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (shorter, _) = connect5(port, "shorter", true, expiry(60));
     go_offline(shorter, expiry(1));
     let (longer, _) = connect5(port, "longer", true, expiry(1));
     go_offline(longer, expiry(60));
-    std::thread::sleep(Duration::from_millis(2500));
+    broker.advance(Duration::from_millis(2500));
     let (_a, present) = connect5(port, "shorter", false, expiry(60));
     assert!(!present, "expired after the DISCONNECT's 1 s");
     let (_b, present) = connect5(port, "longer", false, expiry(60));
@@ -242,8 +244,8 @@ fn disconnect_changes_session_expiry() {
 fn persistent_client_expiration_ends_3_1_1_sessions() {
     let mut config = local_config();
     config.persistent_client_expiration = Some(Duration::from_secs(1));
-    let expiring = BrokerThread::start_with(config);
-    let forever = BrokerThread::start();
+    let expiring = Sim::start_with(config);
+    let forever = Sim::start();
     for broker in [&expiring, &forever] {
         let (mut c, _) = Raw::connect(broker.port(), "pce", false);
         c.subscribe(&[("pce/t", QoS::AtLeastOnce)]);
@@ -251,7 +253,8 @@ fn persistent_client_expiration_ends_3_1_1_sessions() {
         let (mut publ, _) = Raw::connect(broker.port(), "pce-pub", true);
         publ.publish_acked("pce/t", b"queued", QoS::AtLeastOnce, false, 1);
     }
-    std::thread::sleep(Duration::from_millis(2500));
+    expiring.advance(Duration::from_millis(2500));
+    forever.advance(Duration::from_millis(2500));
     let (mut c, present) = Raw::connect(expiring.port(), "pce", false);
     assert!(!present, "expired");
     assert!(c.try_recv(QUIET).is_none(), "nothing queued survives");
@@ -266,7 +269,7 @@ fn persistent_client_expiration_ends_3_1_1_sessions() {
 /// client's connection is simply closed.
 #[test]
 fn malformed_packet_disconnect_0x81() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     // PUBLISH, QoS bits 11, topic "a", packet id 1, no properties.
     let qos3 = [0x36, 0x06, 0x00, 0x01, b'a', 0x00, 0x01, 0x00];
@@ -291,7 +294,7 @@ fn malformed_packet_disconnect_0x81() {
 /// is offline is not delivered [MQTT-3.3.2-5]; one without expiry is.
 #[test]
 fn queued_message_expires() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut c, _) = connect5(port, "mx", true, expiry(60));
     subscribe(
@@ -319,36 +322,11 @@ fn queued_message_expires() {
         }));
         assert!(matches!(publ.recv().packet(), Packet::PubAck(_)));
     }
-    std::thread::sleep(Duration::from_millis(2200));
+    broker.advance(Duration::from_millis(2200));
     let (mut c, present) = connect5(port, "mx", false, expiry(60));
     assert!(present);
     assert_eq!(c.recv().publish().payload, b"long");
     assert!(c.try_recv(QUIET).is_none(), "the expired one is dropped");
-}
-
-/// An expired session is counted in `$SYS/broker/clients/expired`.
-#[test]
-fn sys_counts_expired_sessions() {
-    let mut config = local_config();
-    config.sys_interval = Duration::from_secs(1);
-    let broker = BrokerThread::start_with(config);
-    let port = broker.port();
-    let (c, _) = connect5(port, "sx", true, expiry(1));
-    go_offline(c, Properties::default());
-    std::thread::sleep(Duration::from_millis(2300));
-    let (mut sys, _) = Raw::connect(port, "sx-sys", true);
-    sys.subscribe(&[("$SYS/broker/clients/expired", QoS::AtMostOnce)]);
-    let mut last = None;
-    for _ in 0..5 {
-        let Some(f) = sys.try_recv(Duration::from_millis(1500)) else {
-            break;
-        };
-        last = Some(f.publish().payload);
-        if last.as_deref() == Some(&b"1"[..]) {
-            break;
-        }
-    }
-    assert_eq!(last.as_deref(), Some(&b"1"[..]));
 }
 
 /// Sends UNSUBSCRIBE for one filter and waits for the UNSUBACK.
@@ -367,7 +345,7 @@ fn unsubscribe(c: &mut Raw, filter: &str) {
 /// filter keeps delivering (at its own QoS 0), the shared one (QoS 1) stops.
 #[test]
 fn unsubscribe_shared_subscription() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut c, _) = connect5(port, "us-sub", true, Properties::default());
     let send = RetainHandling::SendAtSubscribe;
@@ -390,7 +368,7 @@ fn unsubscribe_shared_subscription() {
 fn unsubscribe_under_mount_point() {
     let mut config = local_config();
     config.listeners[0].mount_point = Some("site1/".into());
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut c, _) = connect5(broker.port(), "mp-sub", true, Properties::default());
     let send = RetainHandling::SendAtSubscribe;
     subscribe(&mut c, "cmd", handling(QoS::AtMostOnce, send));
@@ -406,7 +384,7 @@ fn unsubscribe_under_mount_point() {
 /// subscriptions included: the client no longer receives through them.
 #[test]
 fn clean_start_drops_shared_subscriptions() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut c, _) = Raw::connect(port, "cs-sub", false);
     c.subscribe(&[
@@ -425,7 +403,7 @@ fn clean_start_drops_shared_subscriptions() {
 /// [MQTT-3.3.4-9], [MQTT 5.0, 4.9]: after PUBREC the next PUBLISH still waits.
 #[test]
 fn client_receive_maximum_qos2_waits_for_pubcomp() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let properties = Properties {
         receive_maximum: Some(1),

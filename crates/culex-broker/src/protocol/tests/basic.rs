@@ -1,12 +1,13 @@
-//! Protocol behaviour over TCP with the raw client, each test citing the
-//! rule it checks.
+//! Protocol behaviour without a socket, each test citing the rule it checks.
 
 use std::time::Duration;
 
-use culex_broker::testing::{local_config, BrokerThread};
+use super::Sim;
+use crate::testing::local_config;
 use culex_codec::{Packet, Protocol, QoS, ReasonCode};
 
-use crate::client::{ConnectOpts, Raw};
+use super::Raw;
+use crate::testing::raw::ConnectOpts;
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -14,7 +15,7 @@ const SHORT: Duration = Duration::from_millis(300);
 /// min(publish QoS, granted QoS) [MQTT-3.8.4-6], acks flow as the spec says.
 #[test]
 fn qos_0_1_2_round_trip() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     assert_eq!(sub.subscribe(&[("t/#", QoS::ExactlyOnce)]), vec![2]);
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
@@ -44,7 +45,7 @@ fn qos_0_1_2_round_trip() {
 /// A QoS 2 PUBLISH re-sent with DUP before PUBREL is delivered once [MQTT-4.3.3-2].
 #[test]
 fn qos2_duplicate_before_pubrel_is_not_delivered_twice() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     sub.subscribe(&[("x", QoS::AtMostOnce)]);
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
@@ -55,7 +56,7 @@ fn qos2_duplicate_before_pubrel_is_not_delivered_twice() {
         qos: QoS::ExactlyOnce,
         retain: false,
         topic: culex_codec::topic::TopicName::new("x").unwrap(),
-        packet_id: Some(crate::client::pid(5)),
+        packet_id: Some(crate::testing::raw::pid(5)),
         properties: Default::default(),
         payload: b"once",
     }));
@@ -70,7 +71,7 @@ fn qos2_duplicate_before_pubrel_is_not_delivered_twice() {
 /// with clean session 0 it is refused with return code 2 [MQTT-3.1.3-8].
 #[test]
 fn empty_client_id() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (_c, present, reason) = Raw::connect_with(broker.port(), ConnectOpts::default());
     assert_eq!((present, reason), (false, ReasonCode::Success));
     let (mut c, present, reason) = Raw::connect_with(
@@ -90,7 +91,7 @@ fn empty_client_id() {
 /// A CONNECT with an unknown protocol level gets CONNACK 1 [MQTT-3.1.2-2].
 #[test]
 fn unsupported_protocol_level_is_refused() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let mut c = Raw::open(broker.port(), Protocol::V3_1_1);
     c.send_raw(&[
         0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 9, 2, 0, 60, 0, 1, b'x',
@@ -103,7 +104,7 @@ fn unsupported_protocol_level_is_refused() {
 /// The first packet must be CONNECT, else the connection is closed [MQTT-3.1.0-1].
 #[test]
 fn first_packet_must_be_connect() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let mut c = Raw::open(broker.port(), Protocol::V3_1_1);
     c.send_raw(&[0xc0, 0x00]); // PINGREQ
     assert!(c.is_closed_within(Duration::from_secs(2)));
@@ -112,7 +113,7 @@ fn first_packet_must_be_connect() {
 /// A malformed packet closes that connection only [MQTT-4.8.0-1]; others go on.
 #[test]
 fn malformed_packet_closes_only_that_connection() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     sub.subscribe(&[("a", QoS::AtMostOnce)]);
     let (mut bad, _) = Raw::connect(broker.port(), "bad", true);
@@ -126,7 +127,7 @@ fn malformed_packet_closes_only_that_connection() {
 /// A second connection with the same client id closes the first [MQTT-3.1.4-2].
 #[test]
 fn session_takeover_closes_old_connection() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut first, _) = Raw::connect(broker.port(), "same", true);
     let (mut second, _) = Raw::connect(broker.port(), "same", true);
     assert!(first.is_closed_within(Duration::from_secs(2)));
@@ -139,7 +140,7 @@ fn session_takeover_closes_old_connection() {
 /// normal deliveries carry RETAIN 0 [MQTT-3.3.1-9].
 #[test]
 fn retained_store_replace_clear() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
     publ.publish_acked("r/1", b"old", QoS::AtLeastOnce, true, 1);
     publ.publish_acked("r/1", b"new", QoS::AtLeastOnce, true, 2);
@@ -177,7 +178,7 @@ fn retained_store_replace_clear() {
 /// after DISCONNECT [MQTT-3.1.2-10].
 #[test]
 fn will_on_abnormal_close_only() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut watcher, _) = Raw::connect(broker.port(), "watcher", true);
     watcher.subscribe(&[("will/#", QoS::AtLeastOnce)]);
     let will = |id: &'static str, topic: &'static str| ConnectOpts {
@@ -205,12 +206,12 @@ fn will_on_abnormal_close_only() {
 /// [MQTT-3.1.2-24]; any packet resets the timer.
 #[test]
 fn keepalive_timeout_sends_will() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let mut watcher = Raw::will_watcher(broker.port());
     let mut sleepy = Raw::connect_with_will(broker.port(), "sleepy", 1, b"timeout");
     // Pings keep it alive past 1.5 s.
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(700));
+        broker.advance(Duration::from_millis(700));
         sleepy.send(&Packet::PingReq);
         assert!(matches!(sleepy.recv().packet(), Packet::PingResp));
     }
@@ -224,7 +225,7 @@ fn keepalive_timeout_sends_will() {
 /// [MQTT-3.1.2-4], [MQTT-3.2.2-2]; QoS 0 is not queued.
 #[test]
 fn persistent_session_queues_while_offline() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, present) = Raw::connect(broker.port(), "umqtt", false);
     assert!(!present);
     sub.subscribe(&[("q/#", QoS::ExactlyOnce)]);
@@ -234,7 +235,7 @@ fn persistent_session_queues_while_offline() {
     publ.publish_acked("q/b", b"zero", QoS::AtMostOnce, false, 0);
     publ.publish_acked("q/c", b"2", QoS::ExactlyOnce, false, 2);
     publ.publish_acked("q/d", b"3", QoS::AtLeastOnce, false, 3);
-    std::thread::sleep(Duration::from_millis(100));
+    broker.advance(Duration::from_millis(100));
     let (mut sub, present) = Raw::connect(broker.port(), "umqtt", false);
     assert!(present, "session present [MQTT-3.2.2-2]");
     let payloads: Vec<Vec<u8>> = (0..3)
@@ -256,7 +257,7 @@ fn persistent_session_queues_while_offline() {
 /// [MQTT-4.4.0-1], [MQTT-3.3.1-1].
 #[test]
 fn unacked_messages_resent_with_dup_on_resume() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "resume", false);
     sub.subscribe(&[("d", QoS::AtLeastOnce)]);
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
@@ -264,7 +265,7 @@ fn unacked_messages_resent_with_dup_on_resume() {
     let first = sub.recv().publish();
     assert!(!first.dup);
     drop(sub); // no PUBACK
-    std::thread::sleep(Duration::from_millis(200));
+    broker.advance(Duration::from_millis(200));
     let (mut sub, present) = Raw::connect(broker.port(), "resume", false);
     assert!(present);
     let again = sub.recv().publish();
@@ -277,7 +278,7 @@ fn unacked_messages_resent_with_dup_on_resume() {
 /// Clean session 1 discards the previous session [MQTT-3.1.2-6].
 #[test]
 fn clean_session_discards_state() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "c", false);
     sub.subscribe(&[("z", QoS::AtLeastOnce)]);
     sub.disconnect();
@@ -293,7 +294,7 @@ fn clean_session_discards_state() {
 /// QoS [MQTT-3.3.5-1].
 #[test]
 fn wildcards_dollar_topics_and_overlap() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     assert_eq!(
         sub.subscribe(&[
@@ -315,11 +316,11 @@ fn wildcards_dollar_topics_and_overlap() {
 /// Unsubscribe stops delivery and is acknowledged [MQTT-3.10.4-1], [MQTT-3.10.4-4].
 #[test]
 fn unsubscribe_stops_delivery() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     sub.subscribe(&[("u", QoS::AtMostOnce)]);
     sub.send(&Packet::Unsubscribe(culex_codec::packet::Unsubscribe {
-        packet_id: crate::client::pid(3),
+        packet_id: crate::testing::raw::pid(3),
         properties: Default::default(),
         filters: culex_codec::Seq::Items(&[culex_codec::topic::TopicFilter::new("u").unwrap()]),
     }));
@@ -334,7 +335,7 @@ fn unsubscribe_stops_delivery() {
 fn max_queued_messages_limits_offline_queue() {
     let mut config = local_config();
     config.limits.max_queued_messages = Some(2);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut sub, _) = Raw::connect(broker.port(), "slow", false);
     sub.subscribe(&[("m", QoS::AtLeastOnce)]);
     sub.disconnect();
@@ -342,7 +343,7 @@ fn max_queued_messages_limits_offline_queue() {
     for i in 1..=5u16 {
         publ.publish_acked("m", format!("{i}").as_bytes(), QoS::AtLeastOnce, false, i);
     }
-    std::thread::sleep(Duration::from_millis(100));
+    broker.advance(Duration::from_millis(100));
     let (mut sub, _) = Raw::connect(broker.port(), "slow", false);
     let a = sub.recv().publish();
     let b = sub.recv().publish();
@@ -355,7 +356,7 @@ fn max_queued_messages_limits_offline_queue() {
 fn max_inflight_messages_window() {
     let mut config = local_config();
     config.limits.max_inflight_messages = Some(2);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     sub.subscribe(&[("w", QoS::AtLeastOnce)]);
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
@@ -374,7 +375,7 @@ fn max_inflight_messages_window() {
 fn max_qos_caps_granted_qos() {
     let mut config = local_config();
     config.limits.max_qos = QoS::AtLeastOnce;
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     assert_eq!(sub.subscribe(&[("q", QoS::ExactlyOnce)]), vec![1]);
 }
@@ -384,7 +385,7 @@ fn max_qos_caps_granted_qos() {
 fn message_size_limit_drops_large_payloads() {
     let mut config = local_config();
     config.limits.message_size_limit = Some(4);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut sub, _) = Raw::connect(broker.port(), "sub", true);
     sub.subscribe(&[("s", QoS::AtMostOnce)]);
     let (mut publ, _) = Raw::connect(broker.port(), "pub", true);
@@ -398,7 +399,7 @@ fn message_size_limit_drops_large_payloads() {
 fn zero_length_client_id_can_be_forbidden() {
     let mut config = local_config();
     config.security.allow_zero_length_clientid = false;
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (_c, _, reason) = Raw::connect_with(broker.port(), ConnectOpts::default());
     assert_eq!(reason.to_v3_connack(), 2);
 }
@@ -408,7 +409,7 @@ fn zero_length_client_id_can_be_forbidden() {
 fn anonymous_refused_with_code_5() {
     let mut config = local_config();
     config.security.allow_anonymous = false;
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut c, _, reason) = Raw::connect_with(
         broker.port(),
         ConnectOpts {
@@ -420,33 +421,12 @@ fn anonymous_refused_with_code_5() {
     assert!(c.is_closed_within(Duration::from_secs(2)));
 }
 
-/// Graceful shutdown closes every connection and the listener.
-#[tokio::test]
-async fn graceful_shutdown_closes_connections() {
-    let broker = culex_broker::testing::start_local().await;
-    let port = broker.port();
-    let client = tokio::task::spawn_blocking(move || {
-        let (mut c, _) = Raw::connect(port, "stay", true);
-        c.is_closed_within(Duration::from_secs(5))
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(broker.connected_clients(), 1);
-    tokio::time::timeout(Duration::from_secs(5), broker.shutdown())
-        .await
-        .expect("shutdown in time");
-    assert!(client.await.unwrap(), "client saw the close");
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "listener closed"
-    );
-}
-
 /// Shared subscriptions (`$share/GROUP/FILTER`, also for 3.1.1 clients): each
 /// message goes to one member of the group [MQTT 5.0, 4.8.2], round-robin;
 /// a plain subscriber still gets every message.
 #[test]
 fn shared_subscription_delivers_to_one_member() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut a, _) = Raw::connect(broker.port(), "member-a", true);
     let (mut b, _) = Raw::connect(broker.port(), "member-b", true);
     assert_eq!(
@@ -479,7 +459,7 @@ fn shared_subscription_delivers_to_one_member() {
 /// The unacknowledged messages of a member that leaves go to the others [MQTT 5.0, 4.8.2].
 #[test]
 fn shared_subscription_member_leaving_hands_over_messages() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut a, _) = Raw::connect(broker.port(), "leaver", true);
     let (mut b, _) = Raw::connect(broker.port(), "stayer", true);
     a.subscribe(&[("$share/g/w", QoS::AtLeastOnce)]);
@@ -514,7 +494,7 @@ fn shared_subscription_member_leaving_hands_over_messages() {
 /// [MQTT-3.1.2-8]: here a second CONNECT [MQTT-3.1.0-2].
 #[test]
 fn will_on_protocol_violation() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let mut watcher = Raw::will_watcher(broker.port());
     let mut bad = Raw::connect_with_will(broker.port(), "violator", 60, b"broke the rules");
     bad.send_raw(&[

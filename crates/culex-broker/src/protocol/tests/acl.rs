@@ -1,12 +1,12 @@
-//! ACL outcomes over the wire: a denied subscription gets SUBACK 0x80, a
-//! denied publish is dropped.
+//! The ACL file, as the protocol applies it.
 
 use std::time::Duration;
 
-use culex_broker::testing::{local_config, BrokerThread};
+use super::Sim;
+use crate::testing::local_config;
 use culex_codec::QoS;
 
-use crate::client::Raw;
+use super::Raw;
 
 #[test]
 fn acl_denies_subscribe_and_publish() {
@@ -23,7 +23,7 @@ fn acl_denies_subscribe_and_publish() {
     );
     let mut config = local_config();
     config.security.acl_file = Some(acl);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut sub, _) = Raw::connect(broker.port(), "reader", true);
     // Denied subscription: 0x80 (mosquitto 2.0 does not check; culex does).
     assert_eq!(

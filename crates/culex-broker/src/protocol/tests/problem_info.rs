@@ -1,12 +1,10 @@
-//! 5.0 Reason Strings on CONNACK refusals and on the DISCONNECT sent for a
-//! protocol error, left out when the client set Request Problem Information
-//! to 0 (culex honours the request; [MQTT-3.1.2-29] would allow them on
-//! these two packets).
+//! Reason Strings, and a client that declines them (Request Problem Information 0).
 
-use culex_broker::testing::BrokerThread;
+use super::Sim;
 use culex_codec::{Packet, Properties, Protocol, ReasonCode};
 
-use crate::client::{ConnectOpts, Raw};
+use super::Raw;
+use crate::testing::raw::ConnectOpts;
 
 fn v5<'a>(client_id: &'a str, problem_info: Option<u8>, auth: Option<&'a str>) -> ConnectOpts<'a> {
     ConnectOpts {
@@ -25,7 +23,7 @@ fn v5<'a>(client_id: &'a str, problem_info: Option<u8>, auth: Option<&'a str>) -
 /// why in a Reason String, unless the client asked for no problem information.
 #[test]
 fn connack_refusal_carries_a_reason_string_unless_declined() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     for (problem_info, expect_text) in [(None, true), (Some(1), true), (Some(0), false)] {
         let mut c = Raw::open(broker.port(), Protocol::V5);
         let opts = v5("refused", problem_info, Some("SCRAM-SHA-1"));
@@ -57,7 +55,7 @@ fn connack_refusal_carries_a_reason_string_unless_declined() {
 /// [MQTT-3.1.0-2]) carries a Reason String, unless declined.
 #[test]
 fn protocol_error_disconnect_carries_a_reason_string_unless_declined() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     for (problem_info, expect_text) in [(None, true), (Some(0), false)] {
         let (mut c, _, reason) = Raw::connect_with(broker.port(), v5("twice", problem_info, None));
         assert_eq!(reason, ReasonCode::Success);

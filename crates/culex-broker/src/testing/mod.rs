@@ -9,7 +9,8 @@
 //! # }
 //! ```
 //! From a plain `#[test]`, [`BrokerThread::start`] runs the broker on its own
-//! runtime thread and stops it when dropped.
+//! runtime thread and stops it when dropped. [`raw`] is a test client that
+//! sends exactly the packets a test asks for, over TCP or any other wire.
 // Test helpers fail loudly: a broker that cannot start is a failed test.
 #![allow(clippy::expect_used, clippy::panic)]
 
@@ -17,6 +18,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::config::{Config, Listener, Security};
 use crate::{Broker, RunningBroker};
+
+pub mod raw;
 
 /// A config with one listener on 127.0.0.1 port 0 and anonymous clients allowed.
 pub fn local_config() -> Config {

@@ -1,16 +1,14 @@
-//! MQTT 5.0 behaviour implemented so far, with the raw client and with
-//! mosquitto's clients in `-V mqttv5`.
+//! MQTT 5.0 behaviour without a socket.
 
-use std::process::Command;
 use std::time::Duration;
 
-use culex_broker::testing::BrokerThread;
+use super::Sim;
 use culex_codec::packet::{Publish, Subscribe};
 use culex_codec::topic::{TopicFilter, TopicName};
 use culex_codec::{Packet, Properties, Protocol, QoS, ReasonCode, Seq, SubscriptionOptions};
-use culex_testkit::{run_with_timeout, tool};
 
-use crate::client::{pid, ConnectOpts, Raw};
+use super::Raw;
+use crate::testing::raw::{pid, ConnectOpts};
 
 fn v5(
     port: u16,
@@ -66,7 +64,7 @@ fn publish(c: &mut Raw, topic: &str, payload: &[u8], properties: Properties<'_>)
 /// [MQTT-3.2.2-16] and our topic alias maximum.
 #[test]
 fn connack_assigns_client_id() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
         bridge: false,
@@ -98,7 +96,7 @@ fn connack_assigns_client_id() {
 /// the maximum is a protocol error answered with DISCONNECT 0x94.
 #[test]
 fn inbound_topic_aliases() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
     subscribe(&mut sub, "alias/#", SubscriptionOptions::default(), None);
     let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
@@ -152,7 +150,7 @@ fn inbound_topic_aliases() {
 /// of every matching subscription are sent [MQTT-3.3.4-3].
 #[test]
 fn subscription_options_and_identifiers() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut me, _, _) = v5(broker.port(), "me", true, None);
     subscribe(
         &mut me,
@@ -211,7 +209,7 @@ fn subscription_options_and_identifiers() {
 /// and correlation data [MQTT-3.3.2-17], [MQTT-3.3.2-18].
 #[test]
 fn properties_pass_through() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
     subscribe(&mut sub, "p", SubscriptionOptions::default(), None);
     let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
@@ -245,15 +243,15 @@ fn properties_pass_through() {
 /// keeps it [MQTT-3.1.2-23].
 #[test]
 fn session_expiry_interval() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (c, _, _) = v5(broker.port(), "short", false, None);
     c.disconnect();
-    std::thread::sleep(Duration::from_millis(100));
+    broker.advance(Duration::from_millis(100));
     let (_c, present, _) = v5(broker.port(), "short", false, None);
     assert!(!present);
     let (c, _, _) = v5(broker.port(), "long", false, Some(60));
     c.disconnect();
-    std::thread::sleep(Duration::from_millis(100));
+    broker.advance(Duration::from_millis(100));
     let (_c, present, _) = v5(broker.port(), "long", false, Some(60));
     assert!(present);
 }
@@ -261,7 +259,7 @@ fn session_expiry_interval() {
 /// Retained messages whose Message Expiry Interval has passed are not sent [MQTT-3.3.2-5].
 #[test]
 fn expired_retained_message_not_sent() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
     publ.send(&Packet::Publish(Publish {
         dup: false,
@@ -275,50 +273,10 @@ fn expired_retained_message_not_sent() {
         },
         payload: b"soon gone",
     }));
-    std::thread::sleep(Duration::from_millis(1200));
+    broker.advance(Duration::from_millis(1200));
     let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
     subscribe(&mut sub, "e/#", SubscriptionOptions::default(), None);
     assert!(sub.try_recv(Duration::from_millis(300)).is_none());
-}
-
-/// mosquitto_sub and mosquitto_pub speaking 5.0 through culex, user property included.
-#[test]
-fn mosquitto_clients_v5() {
-    let broker = BrokerThread::start();
-    let port = broker.port().to_string();
-    let mut sub = std::process::Command::new(tool("mosquitto_sub"));
-    sub.args([
-        "-p", &port, "-V", "mqttv5", "-t", "v5/#", "-C", "1", "-W", "5", "-F", "%t %p",
-    ]);
-    let sub = std::thread::spawn(move || run_with_timeout(&mut sub, Duration::from_secs(8)));
-    std::thread::sleep(Duration::from_millis(500));
-    let out = run_with_timeout(
-        Command::new(tool("mosquitto_pub")).args([
-            "-p",
-            &port,
-            "-V",
-            "mqttv5",
-            "-t",
-            "v5/a",
-            "-m",
-            "five",
-            "-q",
-            "1",
-            "-D",
-            "publish",
-            "user-property",
-            "k",
-            "v",
-        ]),
-        Duration::from_secs(5),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = sub.join().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "v5/a five\n");
 }
 
 /// Topic aliases towards a client that allows them, within its maximum
@@ -326,7 +284,7 @@ fn mosquitto_clients_v5() {
 /// message carries topic and alias, the next only the alias.
 #[test]
 fn outbound_topic_aliases() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let properties = Properties {
         topic_alias_maximum: Some(4),
         ..Properties::default()
@@ -394,12 +352,12 @@ fn will_client(port: u16, id: &str, delay: u32) -> Raw {
 /// within the delay cancels it.
 #[test]
 fn will_delay_interval() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut watcher, _, _) = v5(broker.port(), "watcher", true, None);
     subscribe(&mut watcher, "wd/#", SubscriptionOptions::default(), None);
     drop(will_client(broker.port(), "delayed", 1));
     drop(will_client(broker.port(), "cancelled", 1));
-    std::thread::sleep(Duration::from_millis(200));
+    broker.advance(Duration::from_millis(200));
     let _back = v5(broker.port(), "cancelled", false, Some(60));
     assert!(
         watcher.try_recv(Duration::from_millis(500)).is_none(),
@@ -416,9 +374,9 @@ fn will_delay_interval() {
 /// [MQTT-3.3.4-7]. CONNACK announces `max_inflight_messages` as the maximum.
 #[test]
 fn receive_maximum_exceeded() {
-    let mut config = culex_broker::testing::local_config();
+    let mut config = crate::testing::local_config();
     config.limits.max_inflight_messages = Some(2);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
         bridge: false,
@@ -449,9 +407,9 @@ fn receive_maximum_exceeded() {
 /// announces the maximum.
 #[test]
 fn packet_too_large() {
-    let mut config = culex_broker::testing::local_config();
+    let mut config = crate::testing::local_config();
     config.limits.max_packet_size = Some(100);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut c, _, _) = v5(broker.port(), "big", true, None);
     c.publish("big", &[0u8; 200], QoS::AtMostOnce, false, 0);
     match c.recv().packet() {
@@ -465,9 +423,9 @@ fn packet_too_large() {
 /// [MQTT-4.12.0-1]; bad credentials: 0x87, as mosquitto answers.
 #[test]
 fn connack_refusals_v5() {
-    let mut config = culex_broker::testing::local_config();
+    let mut config = crate::testing::local_config();
     config.security.allow_anonymous = false;
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let properties = Properties {
         authentication_method: Some("SCRAM-SHA-1"),
         ..Properties::default()
@@ -497,9 +455,9 @@ fn connack_refusals_v5() {
 /// Keep Alive [MQTT-3.2.2-21]; a 3.1.1 client is accepted, as by mosquitto.
 #[test]
 fn server_keep_alive_from_max_keepalive() {
-    let mut config = culex_broker::testing::local_config();
+    let mut config = crate::testing::local_config();
     config.limits.max_keepalive = 10;
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let mut c = Raw::open(broker.port(), Protocol::V5);
     c.send(&Packet::Connect(culex_codec::packet::Connect {
         bridge: false,
@@ -530,7 +488,7 @@ fn server_keep_alive_from_max_keepalive() {
 /// [MQTT 5.0, 3.3.2.3.2], 0x00 otherwise.
 #[test]
 fn puback_reason_codes() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut c, _, _) = v5(broker.port(), "acks", true, None);
     let mut send = |topic: &str, payload: &[u8], format: Option<u8>, id: u16| {
         c.send(&Packet::Publish(Publish {
@@ -570,7 +528,7 @@ fn puback_reason_codes() {
 /// close [MQTT-3.1.4-3].
 #[test]
 fn takeover_sends_disconnect_0x8e() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut first, _, _) = v5(broker.port(), "twin", true, None);
     let (_second, _, _) = v5(broker.port(), "twin", true, None);
     match first.recv().packet() {
@@ -584,10 +542,10 @@ fn takeover_sends_disconnect_0x8e() {
 /// passed [MQTT-4.1.0-2].
 #[test]
 fn session_expires_after_interval() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (c, _, _) = v5(broker.port(), "brief", false, Some(1));
     c.disconnect();
-    std::thread::sleep(Duration::from_millis(2300));
+    broker.advance(Duration::from_millis(2300));
     let (_c, present, _) = v5(broker.port(), "brief", false, Some(1));
     assert!(!present, "expired");
 }
@@ -596,7 +554,7 @@ fn session_expires_after_interval() {
 /// [MQTT-3.1.2-24]; smaller ones are.
 #[test]
 fn client_maximum_packet_size_is_respected() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let properties = Properties {
         maximum_packet_size: Some(64),
         ..Properties::default()
@@ -628,7 +586,7 @@ fn client_maximum_packet_size_is_respected() {
 /// Subscribers receive the remaining Message Expiry Interval [MQTT-3.3.2-6].
 #[test]
 fn remaining_expiry_is_sent() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let (mut publ, _, _) = v5(broker.port(), "pub", true, None);
     publ.send(&Packet::Publish(Publish {
         dup: false,
@@ -642,7 +600,7 @@ fn remaining_expiry_is_sent() {
         },
         payload: b"x",
     }));
-    std::thread::sleep(Duration::from_millis(1100));
+    broker.advance(Duration::from_millis(1100));
     let (mut sub, _, _) = v5(broker.port(), "sub", true, None);
     subscribe(&mut sub, "exp/#", SubscriptionOptions::default(), None);
     let f = sub.recv();
@@ -666,9 +624,9 @@ fn acl_reason_codes_v5() {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let acl = culex_testkit::write_file(&dir, "acl", "topic readwrite open/#\n");
-    let mut config = culex_broker::testing::local_config();
+    let mut config = crate::testing::local_config();
     config.security.acl_file = Some(acl);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let (mut c, _, _) = v5(broker.port(), "acl5", true, None);
     let list = [
         (

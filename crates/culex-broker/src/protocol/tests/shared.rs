@@ -1,11 +1,12 @@
-//! Shared subscriptions (5.0 §4.8.2) with persistent members that go offline.
+//! Shared subscriptions and their members' state.
 
 use std::time::Duration;
 
-use culex_broker::testing::{local_config, BrokerThread};
+use super::Sim;
+use crate::testing::local_config;
 use culex_codec::{Packet, QoS};
 
-use crate::client::Raw;
+use super::Raw;
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -44,7 +45,7 @@ fn go_offline(mut c: Raw) {
 /// none of them queued for it.
 #[test]
 fn offline_persistent_member_is_skipped() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut a, _) = Raw::connect(port, "share-away", false);
     let (mut b, _) = Raw::connect(port, "share-here", true);
@@ -84,7 +85,7 @@ fn offline_persistent_member_is_skipped() {
 fn offline_member_skipped_when_online_windows_are_full() {
     let mut config = local_config();
     config.limits.max_inflight_messages = Some(1);
-    let broker = BrokerThread::start_with(config);
+    let broker = Sim::start_with(config);
     let port = broker.port();
     let (mut a, _) = Raw::connect(port, "full-away", false);
     let (mut b, _) = Raw::connect(port, "full-here", true);
@@ -111,7 +112,7 @@ fn offline_member_skipped_when_online_windows_are_full() {
 /// member of the group [MQTT-4.8.2-5] (unlike QoS 1, which may be).
 #[test]
 fn unacknowledged_qos2_is_not_handed_to_another_member() {
-    let broker = BrokerThread::start();
+    let broker = Sim::start();
     let port = broker.port();
     let (mut a, _) = Raw::connect(port, "q2-a", true);
     let (mut b, _) = Raw::connect(port, "q2-b", true);

@@ -1,1 +1,0 @@
-//! The protocol layer driven without a socket: see `harness`.
