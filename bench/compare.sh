@@ -1,19 +1,64 @@
 #!/usr/bin/env bash
-# Side by side: culex, Debian's mosquitto (set_tcp_nodelay true) and rumqttd
-# 0.20, each started fresh on loopback for every scenario, measured with
-# `culex bench`, printed as one table.
+# Side by side: culex, Debian's mosquitto, rumqttd 0.20 and FlashMQ 1.26, each
+# started fresh on loopback for every run, measured with `culex bench`,
+# printed as one table.
 #
-#   bench/compare.sh                      # every broker, every scenario
-#   BROKERS="culex mosquitto" SCENARIOS="qos1 latency" DURATION=5s bench/compare.sh
+#   bench/compare.sh                      # every broker found, the default scenarios
+#   FLASHMQ=/path/to/flashmq DURATION=5s bench/compare.sh
+#   BROKERS="culex mosquitto" SCENARIOS="qos1-w20 latency" bench/compare.sh
+#   CONFIG=defaults bench/compare.sh      # every broker with its own defaults
+#
+# Scenarios (the default set; 8 pairs or 1 -> 8 or 8 -> 1, 64-byte payloads,
+# MQTT 3.1.1). Publisher windows are those real clients use: 20 is paho's and
+# mosquitto's client default, 100 a generous one.
+#   qos0          QoS 0, 8 pairs at rising offered rates (QOS0_RATES) until one
+#                 is not sustained; the highest sustained rate
+#   qos0-at-2M    QoS 0, 8 pairs offered 2M msg/s in all: received, p50 / p99
+#                 (any qos0-at-RATE, e.g. qos0-at-500k)
+#   qos1-w20      QoS 1, 8 pairs flat out, each publisher with 20 unacknowledged
+#   qos1-w100     the same with 100 (any qos1-wN)
+#   fanout-w100   QoS 1, 1 publisher (window 100) -> 8 subscribers (any fanout-wN)
+#   fanin         QoS 0, 8 publishers flooding 1 subscriber
+#   latency       10 pairs x 1000 msg/s, QoS 0: p50 / p99
+#   conn          CONNS idle connections, 64 connecting at once: connect rate,
+#                 broker memory per connection
+#   connrate      connect rate with 1, 8, 64 and 256 connecting at once
+#                 (CONNECT_CONCURRENCY), CONNRATE_CONNS connections each
+# Every client writes CONNECT once the TCP handshake is reported complete, as
+# mosquitto_pub and paho do; conn-early is conn with `--early-connect`, the
+# load generator's faster way (CONNECT right after connect()).
+#
+# Broker configurations. Every broker listens on 127.0.0.1 only, allows
+# anonymous clients and sets TCP_NODELAY (mosquitto's default is Nagle on).
+#   NAME           equal windows: every broker gets the same outbound window
+#                  for QoS 1/2 (WINDOW, default 100): max_inflight_messages
+#                  (culex, mosquitto), max_inflight_count (rumqttd),
+#                  max_qos_msg_pending_per_client (FlashMQ, which drops what
+#                  goes past it instead of queueing it); FlashMQ runs
+#                  thread_count 2 and log_level error
+#   NAME-defaults  the broker's own defaults for everything else: culex and
+#                  mosquitto max_inflight_messages 20, max_queued_messages
+#                  1000; FlashMQ max_qos_msg_pending_per_client 512, threads
+#                  auto, log_level info; rumqttd has no built-in defaults, so
+#                  the values of the rumqttd.toml it ships (its window is 100)
 #
 # Environment:
-#   BROKERS     culex mosquitto rumqttd (default: all three)
-#   SCENARIOS   qos0 qos1 fanout fanin latency conn (default: all)
-#   DURATION    measured phase of each run (default 10s)
-#   QOS0_RATES  offered rates per publisher tried in turn by the qos0 scenario, 8 pairs,
-#               until a rate is not sustained: delivered < 0.999, or received < 0.95 of offered
-#               until delivery falls below 0.999 (default "5000 15000 40000 95000")
-#   CONNS       connections in the conn scenario (default 19000; the process limit here is 20000 files)
+#   BROKERS     names above (default: culex culex-defaults mosquitto rumqttd,
+#               and flashmq when FLASHMQ is set)
+#   CONFIG      defaults: run every broker in BROKERS with its own defaults
+#   SCENARIOS   default: qos0 qos0-at-2M qos1-w20 qos1-w100 fanout-w100 fanin latency conn connrate
+#   DURATION    measured phase of each message run (default 10s)
+#   WINDOW      the brokers' outbound window with equal windows (default 100)
+#   QOS0_RATES  offered rates per publisher tried in turn by qos0, until a rate is
+#               not sustained: delivered < 0.999, or received < 0.95 of offered
+#               (default "5000 15000 40000 95000 190000 380000")
+#   CONNS       connections in conn (default 19000; the process limit here is 20000 files)
+#   CONN_HOLD   how long conn and connrate hold their connections (default 2s)
+#   CONNECT_CONCURRENCY  connects in flight tried by connrate (default "1 8 64 256")
+#   CONNRATE_CONNS       connections per connrate run (default 5000)
+#   FLASHMQ     path of a FlashMQ 1.26 binary (built outside the repository, see
+#               bench/README.md); flashmq is left out when unset
+#   MOSQUITTO   path of mosquitto (default: the one on PATH)
 #   RUMQTTD     path of a rumqttd 0.20 binary; when unset and none is found, it is
 #               built from crates.io into RUMQTTD_ROOT (default ~/.cache/culex-bench/rumqttd)
 #   OUT         where the JSON of every run goes (default target/bench-compare/DATE)
@@ -28,11 +73,32 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BROKERS=${BROKERS:-"culex mosquitto rumqttd"}
-SCENARIOS=${SCENARIOS:-"qos0 qos1 fanout fanin latency conn"}
+if [[ -z ${BROKERS:-} ]]; then
+    BROKERS="culex culex-defaults mosquitto rumqttd"
+    if [[ -n ${FLASHMQ:-} ]]; then
+        BROKERS+=" flashmq"
+    else
+        echo "compare.sh: FLASHMQ is not set, so FlashMQ is left out" >&2
+    fi
+fi
+if [[ ${CONFIG:-} == defaults ]]; then
+    with_defaults=""
+    for broker in $BROKERS; do
+        with_defaults+=" ${broker%-defaults}-defaults"
+    done
+    BROKERS=$(echo "$with_defaults" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+elif [[ -n ${CONFIG:-} ]]; then
+    echo "compare.sh: CONFIG is 'defaults' or unset" >&2
+    exit 1
+fi
+SCENARIOS=${SCENARIOS:-"qos0 qos0-at-2M qos1-w20 qos1-w100 fanout-w100 fanin latency conn connrate"}
 DURATION=${DURATION:-10s}
+WINDOW=${WINDOW:-100}
 QOS0_RATES=${QOS0_RATES:-"5000 15000 40000 95000 190000 380000"}
 CONNS=${CONNS:-19000}
+CONN_HOLD=${CONN_HOLD:-2s}
+CONNECT_CONCURRENCY=${CONNECT_CONCURRENCY:-"1 8 64 256"}
+CONNRATE_CONNS=${CONNRATE_CONNS:-5000}
 OUT=${OUT:-$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
 RUMQTTD_ROOT=${RUMQTTD_ROOT:-$HOME/.cache/culex-bench/rumqttd}
 mkdir -p "$OUT"
@@ -40,6 +106,9 @@ mkdir -p "$OUT"
 need() { command -v "$1" >/dev/null || { echo "compare.sh: $1 is needed ($2)" >&2; exit 1; }; }
 need jq "apt-get install jq"
 need python3 "apt-get install python3"
+need ss "apt-get install iproute2"
+
+uses() { [[ " $BROKERS " == *" $1 "* || " $BROKERS " == *" $1-defaults "* ]]; }
 
 if [[ -z ${CULEX:-} ]]; then
     echo "building culex (release)..." >&2
@@ -51,11 +120,11 @@ fi
 read -r -a BENCH <<<"${BENCH:-$CULEX bench}"
 read -r -a CULEX_BROKER <<<"${CULEX_BROKER:-$CULEX broker}"
 
-if [[ " $BROKERS " == *" mosquitto "* ]]; then
+if uses mosquitto; then
     MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
     [[ -x $MOSQUITTO ]] || { echo "compare.sh: mosquitto is needed (apt-get install mosquitto)" >&2; exit 1; }
 fi
-if [[ " $BROKERS " == *" rumqttd "* ]]; then
+if uses rumqttd; then
     RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo "$RUMQTTD_ROOT/bin/rumqttd")}
     if [[ ! -x $RUMQTTD ]]; then
         echo "building rumqttd 0.20.0 from crates.io into $RUMQTTD_ROOT..." >&2
@@ -64,11 +133,20 @@ if [[ " $BROKERS " == *" rumqttd "* ]]; then
         RUMQTTD="$RUMQTTD_ROOT/bin/rumqttd"
     fi
 fi
+if uses flashmq; then
+    # FlashMQ is never built by this script: see bench/README.md.
+    [[ -n ${FLASHMQ:-} && -x ${FLASHMQ:-} ]] || {
+        echo "compare.sh: set FLASHMQ to a FlashMQ 1.26 binary (see bench/README.md)" >&2
+        exit 1
+    }
+fi
 
 # The broker of the run in progress, stopped if the script ends early (an
 # error under set -e, or Ctrl-C), so that no broker outlives the script.
 BROKER_PID=""
 trap '[[ -z $BROKER_PID ]] || kill "$BROKER_PID" 2>/dev/null || true' EXIT
+# Every port a broker listened on, to tell the tool's TIME_WAIT sockets apart.
+BROKER_PORTS=""
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -81,13 +159,28 @@ wait_port() {
     return 1
 }
 
-# Starts broker $1 on port $2 with its files in directory $3; prints its pid.
+# Sockets in TIME_WAIT on the client side of a connection to one of our
+# brokers: they hold local ports, and many of them slow connect() down by
+# orders of magnitude. (The broker's side, which closes first after
+# DISCONNECT, holds only its own listening port.)
+client_time_waits() {
+    ss -Htan state time-wait 2>/dev/null |
+        awk -v ports=" $BROKER_PORTS " '{ n = split($4, a, ":"); if (index(ports, " " a[n] " ")) c++ } END { print c + 0 }'
+}
+
+# Starts broker $1 (NAME or NAME-defaults) on port $2 with its files in
+# directory $3; prints its pid.
 start_broker() {
-    local name=$1 port=$2 dir=$3
+    local name=${1%-defaults} port=$2 dir=$3 window=$WINDOW
+    [[ $1 == *-defaults ]] && window=""
     case $name in
     culex | mosquitto)
-        # The same outbound window as rumqttd's max_inflight_count below.
-        printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_inflight_messages 100\n' "$port" >"$dir/broker.conf"
+        {
+            printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port"
+            # culex always sets TCP_NODELAY (and warns about the option).
+            [[ $name == mosquitto ]] && printf 'set_tcp_nodelay true\n'
+            [[ -n $window ]] && printf 'max_inflight_messages %s\n' "$window"
+        } >"$dir/broker.conf"
         if [[ $name == culex ]]; then
             "${CULEX_BROKER[@]}" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
         else
@@ -95,12 +188,15 @@ start_broker() {
         fi
         ;;
     rumqttd)
+        # The values of the rumqttd.toml rumqttd 0.20 ships (its window,
+        # max_inflight_count, is 100), with room for CONNS connections and
+        # the listener on loopback.
         cat >"$dir/rumqttd.toml" <<EOF
 id = 0
 
 [router]
 id = 0
-max_connections = 20010
+max_connections = $((CONNS + 1010))
 max_outgoing_packet_count = 200
 max_segment_size = 104857600
 max_segment_count = 10
@@ -112,29 +208,55 @@ next_connection_delay_ms = 1
     [v4.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 20480
-    max_inflight_count = 100
+    max_inflight_count = ${window:-100}
     dynamic_filters = true
 EOF
         "$RUMQTTD" -c "$dir/rumqttd.toml" >"$dir/broker.log" 2>&1 &
         ;;
+    flashmq)
+        {
+            printf 'allow_anonymous true\nrlimit_nofile %s\n' "$(ulimit -Hn)"
+            if [[ -n $window ]]; then
+                # It accepts 32 at least.
+                printf 'thread_count 2\nlog_level error\nmax_qos_msg_pending_per_client %s\n' "$window"
+            fi
+            # inet_protocol ip4: by default it also listens on every IPv6 address.
+            printf 'listen {\n  protocol mqtt\n  inet_protocol ip4\n  inet4_bind_address 127.0.0.1\n  port %s\n  tcp_nodelay true\n}\n' "$port"
+        } >"$dir/flashmq.conf"
+        "$FLASHMQ" --config-file "$dir/flashmq.conf" >"$dir/broker.log" 2>&1 &
+        ;;
     *)
-        echo "compare.sh: unknown broker $name" >&2
+        echo "compare.sh: unknown broker $1" >&2
         exit 1
         ;;
     esac
     echo $!
 }
 
-# The bench arguments of each scenario.
+# A rate such as 2M, 500k or 1500 as a number.
+rate_value() {
+    case $1 in
+    *M) echo $((${1%M} * 1000000)) ;;
+    *k) echo $((${1%k} * 1000)) ;;
+    *) echo "$1" ;;
+    esac
+}
+
+# The bench arguments of each scenario (conn-c<N> is connrate's run with N
+# connecting at once).
 scenario_args() {
     case $1 in
     qos0) echo "pairs -c 8 -q 0 -r $2" ;;
-    # Flat out: the publisher may have 1000 QoS 1 messages unacknowledged.
-    qos1) echo "pairs -c 8 -q 1 --inflight 1000" ;;
-    fanout) echo "fanout -c 8 -q 1 --inflight 1000" ;;
+    qos0-at-*) echo "pairs -c 8 -q 0 --total-rate $(rate_value "${1#qos0-at-}")" ;;
+    qos1) echo "pairs -c 8 -q 1 --inflight 100" ;;
+    qos1-w*) echo "pairs -c 8 -q 1 --inflight ${1#qos1-w}" ;;
+    fanout) echo "fanout -c 8 -q 1 --inflight 100" ;;
+    fanout-w*) echo "fanout -c 8 -q 1 --inflight ${1#fanout-w}" ;;
     fanin) echo "fanin -c 8 -q 0" ;;
     latency) echo "latency -c 10 -r 1000" ;;
     conn) echo "conn -c $CONNS --source-ips 4" ;;
+    conn-early) echo "conn -c $CONNS --source-ips 4 --early-connect" ;;
+    conn-c*) echo "conn -c $CONNRATE_CONNS --source-ips 4 --connect-concurrency ${1#conn-c}" ;;
     *)
         echo "compare.sh: unknown scenario $1" >&2
         exit 1
@@ -151,9 +273,10 @@ cpu_s() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ printf "%.2f", ($1
 # the result goes to $OUT/$4-$2/result.json.
 run_one() {
     local scenario=$1 broker=$2 args_text=$3 tag=$4
-    local dir="$OUT/$tag-$broker" port pid rss_before rss_peak cpu_before cpu_after t_before t_after
+    local dir="$OUT/$tag-$broker" port pid rss_before rss_peak cpu_before cpu_after t_before t_after duration=$DURATION
     mkdir -p "$dir"
     port=$(free_port)
+    BROKER_PORTS+=" $port"
     pid=$(start_broker "$broker" "$port" "$dir")
     BROKER_PID=$pid
     if ! wait_port "$port"; then
@@ -162,11 +285,12 @@ run_one() {
         echo '{"error": "broker did not start"}' >"$dir/result.json"
         return
     fi
-    if [[ $scenario == conn ]]; then
-        # Sockets in TIME_WAIT from earlier runs slow connecting down by
-        # orders of magnitude: wait (at most a minute) until few are left.
+    if [[ $scenario == conn* ]]; then
+        duration=$CONN_HOLD
+        # The tool's sockets in TIME_WAIT from earlier runs (when a broker
+        # did not close first) slow connecting down: wait, a minute at most.
         for _ in $(seq 60); do
-            (($(ss -tan state time-wait 2>/dev/null | wc -l) < 1000)) && break
+            (($(client_time_waits) < 1000)) && break
             sleep 1
         done
     fi
@@ -174,8 +298,8 @@ run_one() {
     cpu_before=$(cpu_s "$pid")
     t_before=$(date +%s.%N)
     read -r -a args <<<"$args_text"
-    echo "== $scenario / $broker: culex bench ${args[*]} -d $DURATION -p $port" >&2
-    if ! "${BENCH[@]}" "${args[@]}" -d "$DURATION" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
+    echo "== $tag / $broker: culex bench ${args[*]} -d $duration -p $port" >&2
+    if ! "${BENCH[@]}" "${args[@]}" -d "$duration" -p "$port" --json --quiet >"$dir/bench.json" 2>"$dir/bench.err"; then
         echo "   (the run counted errors or failed: see $dir/bench.err)" >&2
     fi
     rss_peak=$(rss_kib "$pid" VmHWM)
@@ -196,25 +320,44 @@ run_one() {
     fi
 }
 
+# What was measured, for the notes under the table.
+{
+    echo "culex: ${CULEX_BROKER[*]} ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    uses mosquitto && echo "mosquitto: $("$MOSQUITTO" -h 2>/dev/null | head -1)"
+    uses rumqttd && echo "rumqttd: $RUMQTTD"
+    uses flashmq && echo "flashmq: $("$FLASHMQ" --version 2>/dev/null | head -1)"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+} >"$OUT/brokers.txt"
+
 for scenario in $SCENARIOS; do
     for broker in $BROKERS; do
-        if [[ $scenario == qos0 ]]; then
+        case $scenario in
+        qos0)
             # Raise the offered rate until delivery falls below 0.999.
             for rate in $QOS0_RATES; do
                 run_one qos0 "$broker" "$(scenario_args qos0 "$rate")" "qos0-r$rate"
                 PYTHONDONTWRITEBYTECODE=1 python3 "$ROOT/bench/sustained.py" "$OUT/qos0-r$rate-$broker/result.json" "$rate" || break
             done
-        else
+            ;;
+        connrate)
+            for c in $CONNECT_CONCURRENCY; do
+                run_one connrate "$broker" "$(scenario_args "conn-c$c")" "connrate-c$c"
+            done
+            ;;
+        *)
             run_one "$scenario" "$broker" "$(scenario_args "$scenario")" "$scenario"
-        fi
+            ;;
+        esac
     done
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/brokers.txt"
 
-PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$SCENARIOS" "$BROKERS" "$ROOT/bench" <<'EOF'
+PYTHONDONTWRITEBYTECODE=1 python3 - "$OUT" "$SCENARIOS" "$BROKERS" "$ROOT/bench" "$CONNECT_CONCURRENCY" <<'EOF'
 import glob, json, os, sys
 
 out, scenarios, brokers = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 sys.path.insert(0, sys.argv[4])
+concurrencies = sys.argv[5].split()
 from sustained import sustained
 
 def si(x):
@@ -223,28 +366,40 @@ def si(x):
 def mib(kib):
     return f"{kib / 1024:.0f} MB"
 
+def us(x):
+    return f"{x / 1000:.1f} ms" if x >= 10_000 else f"{x:.0f} µs"
+
 def broker_cpu(r):
     # The broker's CPU over the whole bench run (setup, measured phase, drain), in cores.
     if "broker_cpu_s" not in r:
         return ""
-    return f", broker {r['broker_cpu_s'] / max(r['broker_wall_s'], 1e-3):.2f} cores"
+    return f", {r['broker_cpu_s'] / max(r['broker_wall_s'], 1e-3):.2f} cores"
+
+def errors(r):
+    return f", {r['errors']['total']} errors" if r["errors"]["total"] else ""
+
+def fraction(r):
+    frac = r["messages"].get("delivered_fraction")
+    return f"{frac:.3f}" if frac is not None else "-"
 
 def cell(scenario, r):
     if "error" in r:
         return "failed"
-    m, t, lat = r["messages"], r["throughput"], r.get("latency_us") or {}
+    t, lat = r["throughput"], r.get("latency_us") or {}
     rss = mib(r["broker_rss_peak_kib"])
-    frac = m.get("delivered_fraction")
-    frac = f"{frac:.3f}" if frac is not None else "-"
-    errors = f", {r['errors']['total']} errors" if r["errors"]["total"] else ""
     if scenario == "latency":
-        return f"p50 {lat.get('p50', 0):.0f} / p99 {lat.get('p99', 0):.0f} µs, {frac}{errors}"
-    if scenario == "conn":
+        return f"p50 {lat.get('p50', 0):.0f} / p99 {lat.get('p99', 0):.0f} µs, {fraction(r)}{errors(r)}"
+    if scenario.startswith("qos0-at-"):
+        pct = f"p50 {us(lat['p50'])} / p99 {us(lat['p99'])}" if lat else "none timed"
+        return f"{si(t['received_per_s'])}/s, {fraction(r)}, {pct}, {rss}{broker_cpu(r)}{errors(r)}"
+    if scenario.startswith("conn"):
         c = r["connections"]
         per = (r["broker_rss_peak_kib"] - r["broker_rss_before_kib"]) * 1024 / max(c["established"], 1)
-        return f"{c['established']} at {si(c['connect_rate'])}/s, {per:.0f} B/conn{errors}"
+        p99 = (c.get("connect_latency_us") or {}).get("p99")
+        p99 = f", p99 {us(p99)}" if p99 is not None else ""
+        return f"{c['established']} at {si(c['connect_rate'])}/s{p99}, {per:.0f} B/conn{errors(r)}"
     p99 = f", p99 {lat['p99'] / 1000:.1f} ms" if lat else ""
-    return f"{si(t['received_per_s'])}/s, {frac}{p99}, {rss}{broker_cpu(r)}{errors}"
+    return f"{si(t['received_per_s'])}/s, {fraction(r)}{p99}, {rss}{broker_cpu(r)}{errors(r)}"
 
 def load(tag):
     with open(os.path.join(out, tag, "result.json")) as f:
@@ -253,9 +408,12 @@ def load(tag):
 def qos0_cell(broker):
     runs = []
     for path in glob.glob(os.path.join(out, f"qos0-r*-{broker}", "result.json")):
-        rate = int(os.path.basename(os.path.dirname(path))[len("qos0-r"):].split("-")[0])
+        # qos0-r<rate>-<broker>: the broker's name may itself hold a dash.
+        rate = os.path.basename(os.path.dirname(path))[len("qos0-r"):-len(broker) - 1]
+        if not rate.isdigit():
+            continue
         with open(path) as f:
-            runs.append((rate, json.load(f)))
+            runs.append((int(rate), json.load(f)))
     runs.sort(key=lambda run: run[0])
     good = [(rate, r) for rate, r in runs if sustained(r, rate)]
     bad = [(rate, r) for rate, r in runs if (rate, r) not in good]
@@ -273,20 +431,55 @@ def qos0_cell(broker):
         )
     return text
 
-titles = {
-    "qos0": "QoS 0, 8 pairs: highest rate sustained (received ≥ 0.95 of offered, delivered ≥ 0.999; p99, broker RSS); the next rate",
-    "qos1": "QoS 1, 8 pairs flat out: received/s, delivered, p99, broker RSS",
-    "fanout": "fan-out 1 → 8, QoS 1: deliveries/s, delivered, p99, broker RSS",
-    "fanin": "fan-in 8 → 1, QoS 0 flood: delivered/s, delivered, p99, broker RSS",
-    "latency": "latency, 10 pairs × 1000 msg/s: p50 / p99, delivered",
-    "conn": "idle connections: established, connect rate, broker RSS per connection",
-}
+def connrate_cell(broker):
+    parts = []
+    for c in concurrencies:
+        try:
+            r = load(f"connrate-c{c}-{broker}")
+        except (OSError, ValueError):
+            parts.append(f"{c}: missing")
+            continue
+        if "error" in r:
+            parts.append(f"{c}: failed")
+            continue
+        conns = r["connections"]
+        short = "" if conns["established"] == conns["wanted"] else f" ({conns['established']} of {conns['wanted']})"
+        p99 = (conns.get("connect_latency_us") or {}).get("p99")
+        p99 = f" (p99 {us(p99)})" if p99 is not None else ""
+        parts.append(f"{c}: {si(conns['connect_rate'])}/s{p99}{short}")
+    return "; ".join(parts)
+
+def title(s):
+    fixed = {
+        "qos0": "QoS 0, 8 pairs: highest rate sustained (received ≥ 0.95 of offered, delivered ≥ 0.999; p99, broker RSS); the next rate",
+        "fanin": "fan-in 8 → 1, QoS 0 flood: delivered/s, delivered, p99, broker RSS",
+        "latency": "latency, 10 pairs × 1000 msg/s: p50 / p99, delivered",
+        "conn": "idle connections, 64 connecting at once: established, connect rate, p99 connect → CONNACK, broker RSS per connection",
+        "conn-early": "idle connections, CONNECT right after connect() (--early-connect): established, connect rate, p99, RSS per connection",
+        "connrate": "connect rate by connections in flight (CONNECT after the handshake; p99 connect → CONNACK)",
+    }
+    if s in fixed:
+        return fixed[s]
+    window = lambda prefix: s[len(prefix):] if s.startswith(prefix) else "100"
+    if s.startswith("qos0-at-"):
+        return f"QoS 0, 8 pairs, {s[len('qos0-at-'):]}/s offered in all: received/s, delivered, p50 / p99, broker RSS"
+    if s.startswith("qos1"):
+        return f"QoS 1, 8 pairs flat out, publisher window {window('qos1-w')}: received/s, delivered, p99, broker RSS"
+    if s.startswith("fanout"):
+        return f"fan-out 1 → 8, QoS 1, publisher window {window('fanout-w')}: deliveries/s, delivered, p99, broker RSS"
+    return s
+
 rows = [["scenario"] + brokers]
 for s in scenarios:
-    row = [titles.get(s, s)]
+    row = [title(s)]
     for b in brokers:
         try:
-            row.append(qos0_cell(b) if s == "qos0" else cell(s, load(f"{s}-{b}")))
+            if s == "qos0":
+                row.append(qos0_cell(b))
+            elif s == "connrate":
+                row.append(connrate_cell(b))
+            else:
+                row.append(cell(s, load(f"{s}-{b}")))
         except (OSError, ValueError, KeyError) as e:
             row.append(f"missing ({e.__class__.__name__})")
     rows.append(row)
@@ -294,5 +487,8 @@ print(f"| {' | '.join(rows[0])} |")
 print(f"|{'---|' * len(rows[0])}")
 for row in rows[1:]:
     print(f"| {' | '.join(row)} |")
+print()
+with open(os.path.join(out, "brokers.txt")) as f:
+    print(f.read().rstrip())
 print(f"\nRaw JSON: {out}")
 EOF

@@ -81,6 +81,10 @@ pub struct Opts {
     /// Messages per second per publisher; 0 is flat out (default, except latency: 1000).
     #[arg(short, long)]
     pub rate: Option<f64>,
+    /// Messages per second offered by all publishers together, split evenly
+    /// between them (instead of --rate).
+    #[arg(long, conflicts_with = "rate")]
+    pub total_rate: Option<f64>,
     /// How long to publish or hold connections, e.g. 10s, 500ms, 2m (at most 1h).
     #[arg(short, long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -96,9 +100,14 @@ pub struct Opts {
     /// Local source addresses, spread round-robin: a range 127.0.0.1-127.0.0.8, a list, or a count N (127.0.0.1..N).
     #[arg(long)]
     pub source_ips: Option<String>,
-    /// Connection attempts in progress at once.
+    /// Connection attempts in progress at once (from connect() to CONNACK).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub connect_concurrency: u32,
+    /// Write CONNECT right after connect(), before the runtime has reported
+    /// the TCP handshake complete. Faster for the tool; by default each
+    /// client waits for the handshake, as mosquitto_pub and paho do.
+    #[arg(long)]
+    pub early_connect: bool,
     /// User name for CONNECT.
     #[arg(short, long)]
     pub username: Option<String>,
@@ -250,6 +259,8 @@ pub struct Plan {
     pub source_ips: Vec<IpAddr>,
     /// Connection attempts at once.
     pub connect_concurrency: u32,
+    /// CONNECT written before the handshake is known to be complete.
+    pub early_connect: bool,
     /// CONNECT user name.
     pub username: Option<String>,
     /// CONNECT password.
@@ -323,14 +334,20 @@ impl Plan {
                 "pairs need a topic pattern with %i so each pair has its own topic".into(),
             ));
         }
-        let rate = match o.rate {
-            Some(r) if !(r.is_finite() && r >= 0.0) => {
+        let rate = match (o.rate, o.total_rate) {
+            (Some(r), _) | (_, Some(r)) if !(r.is_finite() && r >= 0.0) => {
                 return Err(BenchError::Usage(format!("invalid rate {r}")))
             }
-            Some(0.0) => None,
-            Some(r) => Some(r),
-            None if scenario == Scenario::Latency => Some(1000.0),
-            None => None,
+            (_, Some(_)) if publishers == 0 => {
+                return Err(BenchError::Usage(
+                    "--total-rate needs publishers in the scenario".into(),
+                ))
+            }
+            (Some(0.0), _) | (_, Some(0.0)) => None,
+            (Some(r), _) => Some(r),
+            (None, Some(total)) => Some(total / f64::from(publishers)),
+            (None, None) if scenario == Scenario::Latency => Some(1000.0),
+            (None, None) => None,
         };
         let qos =
             QoS::from_u8(o.qos).ok_or_else(|| BenchError::Usage("qos must be 0, 1 or 2".into()))?;
@@ -370,6 +387,7 @@ impl Plan {
             inflight: o.inflight,
             source_ips,
             connect_concurrency: o.connect_concurrency,
+            early_connect: o.early_connect,
             username: o.username,
             password: o.password,
             client_id_prefix,
@@ -559,6 +577,18 @@ mod tests {
         let p = plan(&["pairs", "--rate", "0", "-q", "1"]).unwrap();
         assert_eq!((p.rate, p.qos), (None, QoS::AtLeastOnce));
         assert_eq!(p.subscribe_filter(5), "bench/5");
+        assert!(
+            !p.early_connect,
+            "CONNECT waits for the handshake by default"
+        );
+        let p = plan(&["pairs", "-c", "8", "--total-rate", "2000000"]).unwrap();
+        assert_eq!(
+            p.rate,
+            Some(250_000.0),
+            "the total split between publishers"
+        );
+        let p = plan(&["fanin", "-c", "4", "--total-rate", "0"]).unwrap();
+        assert_eq!(p.rate, None, "0 is flat out");
     }
 
     #[test]
@@ -570,5 +600,8 @@ mod tests {
         assert!(plan(&["conn", "--source-ips", "10.0.0.1"]).is_err());
         assert!(plan(&["conn", "-d", "5h"]).is_err());
         assert!(plan(&["pub", "-V", "6"]).is_err());
+        assert!(plan(&["pairs", "-r", "10", "--total-rate", "80"]).is_err());
+        assert!(plan(&["conn", "--total-rate", "80"]).is_err());
+        assert!(plan(&["pairs", "--total-rate=-5"]).is_err());
     }
 }

@@ -99,6 +99,9 @@ pub struct ConnectParams<'a> {
     pub password: Option<&'a str>,
     /// Deadline for the TCP connect and the CONNACK.
     pub deadline: Instant,
+    /// Write CONNECT right after `connect`, without waiting for the runtime
+    /// to report the handshake complete (see [`Conn::connect`]).
+    pub early: bool,
 }
 
 /// An open MQTT connection after a successful CONNACK.
@@ -116,10 +119,15 @@ pub struct Conn {
 impl Conn {
     /// Opens a TCP connection, sends CONNECT and waits for a successful CONNACK.
     ///
-    /// On loopback the kernel completes the TCP handshake inside `connect`,
-    /// so CONNECT is written at once, before the socket joins the runtime:
-    /// no wake-up to learn that the socket is writable. Only when the
-    /// handshake is still under way does it wait for that.
+    /// By default CONNECT is written once the runtime has reported the socket
+    /// writable, that is the TCP handshake complete, as event-driven clients
+    /// (paho) learn it from their poller: one reactor round after `connect`.
+    ///
+    /// With [`ConnectParams::early`], CONNECT is written at once, before the
+    /// socket joins the runtime. On loopback the kernel completes the
+    /// handshake inside `connect`, so the send succeeds without a wake-up,
+    /// and CONNECT is usually in the broker's socket before the broker has
+    /// accepted it. Only when the handshake is still under way does it wait.
     pub async fn connect(p: &ConnectParams<'_>) -> Result<Conn, ConnError> {
         let socket = Socket::new(
             Domain::for_address(p.addr),
@@ -137,16 +145,17 @@ impl Conn {
         }
         let mut wbuf = BytesMut::with_capacity(256);
         encode_connect(p, &mut wbuf)?;
-        let early = match socket.send(&wbuf) {
-            Ok(n) => {
-                wbuf.advance(n);
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-            Err(e) => return Err(e.into()),
-        };
+        let sent_early = p.early
+            && match socket.send(&wbuf) {
+                Ok(n) => {
+                    wbuf.advance(n);
+                    true
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                Err(e) => return Err(e.into()),
+            };
         let stream = TcpStream::from_std(socket.into())?;
-        if !early {
+        if !sent_early {
             timeout_at(p.deadline, stream.writable())
                 .await
                 .map_err(|_| ConnError::Timeout("TCP connect"))??;
@@ -585,6 +594,7 @@ mod tests {
                 username: None,
                 password: None,
                 deadline: after(Duration::from_secs(10)),
+                early: false,
             };
             let mut conn = Conn::connect(&params).await.unwrap();
             let shared = Arc::new(crate::stats::Shared::new());

@@ -61,6 +61,14 @@ pub struct Connections {
     pub connect_s: f64,
     /// Established connections per second of `connect_s`.
     pub connect_rate: f64,
+    /// Most connections between `connect` and their answer at once.
+    pub concurrency: u32,
+    /// When CONNECT was written: `handshake`, once the runtime reported the
+    /// TCP handshake complete (as clients do), or `connect`, right after
+    /// `connect` (`--early-connect`).
+    pub connect_after: String,
+    /// Time from `connect` to CONNACK, per connection.
+    pub connect_latency_us: Option<Latency>,
 }
 
 /// Message counts.
@@ -88,6 +96,9 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Messages received per second.
     pub received_per_s: f64,
+    /// Messages per second the publishers were asked to send together;
+    /// `None` when flat out.
+    pub offered_per_s: Option<f64>,
 }
 
 /// Latency percentiles in microseconds.
@@ -153,9 +164,12 @@ impl Report {
     pub fn table(&self) -> String {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_string(), v));
-        let rate = match self.rate_per_publisher {
-            Some(r) => format!("{} msg/s per publisher", si(r)),
-            None => "flat out".to_string(),
+        let rate = match (self.rate_per_publisher, self.throughput.offered_per_s) {
+            (Some(r), Some(total)) if self.publishers > 1 => {
+                format!("{} msg/s per publisher, {}/s in all", si(r), si(total))
+            }
+            (Some(r), _) => format!("{} msg/s per publisher", si(r)),
+            (None, _) => "flat out".to_string(),
         };
         row(
             "scenario",
@@ -183,8 +197,25 @@ impl Report {
         );
         row(
             "connect rate",
-            format!("{}/s ({:.3} s)", si(c.connect_rate), c.connect_s),
+            format!(
+                "{}/s ({:.3} s; {} at once, CONNECT after {})",
+                si(c.connect_rate),
+                c.connect_s,
+                c.concurrency,
+                c.connect_after
+            ),
         );
+        if let Some(l) = &c.connect_latency_us {
+            row(
+                "connect time",
+                format!(
+                    "p50 {} p99 {} max {} (connect to CONNACK)",
+                    micros(l.p50),
+                    micros(l.p99),
+                    micros(l.max)
+                ),
+            );
+        }
         row(
             "elapsed",
             format!("{:.3} s of {:.3} s", self.elapsed_s, self.duration_s),

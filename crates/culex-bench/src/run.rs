@@ -7,9 +7,10 @@ use std::sync::atomic::{
     AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed},
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
@@ -72,10 +73,20 @@ struct Setup {
     ok_publishers: AtomicU64,
     /// Nanoseconds from `begin` to the last successful setup.
     last_ok_ns: AtomicU64,
+    /// Time from `connect` to CONNACK of each connection, in nanoseconds. A
+    /// lock is right here: it is taken once per connection, for a few
+    /// nanoseconds, and never across an await.
+    connect_times: Mutex<Histogram<u64>>,
     all_in: Notify,
 }
 
 impl Setup {
+    fn connected_in(&self, time: Duration) {
+        let ns = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        let mut hist = self.connect_times.lock().unwrap_or_else(|e| e.into_inner());
+        hist.saturating_record(ns.max(1));
+    }
+
     fn report(&self, kind: Kind, ok: bool) {
         if ok {
             let ns = u64::try_from(self.begin.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -111,6 +122,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
             ok: AtomicU64::new(0),
             ok_publishers: AtomicU64::new(0),
             last_ok_ns: AtomicU64::new(0),
+            connect_times: Mutex::new(new_histogram()),
             all_in: Notify::new(),
         },
         setup_deadline: setup_begin + SETUP_TIMEOUT,
@@ -277,6 +289,13 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     let received = shared.received.load(Relaxed);
     let expected = plan.fanout_factor.map(|f| sent.saturating_mul(f));
     let errors = shared.errors();
+    let connect_latency_us = {
+        let hist = setup
+            .connect_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Latency::from_histogram(&hist)
+    };
     Ok(Report {
         scenario: plan.scenario.name().to_string(),
         target: format!("{}:{}", plan.host, plan.port),
@@ -295,6 +314,14 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
             lost: shared.disconnected.load(Relaxed),
             connect_s,
             connect_rate: ok_total as f64 / connect_s.max(1e-6),
+            concurrency: plan.connect_concurrency,
+            connect_after: if plan.early_connect {
+                "connect"
+            } else {
+                "handshake"
+            }
+            .to_string(),
+            connect_latency_us,
         },
         messages: Messages {
             sent,
@@ -309,6 +336,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
         throughput: Throughput {
             sent_per_s: sent as f64 / elapsed_s,
             received_per_s: received as f64 / elapsed_s,
+            offered_per_s: plan.rate.map(|r| r * f64::from(plan.publishers)),
         },
         latency_us: Latency::from_histogram(&total_hist),
         errors: Errors {
@@ -353,10 +381,13 @@ async fn client(
         username: plan.username.as_deref(),
         password: plan.password.as_deref(),
         deadline: ctx.setup_deadline,
+        early: plan.early_connect,
     };
     let setup = async {
         let _slot = ctx.connect_slots.acquire().await;
+        let began = Instant::now();
         let mut conn = Conn::connect(&params).await.map_err(|e| ("connect", e))?;
+        ctx.setup.connected_in(began.elapsed());
         if kind == Kind::Subscriber {
             conn.subscribe(&plan.subscribe_filter(index), plan.qos, ctx.setup_deadline)
                 .await

@@ -2,7 +2,7 @@
 
 use culex_broker::testing::{local_config, BrokerThread};
 
-use crate::support::{bench_json, count};
+use crate::support::{bench_json, count, num};
 
 /// A broker that queues without limit: by default culex, like mosquitto,
 /// drops QoS 1/2 messages beyond `max_queued_messages` (1000) for a
@@ -48,6 +48,50 @@ fn conn_reaches_n_connections() {
     let broker = BrokerThread::start();
     let s = bench_json(broker.port(), &["conn", "-c", "50", "-d", "300ms"]);
     assert_eq!(count(&s, "/connections/established"), 50);
+}
+
+/// Both ways of connecting set up every connection and say which they used:
+/// CONNECT after the runtime reports the handshake complete (the default),
+/// or right after connect() (`--early-connect`). Every connection is timed.
+#[test]
+fn conn_connects_after_the_handshake_or_early() {
+    let broker = BrokerThread::start();
+    for (extra, after) in [(None, "handshake"), (Some("--early-connect"), "connect")] {
+        let mut args = vec![
+            "conn",
+            "-c",
+            "20",
+            "--connect-concurrency",
+            "4",
+            "-d",
+            "200ms",
+        ];
+        args.extend(extra);
+        let s = bench_json(broker.port(), &args);
+        assert_eq!(count(&s, "/connections/established"), 20, "{s:#}");
+        assert_eq!(s["connections"]["connect_after"], after, "{s:#}");
+        assert_eq!(count(&s, "/connections/concurrency"), 4);
+        assert_eq!(count(&s, "/connections/connect_latency_us/count"), 20);
+        assert!(num(&s, "/connections/connect_latency_us/p50") > 0.0);
+    }
+}
+
+/// `--total-rate` is the rate of all publishers together, split evenly, and
+/// the summary gives it as offered; every delivered message is timed.
+#[test]
+fn total_rate_is_split_between_publishers() {
+    let broker = unlimited_broker();
+    let s = bench_json(
+        broker.port(),
+        &["pairs", "-c", "4", "--total-rate", "800", "-d", "1s"],
+    );
+    assert_eq!(num(&s, "/rate_per_publisher"), 200.0);
+    assert_eq!(num(&s, "/throughput/offered_per_s"), 800.0);
+    let sent = count(&s, "/messages/sent");
+    // 4 publishers × 200/s × 1 s, give or take the last tick.
+    assert!((600..=804).contains(&sent), "sent {sent}: {s:#}");
+    assert_eq!(count(&s, "/messages/received"), sent);
+    assert_eq!(count(&s, "/latency_us/count"), sent);
 }
 
 /// `--persistent` subscribers keep their sessions (clean session 0), so the
