@@ -20,6 +20,7 @@ use crate::config::{Config, Listener, Security};
 use crate::{Broker, RunningBroker};
 
 pub mod raw;
+pub mod sim;
 
 /// A config with one listener on 127.0.0.1 port 0 and anonymous clients allowed.
 pub fn local_config() -> Config {
