@@ -12,6 +12,7 @@
 //! presence_events true
 //! ```
 
+pub mod bridge;
 pub mod cli_args;
 mod parse;
 
@@ -132,6 +133,8 @@ pub struct Config {
     /// Options accepted that change nothing (or not yet), one line each,
     /// `FILE:LINE: OPTION: why`, for the broker to log as warnings.
     pub warnings: Vec<String>,
+    /// `connection` blocks: links to remote brokers.
+    pub bridges: Vec<bridge::Bridge>,
 }
 
 impl Config {

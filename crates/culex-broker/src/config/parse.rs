@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::bridge::{is_bridge_option, Bridge, BridgeDraft};
 use super::{Config, ConfigError, Limits, Listener, LogConfig, LogDest, Persistence, Security};
 
 /// Where a line came from, for messages.
@@ -108,6 +109,9 @@ struct Parser {
     persistent_client_expiration: Option<Duration>,
     presence_events: bool,
     warnings: Vec<String>,
+    bridges: Vec<Bridge>,
+    /// The bridge that bridge options apply to (since its `connection`).
+    bridge: Option<(BridgeDraft, Loc)>,
 }
 
 /// Reads `path` (and its `include_dir`s) into a [`Config`]; `cmd_ports` are
@@ -158,7 +162,18 @@ impl Parser {
             persistent_client_expiration: None,
             presence_events: false,
             warnings: Vec::new(),
+            bridges: Vec::new(),
+            bridge: None,
         }
+    }
+
+    /// Ends the bridge being read, if any.
+    fn close_bridge(&mut self) -> Result<(), ConfigError> {
+        if let Some((draft, loc)) = self.bridge.take() {
+            let bridge = draft.finish().map_err(|r| loc.invalid("connection", r))?;
+            self.bridges.push(bridge);
+        }
+        Ok(())
     }
 
     fn parse_text(&mut self, text: &str, file: &Path, main: bool) -> Result<(), ConfigError> {
@@ -173,6 +188,9 @@ impl Parser {
             };
             let (option, rest) = split_word(line);
             self.option(option, rest, &loc, main)?;
+        }
+        if main {
+            self.close_bridge()?;
         }
         Ok(())
     }
@@ -555,32 +573,18 @@ impl Parser {
                 return Err(loc.unsupported(option, "TLS"));
             }
             "http_dir" => return Err(loc.unsupported(option, "websockets listeners")),
-            "connection"
-            | "address"
-            | "addresses"
-            | "cleansession"
-            | "local_cleansession"
-            | "keepalive_interval"
-            | "local_clientid"
-            | "local_password"
-            | "local_username"
-            | "notifications"
-            | "notifications_local_only"
-            | "notification_topic"
-            | "remote_clientid"
-            | "remote_password"
-            | "remote_username"
-            | "restart_timeout"
-            | "round_robin"
-            | "start_type"
-            | "threshold"
-            | "topic"
-            | "try_private"
-            | "idle_timeout"
-            | "clientid"
-            | "username"
-            | "password" => return Err(loc.unsupported(option, "bridges")),
-            o if o.starts_with("bridge_") => return Err(loc.unsupported(option, "bridges")),
+            // Bridges: `connection NAME`, then that bridge's options.
+            "connection" => {
+                self.close_bridge()?;
+                let name = one(option, rest, loc)?;
+                self.bridge = Some((BridgeDraft::new(name, &hostname()), loc.clone()));
+            }
+            o if is_bridge_option(o) => match self.bridge.as_mut() {
+                Some((draft, _)) => draft
+                    .option(option, rest)
+                    .map_err(|reason| loc.invalid(option, reason))?,
+                None => return Err(loc.invalid(option, "a bridge option before any 'connection'")),
+            },
             "plugin" | "auth_plugin" | "auth_plugin_deny_special_chars" | "global_plugin" => {
                 return Err(loc.unsupported(option, "plugins"));
             }
@@ -709,6 +713,7 @@ impl Parser {
             presence_events: self.presence_events,
             source,
             warnings: self.warnings,
+            bridges: self.bridges,
         }
     }
 }
@@ -746,6 +751,15 @@ fn addrs_for(ips: &[IpAddr], port: u16, domain: Option<Domain>) -> Vec<SocketAdd
 fn include_order(a: &str, b: &str) -> std::cmp::Ordering {
     let key = |c: char| (c.to_ascii_lowercase(), c.is_ascii_lowercase());
     a.chars().map(key).cmp(b.chars().map(key))
+}
+
+/// This machine's name, for bridges' default client ids (as mosquitto).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "culex".to_owned())
 }
 
 fn split_word(text: &str) -> (&str, &str) {

@@ -4,6 +4,7 @@
 //! runs housekeeping and `$SYS` on top of the core's read-only views, and
 //! stops the whole broker in order ([`RunningBroker::shutdown`]).
 
+mod bridge;
 mod listener;
 mod park;
 mod serve;
@@ -109,6 +110,7 @@ impl Broker {
             tokio::spawn(listener::accept_loop(rt.clone(), l, index, port));
         }
         tokio::spawn(housekeeping(rt.clone()));
+        bridge::start(&rt);
         if !rt.core.config().sys_interval.is_zero() {
             tokio::spawn(sys::publish_sys(rt.clone()));
         }

@@ -75,9 +75,16 @@ impl Runtime {
     pub fn for_tests() -> Arc<Runtime> {
         let (_tx, rx) = watch::channel(false);
         let (alive, _alive_rx) = mpsc::channel::<()>(1);
+        let config = crate::config::Config::default();
+        let policies = (0..config.listeners.len())
+            .map(|i| {
+                let policy = crate::auth::Policy::load(config.security_of(i)).unwrap_or_default();
+                Arc::new(parking_lot::RwLock::new(Arc::new(policy)))
+            })
+            .collect();
         let core = Arc::new(Core::new(
-            crate::config::Config::default(),
-            Vec::new(),
+            config,
+            policies,
             Arc::new(crate::core::store::MemoryStore),
             Arc::new(crate::core::cluster::LocalCluster),
             Arc::new(crate::core::NoEvents),
