@@ -264,7 +264,12 @@ async fn adopt(core: Arc<Core>, dead: Option<NodeId>) {
                     revision,
                     will,
                 };
-                if core.events.send(Event::Adopted(Box::new(adoption))).await.is_err() {
+                if core
+                    .events
+                    .send(Event::Adopted(Box::new(adoption)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -161,6 +161,12 @@ pub struct Spool {
 /// allows 5,000 per context, and more deadlocks a publisher.
 const MAX_ACKS_IN_FLIGHT: usize = 4096;
 
+/// How long one attempt to store a message waits for its acknowledgement.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// The pause between two attempts to store a message.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Claims retried after losing a compare-and-set before giving up.
 const MAX_CLAIM_TRIES: usize = 16;
 
@@ -219,6 +225,8 @@ pub(crate) struct Core {
     pub(crate) events: mpsc::Sender<Event>,
     acks: Semaphore,
     sequence: AtomicU64,
+    /// Numbers this node's stream writes, for `Nats-Msg-Id`.
+    store_ids: AtomicU64,
     interest: mpsc::UnboundedSender<InterestCommand>,
 }
 
@@ -298,6 +306,7 @@ impl Node {
             events: events_tx,
             acks: Semaphore::new(MAX_ACKS_IN_FLIGHT),
             sequence: AtomicU64::new(0),
+            store_ids: AtomicU64::new(0),
             interest: interest_tx,
         });
         membership::register(&core).await?;
@@ -659,17 +668,46 @@ impl Node {
 
     /// Publishes to a stream and waits for the acknowledgement, holding one
     /// of the node's acknowledgement permits meanwhile.
+    ///
+    /// A publish that reached a stream leader which then died is never
+    /// acknowledged; so each attempt waits [`ACK_WAIT`], and attempts are
+    /// repeated until [`Options::store_timeout`] with one `Nats-Msg-Id`, by
+    /// which the stream stores the message once however often it arrives
+    /// (within its two-minute duplicate window).
     async fn store(&self, subject: String, record: Bytes, operation: &'static str) -> Result<u64> {
         let core = &self.core;
         let _permit = core.acks.acquire().await.map_err(Error::nats(operation))?;
-        let ack = core
-            .js
-            .publish(subject, record)
-            .await
-            .map_err(Error::nats(operation))?
-            .await
-            .map_err(Error::nats(operation))?;
-        Ok(ack.sequence)
+        let id = format!(
+            "{}-{}-{}",
+            core.id.name,
+            core.id.incarnation,
+            core.store_ids.fetch_add(1, Ordering::Relaxed)
+        );
+        let deadline = tokio::time::Instant::now() + core.options.store_timeout;
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let attempt = async {
+                core.js
+                    .publish_with_headers(subject.clone(), headers, record.clone())
+                    .await?
+                    .await
+            };
+            let error = match tokio::time::timeout(ACK_WAIT, attempt).await {
+                Ok(Ok(ack)) => return Ok(ack.sequence),
+                Ok(Err(err))
+                    if err.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded =>
+                {
+                    return Err(Error::nats(operation)(err));
+                }
+                Ok(Err(err)) => Error::nats(operation)(err),
+                Err(elapsed) => Error::nats(operation)(elapsed),
+            };
+            if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 }
 
@@ -797,10 +835,21 @@ pub(crate) async fn scan(
     } else {
         config.filter_subjects = filters;
     }
-    let consumer = stream
-        .create_consumer(config)
-        .await
-        .map_err(Error::nats("creating a scan"))?;
+    // Creating the consumer fails while the stream elects a leader: try
+    // again, a short wait each time, until the store timeout.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let consumer = loop {
+        let error =
+            match tokio::time::timeout(ACK_WAIT, stream.create_consumer(config.clone())).await {
+                Ok(Ok(consumer)) => break consumer,
+                Ok(Err(err)) => Error::nats("creating a scan")(err),
+                Err(elapsed) => Error::nats("creating a scan")(elapsed),
+            };
+        if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    };
     let mut found = Vec::new();
     if consumer.cached_info().num_pending == 0 {
         return Ok(found);
