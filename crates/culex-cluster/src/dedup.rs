@@ -15,11 +15,11 @@ use crate::message::NodeId;
 /// How many received sequence numbers are remembered per origin. Copies of
 /// one message are queued together, so they arrive within a few messages of
 /// each other unless a subscription's queue holds this many.
-pub(crate) const WINDOW: usize = 16_384;
+pub(crate) const WINDOW: usize = 8192;
 
 /// How many origins are tracked; the least recently heard is forgotten
 /// first. Far more than the nodes of a cluster, each restart included.
-const MAX_ORIGINS: usize = 256;
+const MAX_ORIGINS: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct Dedup {
