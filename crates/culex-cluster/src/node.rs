@@ -94,7 +94,8 @@ pub enum Inbound {
 /// send them wait while the channel is full.
 #[derive(Debug)]
 pub enum Event {
-    /// The connections to NATS are up again: leave netsplit mode.
+    /// The connections to NATS are up again after [`Event::Disconnected`]:
+    /// leave netsplit mode.
     Connected,
     /// A connection to NATS was lost (it is retried without end): enter
     /// netsplit mode (refuse new persistent sessions, keep local traffic).
@@ -181,12 +182,12 @@ const MAX_CLAIM_TRIES: usize = 16;
 /// 2. While serving:
 ///    - every local PUBLISH: deliver locally, then [`Node::publish`] once;
 ///      a retained one also [`Node::set_retained`] (awaited before PUBACK);
-///    - subscription interest (the first local subscriber of a filter
-///      appears, the last one goes): [`Node::add_interest`] /
-///      [`Node::remove_interest`], once per subscriber: interest is
-///      reference-counted here. Shared filters too: in cluster mode a
-///      shared subscription is served through [`Inbound::Shared`] only,
-///      also for local publishers;
+///    - every local subscription made or removed (also of an offline
+///      persistent session): [`Node::add_interest`] /
+///      [`Node::remove_interest`] with its filter; the node counts them
+///      and subscribes once per distinct subject pattern. Shared filters
+///      too: in cluster mode a shared subscription is served through
+///      [`Inbound::Shared`] only, local publishers included;
 ///    - SUBSCRIBE's retained messages: [`Node::retained_matching`];
 ///    - CONNECT: [`Node::claim`], then [`Node::kick`] the previous owner,
 ///      then [`Node::read_spool`]/[`Node::purge_spool`] (or [`Node::drain`]);
