@@ -100,16 +100,19 @@ impl DemoOptions {
     }
 
     /// The boards with their peers: each one's peer is the one it names, or
-    /// else the next in the ring.
+    /// else the next in the ring. A lone board of the tutorial's pair gets
+    /// the other as its peer (`--boards blue` waits for a real `green`,
+    /// such as the QEMU board), rather than being its own peer.
     pub fn pairs(&self) -> Vec<(String, String)> {
         let n = self.boards.len();
         (0..n)
             .map(|i| {
                 let board = &self.boards[i];
-                let peer = board
-                    .peer
-                    .clone()
-                    .unwrap_or_else(|| self.boards[(i + 1) % n].name.clone());
+                let peer = board.peer.clone().unwrap_or_else(|| match (n, board.name.as_str()) {
+                    (1, "blue") => "green".to_owned(),
+                    (1, "green") => "blue".to_owned(),
+                    _ => self.boards[(i + 1) % n].name.clone(),
+                });
                 (board.name.clone(), peer)
             })
             .collect()
@@ -444,6 +447,11 @@ mod tests {
     fn a_board_may_name_its_peer() {
         let options = parse(&["--boards", "blue:green"]).unwrap().unwrap();
         assert_eq!(options.pairs(), [("blue".into(), "green".into())]);
+        // The tutorial's pair, one of them real (the QEMU board).
+        let lone = parse(&["--boards", "blue"]).unwrap().unwrap();
+        assert_eq!(lone.pairs(), [("blue".into(), "green".into())]);
+        let lone = parse(&["--boards", "green"]).unwrap().unwrap();
+        assert_eq!(lone.pairs(), [("green".into(), "blue".into())]);
         let mixed = parse(&["--boards", "a,b:x,c"]).unwrap().unwrap();
         assert_eq!(
             mixed.pairs(),
