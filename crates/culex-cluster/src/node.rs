@@ -823,48 +823,65 @@ pub(crate) async fn scan(
     last_per_subject: bool,
     timeout: Duration,
 ) -> Result<Vec<Stored>> {
-    let mut config = consumer::pull::OrderedConfig {
-        deliver_policy: if last_per_subject {
-            consumer::DeliverPolicy::LastPerSubject
-        } else {
-            consumer::DeliverPolicy::All
-        },
-        ..Default::default()
-    };
-    if filters.len() == 1 {
-        config.filter_subject = filters.into_iter().next().unwrap_or_default();
+    let deliver = if last_per_subject {
+        consumer::DeliverPolicy::LastPerSubject
     } else {
-        config.filter_subjects = filters;
-    }
-    // Creating the consumer fails while the stream elects a leader: try
-    // again, a short wait each time, until the store timeout.
-    let deadline = tokio::time::Instant::now() + timeout;
-    let consumer = loop {
-        let error =
-            match tokio::time::timeout(ACK_WAIT, stream.create_consumer(config.clone())).await {
-                Ok(Ok(consumer)) => break consumer,
-                Ok(Err(err)) => Error::nats("creating a scan")(err),
-                Err(elapsed) => Error::nats("creating a scan")(elapsed),
-            };
-        if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
-            return Err(error);
-        }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        consumer::DeliverPolicy::All
     };
+    let mut scan = Scan::open(stream, filters, deliver, timeout).await?;
     let mut found = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(found);
+    while let Some(stored) = scan.next().await? {
+        found.push(stored);
     }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(Error::nats("starting a scan"))?;
-    loop {
-        let next = tokio::time::timeout(timeout, messages.next())
+    Ok(found)
+}
+
+/// A short-lived ordered consumer that reads the messages of some subjects
+/// from a starting point until none is pending, one at a time.
+pub(crate) struct Scan {
+    /// `None` once nothing is pending.
+    messages: Option<consumer::pull::Ordered>,
+    timeout: Duration,
+}
+
+impl Scan {
+    /// Creates the consumer, retried while the stream elects a leader.
+    pub(crate) async fn open(
+        stream: &stream::Stream,
+        filters: Vec<String>,
+        deliver_policy: consumer::DeliverPolicy,
+        timeout: Duration,
+    ) -> Result<Scan> {
+        let mut config = consumer::pull::OrderedConfig {
+            deliver_policy,
+            ..Default::default()
+        };
+        if filters.len() == 1 {
+            config.filter_subject = filters.into_iter().next().unwrap_or_default();
+        } else {
+            config.filter_subjects = filters;
+        }
+        let consumer = ordered_consumer(stream, config, timeout).await?;
+        let messages = if consumer.cached_info().num_pending == 0 {
+            None
+        } else {
+            let messages = consumer.messages().await;
+            Some(messages.map_err(Error::nats("starting a scan"))?)
+        };
+        Ok(Scan { messages, timeout })
+    }
+
+    /// The next message, or `None` once none was pending.
+    pub(crate) async fn next(&mut self) -> Result<Option<Stored>> {
+        let Some(messages) = &mut self.messages else {
+            return Ok(None);
+        };
+        let next = tokio::time::timeout(self.timeout, messages.next())
             .await
             .map_err(Error::nats("scanning a stream"))?;
         let Some(message) = next else {
-            break;
+            self.messages = None;
+            return Ok(None);
         };
         let message = message.map_err(Error::nats("scanning a stream"))?;
         let info = message.info().map_err(|err| Error::Nats {
@@ -877,17 +894,38 @@ pub(crate) async fn scan(
             .as_ref()
             .and_then(|headers| headers.get("KV-Operation"))
             .is_some_and(|op| op.as_str() != "PUT");
-        found.push(Stored {
+        if pending == 0 {
+            self.messages = None;
+        }
+        Ok(Some(Stored {
             subject: message.subject.to_string(),
             sequence,
             payload: message.payload.clone(),
             deleted,
-        });
-        if pending == 0 {
-            break;
-        }
+        }))
     }
-    Ok(found)
+}
+
+/// Creates an ordered consumer. Creation fails while the stream elects a
+/// leader: try again, a short wait each time, until the timeout.
+async fn ordered_consumer(
+    stream: &stream::Stream,
+    config: consumer::pull::OrderedConfig,
+    timeout: Duration,
+) -> Result<consumer::Consumer<consumer::pull::OrderedConfig>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let created = tokio::time::timeout(ACK_WAIT, stream.create_consumer(config.clone()));
+        let error = match created.await {
+            Ok(Ok(consumer)) => return Ok(consumer),
+            Ok(Err(err)) => Error::nats("creating a scan")(err),
+            Err(elapsed) => Error::nats("creating a scan")(elapsed),
+        };
+        if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
 }
 
 /// Turns the two connections' events into one connected/disconnected state.
