@@ -19,7 +19,10 @@
 //!   a [`SessionRecord`];
 //! - stream `NS_RET` (`NS.r.>`, one message per subject): retained messages;
 //! - stream `NS_SQ` (`NS.sq.>`): offline queues, one subject per session;
-//! - subjects `NS.m.<topic>` (routed messages, core NATS) and
+//! - stream `NS_MSGS` (`NS.q.>`, max age [`Options::durable_max_age`]):
+//!   QoS 1/2 messages, routed by being stored (a JetStream publish reaches
+//!   ordinary subscribers too), read back after a crash or a netsplit;
+//! - subjects `NS.m.<topic>` (routed QoS 0 messages, core NATS) and
 //!   `NS.ctl.<node>.>` (requests to one node);
 //! - per node at most one long-lived consumer (the ordered one watching
 //!   `NODES`) and short-lived ordered consumers for scans.
@@ -37,6 +40,7 @@
 
 mod control;
 mod dedup;
+mod durable;
 mod error;
 mod membership;
 mod message;

@@ -17,7 +17,7 @@ use crate::session::{
     session_key, Adoption, Claim, KickBody, KickOutcome, KickReply, SessionRecord,
 };
 use crate::subject::Subjects;
-use crate::{control, membership, routing};
+use crate::{control, durable, membership, routing};
 
 /// How a node joins the cluster. The defaults suit production; tests
 /// shorten the timings.
@@ -49,6 +49,9 @@ pub struct Options {
     pub spool_limit: i64,
     /// Capacity of the [`Receivers::inbound`] channel (default 8,192).
     pub inbound_capacity: usize,
+    /// How long the `MSGS` stream keeps a durable message (default 1 hour).
+    /// The stream's max age, so the same on every node.
+    pub durable_max_age: Duration,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             ping_interval: Duration::from_secs(5),
             spool_limit: 100_000,
             inbound_capacity: 8192,
+            durable_max_age: Duration::from_secs(3600),
         }
     }
 }
@@ -180,8 +184,10 @@ const MAX_CLAIM_TRIES: usize = 16;
 ///    are missing, registers the node (other nodes see [`Event::NodeUp`]),
 ///    and returns the [`Receivers`] to read from then on.
 /// 2. While serving:
-///    - every local PUBLISH: deliver locally, then [`Node::publish`] once;
-///      a retained one also [`Node::set_retained`] (awaited before PUBACK);
+///    - every local PUBLISH: deliver locally, then send it once: QoS 0 with
+///      [`Node::publish`], QoS 1/2 with [`Node::publish_durable`] (awaited
+///      before PUBACK/PUBREC: then it is in `MSGS`); a retained one also
+///      [`Node::set_retained`] (awaited before PUBACK);
 ///    - every local subscription made or removed (also of an offline
 ///      persistent session): [`Node::add_interest`] /
 ///      [`Node::remove_interest`] with its filter; the node counts them
@@ -212,8 +218,9 @@ pub(crate) struct Core {
     pub(crate) id: NodeId,
     pub(crate) options: Options,
     pub(crate) subjects: Subjects,
-    /// Publishes and ordinary subscriptions: `no_echo`, so a node never
-    /// receives its own messages back.
+    /// Core publishes and ordinary subscriptions: `no_echo`, so a node
+    /// never receives its own core messages back (its durable ones, stored
+    /// through `main`, do come back: the forwarders drop them).
     pub(crate) route: async_nats::Client,
     /// Queue subscriptions (which must see this node's own messages),
     /// JetStream, control requests.
@@ -224,6 +231,8 @@ pub(crate) struct Core {
     pub(crate) retained: stream::Stream,
     pub(crate) spool: stream::Stream,
     pub(crate) events: mpsc::Sender<Event>,
+    /// What the forwarders share: recovery passes messages on through it.
+    pub(crate) routing: Route,
     acks: Semaphore,
     sequence: AtomicU64,
     /// Numbers this node's stream writes, for `Nats-Msg-Id`.
@@ -276,13 +285,7 @@ impl Node {
             .connect(addresses)
             .await
             .map_err(Error::nats("connecting to nats"))?;
-        let replicas = options.replicas.unwrap_or_else(|| {
-            if main.server_info().cluster.is_some() {
-                3
-            } else {
-                1
-            }
-        });
+        let replicas = options.replicas.unwrap_or_else(|| default_replicas(&main));
         let js = jetstream::ContextBuilder::new()
             .timeout(options.store_timeout)
             .max_ack_inflight(MAX_ACKS_IN_FLIGHT + 64)
@@ -293,6 +296,7 @@ impl Node {
         let (events_tx, events) = mpsc::channel(1024);
         let (inbound_tx, inbound) = mpsc::channel(options.inbound_capacity.max(1));
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let routing = Route::new(&route, &main, &subjects, &id, inbound_tx);
         let core = Arc::new(Core {
             id,
             options,
@@ -305,6 +309,7 @@ impl Node {
             retained: assets.retained,
             spool: assets.spool,
             events: events_tx,
+            routing,
             acks: Semaphore::new(MAX_ACKS_IN_FLIGHT),
             sequence: AtomicU64::new(0),
             store_ids: AtomicU64::new(0),
@@ -318,7 +323,7 @@ impl Node {
             .map_err(Error::nats("subscribing to control requests"))?;
         let tasks = vec![
             tokio::spawn(connection_state(state_rx, core.events.clone())).abort_handle(),
-            tokio::spawn(routing::run(Route::new(&core, inbound_tx), interest_rx)).abort_handle(),
+            tokio::spawn(routing::run(core.routing.clone(), interest_rx)).abort_handle(),
             tokio::spawn(control::serve(core.clone(), control_sub)).abort_handle(),
             tokio::spawn(membership::heartbeat(core.clone())).abort_handle(),
             tokio::spawn(membership::watch(core.clone())).abort_handle(),
@@ -345,17 +350,32 @@ impl Node {
     /// Sends a locally published message to the other nodes with a matching
     /// subscriber (none if there is none). The caller has already delivered
     /// it locally. Returns once the message is handed to the connection;
-    /// core NATS is at most once between nodes.
+    /// core NATS is at most once between nodes: for QoS 0. QoS 1/2 messages
+    /// go through [`Node::publish_durable`].
     pub async fn publish(&self, message: &Message, publisher: &str) -> Result<()> {
-        let core = &self.core;
-        let subject = core.subjects.route(&message.topic)?;
-        let sequence = core.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        let body = encode_envelope(&core.id, sequence, publisher, message);
-        self.check_size(body.len() + subject.len())?;
-        core.route
+        let subject = self.core.subjects.route(&message.topic)?;
+        let body = self.envelope(&subject, message, publisher)?;
+        self.core
+            .route
             .publish(subject, body)
             .await
             .map_err(Error::nats("publishing to the cluster"))
+    }
+
+    /// The envelope of a message this node sends on `subject`, numbered
+    /// with the next of the node's sequence numbers (one counter for core
+    /// and durable publishes: receivers drop copies by it).
+    pub(crate) fn envelope(
+        &self,
+        subject: &str,
+        message: &Message,
+        publisher: &str,
+    ) -> Result<Bytes> {
+        let core = &self.core;
+        let sequence = core.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let body = encode_envelope(&core.id, sequence, publisher, message);
+        self.check_size(body.len() + subject.len())?;
+        Ok(body)
     }
 
     /// Counts one more local subscriber of `filter` (`$share/G/F` for a
@@ -385,7 +405,7 @@ impl Node {
         rx.await.map_err(Error::nats("waiting for interest"))?
     }
 
-    fn send_interest(&self, command: InterestCommand) -> Result<()> {
+    pub(crate) fn send_interest(&self, command: InterestCommand) -> Result<()> {
         self.core.interest.send(command).map_err(|_| Error::Nats {
             operation: "changing interest",
             source: "node tasks stopped".into(),
@@ -659,7 +679,7 @@ impl Node {
         leave
     }
 
-    fn check_size(&self, size: usize) -> Result<()> {
+    pub(crate) fn check_size(&self, size: usize) -> Result<()> {
         let max = self.max_message_size();
         if size > max {
             return Err(Error::TooLarge { size, max });
@@ -675,7 +695,12 @@ impl Node {
     /// repeated until [`Options::store_timeout`] with one `Nats-Msg-Id`, by
     /// which the stream stores the message once however often it arrives
     /// (within its two-minute duplicate window).
-    async fn store(&self, subject: String, record: Bytes, operation: &'static str) -> Result<u64> {
+    pub(crate) async fn store(
+        &self,
+        subject: String,
+        record: Bytes,
+        operation: &'static str,
+    ) -> Result<u64> {
         let core = &self.core;
         let _permit = core.acks.acquire().await.map_err(Error::nats(operation))?;
         let id = format!(
@@ -782,6 +807,10 @@ impl Assets {
             })
             .await
             .map_err(Error::nats("creating the offline-queue stream"))?;
+        // Durable messages are written by subject, through the context.
+        js.get_or_create_stream(durable::stream_config(options, subjects, replicas))
+            .await
+            .map_err(Error::nats("creating the durable message stream"))?;
         Ok(Assets {
             nodes,
             sessions,
@@ -976,6 +1005,15 @@ fn client_options(
             let _ = state.send((index, event));
             std::future::ready(())
         })
+}
+
+/// 3 when the NATS server is part of a cluster, 1 otherwise.
+fn default_replicas(client: &async_nats::Client) -> usize {
+    if client.server_info().cluster.is_some() {
+        3
+    } else {
+        1
+    }
 }
 
 fn parse_servers<S: AsRef<str>>(servers: &[S]) -> Result<Vec<async_nats::ServerAddr>> {

@@ -212,6 +212,28 @@ impl Subjects {
         self.topic_under("m", subject)
     }
 
+    /// Where a durable (QoS 1/2) message published on `topic` is stored and
+    /// routed: `NS.q.<tokens>`, a subject of the `MSGS` stream.
+    pub fn durable(&self, topic: &str) -> Result<String, MapError> {
+        self.under("q", &topic_tokens(topic)?)
+    }
+
+    /// What a node subscribes to for `filter` to receive durable messages,
+    /// and the stream filters that select them: one or two patterns.
+    pub fn durable_filters(&self, filter: &str) -> Result<Vec<String>, MapError> {
+        self.under_each("q", filter_tokens(filter)?)
+    }
+
+    /// The topic of a durable message's subject.
+    pub fn durable_topic(&self, subject: &str) -> Result<String, MapError> {
+        self.topic_under("q", subject)
+    }
+
+    /// Every durable subject: the `MSGS` stream's subjects.
+    pub fn durable_all(&self) -> String {
+        format!("{}.q.>", self.namespace)
+    }
+
     /// Where the retained message of `topic` is kept: `NS.r.<tokens>`.
     pub fn retained(&self, topic: &str) -> Result<String, MapError> {
         self.under("r", &topic_tokens(topic)?)
@@ -378,6 +400,32 @@ mod tests {
             Err(MapError::TooLong { .. })
         ));
         assert!(subjects.route(&".".repeat(1100)).is_ok());
+    }
+
+    #[test]
+    fn durable_subjects_are_a_kind_of_their_own() {
+        let subjects = Subjects::new("culex");
+        assert_eq!(subjects.durable("a/b").as_deref(), Ok("culex.q.u.a.b"));
+        assert_eq!(
+            subjects.durable_topic("culex.q.u.a.b").as_deref(),
+            Ok("a/b")
+        );
+        assert_eq!(
+            subjects.durable_topic("culex.m.u.a.b"),
+            Err(MapError::NotATopic)
+        );
+        assert_eq!(
+            subjects.route_topic("culex.q.u.a.b"),
+            Err(MapError::NotATopic)
+        );
+        assert_eq!(
+            subjects.durable_filters("$share/g/$SYS/#"),
+            Ok(vec![
+                "culex.q.s.$SYS".to_owned(),
+                "culex.q.s.$SYS.>".to_owned()
+            ])
+        );
+        assert_eq!(subjects.durable_all(), "culex.q.>");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! starts its own NATS (one node, or three clustered on 127.X.Y.1–3) and
 //! plays several culex nodes with several `Node`s in one process.
 
+mod durable;
 mod mapping;
 mod membership;
 mod resilience;
