@@ -49,8 +49,9 @@ pub struct Options {
     pub spool_limit: i64,
     /// Capacity of the [`Receivers::inbound`] channel (default 8,192).
     pub inbound_capacity: usize,
-    /// How long the `MSGS` stream keeps a durable message (default 1 hour).
-    /// The stream's max age, so the same on every node.
+    /// How long the `MSGS` stream keeps a durable message (default 1 hour):
+    /// the furthest back [`Node::replay`] and [`Node::recover_routed`]
+    /// reach. The stream's max age, so the same on every node.
     pub durable_max_age: Duration,
 }
 
@@ -73,7 +74,7 @@ impl Default for Options {
 
 /// What other nodes send this one, to route locally. Read it continuously:
 /// when it is full, NATS drops this node's messages (core NATS is at most
-/// once).
+/// once; durable ones can be recovered with [`Node::recover_routed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
     /// A message published on another node, once per message whatever the
@@ -201,7 +202,14 @@ const MAX_CLAIM_TRIES: usize = 16;
 ///      [`Error::Fenced`] once another node claimed it: close the client);
 ///      DISCONNECT of a clean session: [`Node::release`];
 ///    - while a persistent session's client is offline: [`Node::spool`]
-///      each QoS 1/2 message routed to it.
+///      each QoS 1/2 message routed to it;
+///    - [`Event::Connected`] after [`Event::Disconnected`]:
+///      [`Node::recover_routed`] from the disconnection (less a margin for
+///      clock skew), for the QoS 1/2 messages missed meanwhile;
+///    - [`Event::Adopted`] session of a node that crashed: [`Node::replay`]
+///      its filters from a time the broker chooses (before the oldest
+///      message the dead node may not have delivered), for the QoS 1/2
+///      messages it may have lost; some may be delivered twice.
 /// 3. [`Node::shutdown`] (a graceful leave), or drop every handle (to
 ///    other nodes, a crash: they adopt its sessions after
 ///    [`Options::node_ttl`]).
@@ -230,6 +238,8 @@ pub(crate) struct Core {
     pub(crate) sessions: kv::Store,
     pub(crate) retained: stream::Stream,
     pub(crate) spool: stream::Stream,
+    /// Durable (QoS 1/2) messages, `NS_MSGS`.
+    pub(crate) messages: stream::Stream,
     pub(crate) events: mpsc::Sender<Event>,
     /// What the forwarders share: recovery passes messages on through it.
     pub(crate) routing: Route,
@@ -308,6 +318,7 @@ impl Node {
             sessions: assets.sessions,
             retained: assets.retained,
             spool: assets.spool,
+            messages: assets.messages,
             events: events_tx,
             routing,
             acks: Semaphore::new(MAX_ACKS_IN_FLIGHT),
@@ -743,6 +754,7 @@ struct Assets {
     sessions: kv::Store,
     retained: stream::Stream,
     spool: stream::Stream,
+    messages: stream::Stream,
 }
 
 impl Assets {
@@ -807,8 +819,8 @@ impl Assets {
             })
             .await
             .map_err(Error::nats("creating the offline-queue stream"))?;
-        // Durable messages are written by subject, through the context.
-        js.get_or_create_stream(durable::stream_config(options, subjects, replicas))
+        let messages = js
+            .get_or_create_stream(durable::stream_config(options, subjects, replicas))
             .await
             .map_err(Error::nats("creating the durable message stream"))?;
         Ok(Assets {
@@ -816,6 +828,7 @@ impl Assets {
             sessions,
             retained,
             spool,
+            messages,
         })
     }
 }
@@ -900,6 +913,14 @@ impl Scan {
         Ok(Scan { messages, timeout })
     }
 
+    /// A scan that reads nothing.
+    pub(crate) fn empty(timeout: Duration) -> Scan {
+        Scan {
+            messages: None,
+            timeout,
+        }
+    }
+
     /// The next message, or `None` once none was pending.
     pub(crate) async fn next(&mut self) -> Result<Option<Stored>> {
         let Some(messages) = &mut self.messages else {
@@ -933,6 +954,33 @@ impl Scan {
             deleted,
         }))
     }
+
+    /// Whether every message that was pending has been read.
+    pub(crate) fn finished(&self) -> bool {
+        self.messages.is_none()
+    }
+}
+
+/// The stream sequence an unfiltered consumer starting by `deliver_policy`
+/// would deliver first, if there is such a message. The consumer is
+/// created for its starting point only, and deleted.
+pub(crate) async fn first_sequence(
+    stream: &stream::Stream,
+    deliver_policy: consumer::DeliverPolicy,
+    timeout: Duration,
+) -> Result<Option<u64>> {
+    let config = consumer::pull::OrderedConfig {
+        deliver_policy,
+        ..Default::default()
+    };
+    let consumer = ordered_consumer(stream, config, timeout).await?;
+    let info = consumer.cached_info();
+    let first = (info.num_pending > 0).then_some(info.delivered.stream_sequence + 1);
+    if let Err(err) = stream.delete_consumer(&info.name).await {
+        // It expires on its own after a while.
+        tracing::debug!("cluster: cannot delete a probe consumer: {err}");
+    }
+    Ok(first)
 }
 
 /// Creates an ordered consumer. Creation fails while the stream elects a

@@ -27,6 +27,8 @@ pub(crate) enum InterestCommand {
     Add(String, Vec<SubscriptionKey>),
     Remove(String),
     Sync(oneshot::Sender<Result<()>>),
+    /// The filters with at least one subscriber that are not shared.
+    Filters(oneshot::Sender<Vec<String>>),
 }
 
 /// One NATS subscription: a subject pattern, in a queue group for a shared
@@ -169,6 +171,9 @@ pub(crate) async fn run(route: Route, mut commands: mpsc::UnboundedReceiver<Inte
                 }
                 let _ = done.send(result);
             }
+            InterestCommand::Filters(reply) => {
+                let _ = reply.send(interest.plain_filters());
+            }
         }
     }
 }
@@ -215,6 +220,14 @@ impl Interest {
                 }
             }
         }
+    }
+
+    fn plain_filters(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .filter(|(_, (_, keys))| keys.iter().all(|key| key.shared.is_none()))
+            .map(|(filter, _)| filter.clone())
+            .collect()
     }
 }
 

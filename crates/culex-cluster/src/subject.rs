@@ -234,6 +234,49 @@ impl Subjects {
         format!("{}.q.>", self.namespace)
     }
 
+    /// The stream filters of one consumer that reads the durable messages
+    /// matching any of `filters` (MQTT filters, `$share/G/` ignored).
+    ///
+    /// Older servers refuse filters of one consumer that could both match a
+    /// subject, so patterns covered by others are dropped, two that overlap
+    /// become one more general pattern, and more than
+    /// [`MAX_STREAM_FILTERS`] become `NS.q.u.>` / `NS.q.s.>`; then the
+    /// selection is no longer exact.
+    pub(crate) fn durable_selection(&self, filters: &[String]) -> Result<Selection, MapError> {
+        let mut patterns = Vec::new();
+        for filter in filters {
+            patterns.extend(self.durable_filters(filter)?);
+        }
+        patterns.sort();
+        patterns.dedup();
+        // Making many patterns disjoint costs a cube of their number.
+        if patterns.len() > 2 * MAX_STREAM_FILTERS {
+            return Ok(self.widen(&patterns));
+        }
+        let selection = disjoint(patterns);
+        if selection.subjects.len() > MAX_STREAM_FILTERS {
+            return Ok(self.widen(&selection.subjects));
+        }
+        Ok(selection)
+    }
+
+    /// `NS.q.u.>` and/or `NS.q.s.>`, as the durable `patterns` need.
+    fn widen(&self, patterns: &[String]) -> Selection {
+        let mut subjects: Vec<String> = patterns
+            .iter()
+            .filter_map(|subject| {
+                let space = subject.split('.').nth(2)?;
+                Some(format!("{}.q.{space}.>", self.namespace))
+            })
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        Selection {
+            subjects,
+            exact: false,
+        }
+    }
+
     /// Where the retained message of `topic` is kept: `NS.r.<tokens>`.
     pub fn retained(&self, topic: &str) -> Result<String, MapError> {
         self.under("r", &topic_tokens(topic)?)
@@ -298,6 +341,98 @@ impl Subjects {
             .ok_or(MapError::NotATopic)?;
         tokens_topic(tokens)
     }
+}
+
+/// The most subject filters one stream consumer is given.
+pub(crate) const MAX_STREAM_FILTERS: usize = 128;
+
+/// Subject patterns no two of which match a common subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selection {
+    /// The patterns, sorted.
+    pub(crate) subjects: Vec<String>,
+    /// Whether they match exactly the subjects the patterns they were made
+    /// from match; if not, they match more.
+    pub(crate) exact: bool,
+}
+
+/// Makes `patterns` disjoint: duplicates and patterns covered by another go
+/// (which changes nothing), then each overlapping pair becomes the least
+/// general pattern covering both (which widens the selection).
+fn disjoint(mut patterns: Vec<String>) -> Selection {
+    let mut exact = true;
+    loop {
+        patterns.sort();
+        patterns.dedup();
+        let all = patterns.clone();
+        patterns.retain(|p| !all.iter().any(|general| general != p && covers(general, p)));
+        let overlap = patterns.iter().enumerate().find_map(|(i, a)| {
+            let b = patterns.iter().skip(i + 1).find(|b| collide(a, b))?;
+            Some((a.clone(), b.clone()))
+        });
+        let Some((a, b)) = overlap else {
+            return Selection {
+                subjects: patterns,
+                exact,
+            };
+        };
+        exact = false;
+        patterns.retain(|p| *p != a && *p != b);
+        patterns.push(join(&a, &b));
+    }
+}
+
+/// Whether every subject `specific` matches is matched by `general`.
+fn covers(general: &str, specific: &str) -> bool {
+    let mut specific = specific.split('.');
+    for g in general.split('.') {
+        let Some(s) = specific.next() else {
+            return false;
+        };
+        if g == ">" {
+            return true;
+        }
+        if s == ">" || (g != "*" && g != s) {
+            return false;
+        }
+    }
+    specific.next().is_none()
+}
+
+/// Whether some subject is matched by both patterns.
+fn collide(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == y || x == "*" || y == "*" => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The least general pattern (of this simple kind) that covers both.
+fn join(a: &str, b: &str) -> String {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    let mut tokens: Vec<&str> = Vec::new();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            // Different lengths: the shorter one's last token opens up.
+            (None, Some(_)) | (Some(_), None) => {
+                tokens.pop();
+                tokens.push(">");
+                break;
+            }
+            (Some(">"), _) | (_, Some(">")) => {
+                tokens.push(">");
+                break;
+            }
+            (Some(x), Some(y)) => tokens.push(if x == y { x } else { "*" }),
+        }
+    }
+    tokens.join(".")
 }
 
 #[cfg(test)]
@@ -426,6 +561,76 @@ mod tests {
             ])
         );
         assert_eq!(subjects.durable_all(), "culex.q.>");
+    }
+
+    #[test]
+    fn stream_selections_are_disjoint() {
+        let table: [(&[&str], &[&str], bool); 9] = [
+            (&["a/b"], &["n.q.u.a.b"], true),
+            (
+                &["a/#", "a/b", "a/+", "a/#"],
+                &["n.q.u.a", "n.q.u.a.>"],
+                true,
+            ),
+            (
+                &["#", "a/b", "$SYS/#"],
+                &["n.q.s.$SYS", "n.q.s.$SYS.>", "n.q.u.>"],
+                true,
+            ),
+            (&["+/+", "a/b/c"], &["n.q.u.*.*", "n.q.u.a.b.c"], true),
+            (&["a/+/c", "+/b/c"], &["n.q.u.*.*.c"], false),
+            (&["a/+", "+/b", "c"], &["n.q.u.*.*", "n.q.u.c"], false),
+            (&["x/a/#", "x/+/b"], &["n.q.u.x.*.>", "n.q.u.x.a"], false),
+            (
+                &["+/+/#", "a"],
+                &["n.q.u.*.*", "n.q.u.*.*.>", "n.q.u.a"],
+                true,
+            ),
+            (&[], &[], true),
+        ];
+        let subjects = Subjects::new("n");
+        for (filters, expected, exact) in table {
+            let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+            let selection = subjects.durable_selection(&filters).expect("valid");
+            assert_eq!(selection.subjects, expected, "{filters:?}");
+            assert_eq!(selection.exact, exact, "{filters:?}");
+            for (i, a) in selection.subjects.iter().enumerate() {
+                for b in selection.subjects.iter().skip(i + 1) {
+                    assert!(!collide(a, b), "{a} and {b} overlap");
+                }
+            }
+        }
+        let many: Vec<String> = (0..=MAX_STREAM_FILTERS)
+            .map(|i| format!("t/{i}"))
+            .chain(["$x".to_owned()])
+            .collect();
+        let wide = subjects.durable_selection(&many).expect("valid");
+        assert_eq!(wide.subjects, ["n.q.s.>", "n.q.u.>"]);
+        assert!(!wide.exact);
+        assert!(subjects.durable_selection(&["a/#/b".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn patterns_cover_collide_and_join() {
+        let table = [
+            // (a, b, a covers b, collide, join)
+            ("u.>", "u.a.*", true, true, "u.>"),
+            ("u.*", "u.a", true, true, "u.*"),
+            ("u.a", "u.*", false, true, "u.*"),
+            ("u.*", "u.>", false, true, "u.>"),
+            ("u.*", "u.*.>", false, false, "u.>"),
+            ("u.a.>", "u.*.b", false, true, "u.*.>"),
+            ("u.a", "u.b", false, false, "u.*"),
+            ("u.a", "u.a.b", false, false, "u.>"),
+            ("s.$x", "u.>", false, false, "*.>"),
+        ];
+        for (a, b, a_covers_b, overlap, joined) in table {
+            assert_eq!(covers(a, b), a_covers_b, "{a} covers {b}");
+            assert_eq!(collide(a, b), overlap, "{a} collides with {b}");
+            assert_eq!(collide(b, a), overlap, "{b} collides with {a}");
+            assert_eq!(join(a, b), joined, "{a} join {b}");
+            assert!(covers(&join(a, b), a) && covers(&join(a, b), b));
+        }
     }
 
     #[test]

@@ -124,3 +124,24 @@ fn routed(all: Vec<Inbound>) -> Vec<culex_cluster::Envelope> {
         })
         .collect()
 }
+
+/// The index (0-based) of the NATS server that leads `stream`.
+async fn stream_leader(urls: &[String], stream: &str) -> usize {
+    let client = async_nats::connect(urls[0].as_str())
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(stream).await.expect("stream");
+    let info = stream.info().await.expect("stream info");
+    let leader = info
+        .cluster
+        .as_ref()
+        .and_then(|cluster| cluster.leader.clone())
+        .expect("a stream leader");
+    // The test cluster names its servers n1, n2, n3.
+    leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1))
+        .expect("leader named nN")
+}

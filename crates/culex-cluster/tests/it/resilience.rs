@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use culex_cluster::{Event, QoS};
 use culex_testkit::NatsCluster;
 
-use crate::{connect, message, wait_event};
+use crate::{connect, message, stream_leader, wait_event};
 
 /// Losing the NATS server is reported (netsplit mode) and so is getting it
 /// back.
@@ -122,25 +122,4 @@ async fn losing_one_nats_node_of_three_loses_no_acknowledged_message() {
         "too few writes succeeded after the loss: {}",
         expected.len()
     );
-}
-
-/// The index (0-based) of the NATS server that leads `stream`.
-async fn stream_leader(urls: &[String], stream: &str) -> usize {
-    let client = async_nats::connect(urls[0].as_str())
-        .await
-        .expect("connect");
-    let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream(stream).await.expect("stream");
-    let info = stream.info().await.expect("stream info");
-    let leader = info
-        .cluster
-        .as_ref()
-        .and_then(|cluster| cluster.leader.clone())
-        .expect("a stream leader");
-    // The test cluster names its servers n1, n2, n3.
-    leader
-        .strip_prefix('n')
-        .and_then(|n| n.parse::<usize>().ok())
-        .and_then(|n| n.checked_sub(1))
-        .expect("leader named nN")
 }
