@@ -108,11 +108,14 @@ impl DemoOptions {
         (0..n)
             .map(|i| {
                 let board = &self.boards[i];
-                let peer = board.peer.clone().unwrap_or_else(|| match (n, board.name.as_str()) {
-                    (1, "blue") => "green".to_owned(),
-                    (1, "green") => "blue".to_owned(),
-                    _ => self.boards[(i + 1) % n].name.clone(),
-                });
+                let peer = board
+                    .peer
+                    .clone()
+                    .unwrap_or_else(|| match (n, board.name.as_str()) {
+                        (1, "blue") => "green".to_owned(),
+                        (1, "green") => "blue".to_owned(),
+                        _ => self.boards[(i + 1) % n].name.clone(),
+                    });
                 (board.name.clone(), peer)
             })
             .collect()
