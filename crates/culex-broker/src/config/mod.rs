@@ -135,6 +135,22 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// `connection` blocks: links to remote brokers.
     pub bridges: Vec<bridge::Bridge>,
+    /// `cluster_servers` and `cluster_node` (culex's own): this broker as a
+    /// node of a cluster on NATS JetStream; `None` alone.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node of a culex cluster (see `docs/cluster.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `cluster_servers`: NATS servers, `nats://HOST:PORT`.
+    pub servers: Vec<String>,
+    /// `cluster_node`: this node's name, unique in the cluster.
+    pub node: String,
+    /// `cluster_namespace`: the prefix of every NATS subject, stream and
+    /// bucket of the cluster (default `culex`), so that several clusters
+    /// can share one NATS.
+    pub namespace: String,
 }
 
 impl Config {

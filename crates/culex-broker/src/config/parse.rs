@@ -108,6 +108,9 @@ struct Parser {
     sys_interval: Duration,
     persistent_client_expiration: Option<Duration>,
     presence_events: bool,
+    cluster_servers: Option<(Vec<String>, Loc)>,
+    cluster_node: Option<(String, Loc)>,
+    cluster_namespace: Option<String>,
     warnings: Vec<String>,
     bridges: Vec<Bridge>,
     /// The bridge that bridge options apply to (since its `connection`).
@@ -161,6 +164,9 @@ impl Parser {
             sys_interval: Duration::from_secs(super::DEFAULT_SYS_INTERVAL_SECS),
             persistent_client_expiration: None,
             presence_events: false,
+            cluster_servers: None,
+            cluster_node: None,
+            cluster_namespace: None,
             warnings: Vec::new(),
             bridges: Vec::new(),
             bridge: None,
@@ -191,6 +197,21 @@ impl Parser {
         }
         if main {
             self.close_bridge()?;
+            match (&self.cluster_servers, &self.cluster_node) {
+                (Some(_), None) => {
+                    let loc = self.cluster_servers.as_ref().map(|(_, l)| l.clone());
+                    return Err(loc
+                        .unwrap_or_else(|| Loc {
+                            file: file.to_path_buf(),
+                            line: 0,
+                        })
+                        .invalid("cluster_servers", "cluster_node is needed too"));
+                }
+                (None, Some((_, loc))) => {
+                    return Err(loc.invalid("cluster_node", "cluster_servers is needed too"));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -406,6 +427,29 @@ impl Parser {
                     Duration::from_secs(parse_num::<u64>(option, one(option, rest, loc)?, loc)?);
             }
             "presence_events" => self.presence_events = parse_bool(option, rest, loc)?,
+            // culex's own: a node of a cluster on NATS JetStream.
+            "cluster_servers" => {
+                let servers: Vec<String> = rest
+                    .split([',', ' ', '\t'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if servers.is_empty() {
+                    return Err(loc.invalid(option, "missing value"));
+                }
+                if let Some(bad) = servers.iter().find(|s| !s.starts_with("nats://")) {
+                    return Err(loc.invalid(option, format!("'{bad}': expected nats://HOST:PORT")));
+                }
+                self.cluster_servers = Some((servers, loc.clone()));
+            }
+            "cluster_node" => {
+                let name = cluster_name(option, rest, 64, loc)?;
+                self.cluster_node = Some((name, loc.clone()));
+            }
+            "cluster_namespace" => {
+                self.cluster_namespace = Some(cluster_name(option, rest, 32, loc)?);
+            }
 
             // Logging.
             "log_dest" => {
@@ -714,6 +758,14 @@ impl Parser {
             source,
             warnings: self.warnings,
             bridges: self.bridges,
+            cluster: match (self.cluster_servers, self.cluster_node) {
+                (Some((servers, _)), Some((node, _))) => Some(super::ClusterConfig {
+                    servers,
+                    node,
+                    namespace: self.cluster_namespace.unwrap_or_else(|| "culex".to_owned()),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -853,4 +905,19 @@ fn parse_expiration(option: &str, value: &str, loc: &Loc) -> Result<Duration, Co
         .checked_mul(seconds)
         .map(Duration::from_secs)
         .ok_or_else(bad)
+}
+
+/// A cluster node or namespace name: 1 to `max` of `[A-Za-z0-9_-]` (it
+/// becomes part of NATS subjects and stream names).
+fn cluster_name(option: &str, rest: &str, max: usize, loc: &Loc) -> Result<String, ConfigError> {
+    let name = one(option, rest, loc)?;
+    let valid = !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(loc.invalid(option, format!("1 to {max} of A-Z a-z 0-9 - _")));
+    }
+    Ok(name.to_owned())
 }

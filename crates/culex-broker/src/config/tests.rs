@@ -551,3 +551,33 @@ fn persistence_mode_chooses_the_durability() {
     );
     assert!(mode("persistence_mode periodic 0").is_err());
 }
+
+#[test]
+fn cluster_options_need_each_other_and_valid_values() {
+    let config = parse(
+        "cluster_servers nats://127.0.0.1:4222, nats://127.0.0.2:4222\ncluster_node node-1\n",
+    )
+    .unwrap();
+    let cluster = config.cluster.unwrap();
+    assert_eq!(
+        cluster.servers,
+        ["nats://127.0.0.1:4222", "nats://127.0.0.2:4222"]
+    );
+    assert_eq!(
+        (cluster.node.as_str(), cluster.namespace.as_str()),
+        ("node-1", "culex")
+    );
+    assert!(parse("").unwrap().cluster.is_none());
+    let ns = parse("cluster_servers nats://h:4222\ncluster_node a\ncluster_namespace t_1\n");
+    assert_eq!(ns.unwrap().cluster.unwrap().namespace, "t_1");
+    for bad in [
+        "cluster_servers nats://h:4222\n",
+        "cluster_node a\n",
+        "cluster_servers http://h:4222\ncluster_node a\n",
+        "cluster_servers nats://h:4222\ncluster_node a.b\n",
+        "cluster_servers nats://h:4222\ncluster_node a\ncluster_namespace a*b\n",
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.starts_with("mosquitto.conf:"), "{bad:?}: {err}");
+    }
+}

@@ -252,6 +252,11 @@ impl<K: Hash + Eq> Lazy<HashSet<K>> {
     pub fn len(&self) -> usize {
         self.0.as_deref().map_or(0, HashSet::len)
     }
+
+    /// As [`HashSet::drain`]; the set is freed.
+    pub fn drain(&mut self) -> impl Iterator<Item = K> {
+        self.0.take().into_iter().flat_map(|s| *s)
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod lazy;
 pub mod message;
 pub mod observe;
+pub mod remote;
 pub mod retained;
 mod route;
 pub mod session;

@@ -117,22 +117,47 @@ impl Core {
         msg: Arc<Message>,
         matches: &mut Vec<Match<SessionKey>>,
         now: Instant,
-        mut from: Option<&mut Origin>,
+        from: Option<&mut Origin>,
     ) -> Routed {
         let mut routed = Routed::default();
         if msg.retain {
             routed.durability = self.set_retained(&msg);
         }
+        let handed = self.hand_to_matches(&msg, matches, now, from, &mut routed.matched);
+        // `$SYS` is about this node: it stays here.
+        if !self.cluster_is_local && !msg.topic.starts_with("$SYS/") {
+            routed.durability = routed.durability.and(self.cluster.published(&msg));
+        }
+        routed.overflow = handed.overflow;
+        routed.pause = handed.pause;
+        routed.durability = routed.durability.and(handed.durability);
+        routed
+    }
+
+    /// Hands `msg` to every local subscription it matches (shared ones
+    /// only when the cluster does not serve them), counting the matches.
+    pub(super) fn hand_to_matches(
+        &self,
+        msg: &Arc<Message>,
+        matches: &mut Vec<Match<SessionKey>>,
+        now: Instant,
+        mut from: Option<&mut Origin>,
+        matched: &mut usize,
+    ) -> Handed {
         matches.clear();
         let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
         self.subscriptions
             .read()
             .matches_ranked(&msg.topic, matches, &rank);
-        routed.matched = matches.len();
+        *matched = matches.len();
+        let skip_shared = !self.cluster_is_local && self.cluster.serving();
         let defer = !self.store.is_durable();
         let mut handed = Handed::default();
         for m in matches.drain(..) {
-            let Some((handle, delivery)) = self.delivery_for(&msg, m) else {
+            if skip_shared && m.share.is_some() {
+                continue;
+            }
+            let Some((handle, delivery)) = self.delivery_for(msg, m) else {
                 continue;
             };
             let handle = &handle;
@@ -152,18 +177,12 @@ impl Core {
             };
             handed.add(self.hand_over(handle, [delivery], now, from.as_deref_mut(), false));
         }
-        if !self.cluster_is_local {
-            self.cluster.published(&msg);
-        }
-        routed.overflow = handed.overflow;
-        routed.pause = handed.pause;
-        routed.durability = routed.durability.and(handed.durability);
-        routed
+        handed
     }
 
     /// The delivery of `msg` for one match, or `None` when 5.0 No Local
     /// keeps it from the publisher [MQTT-3.8.3-3].
-    fn delivery_for(
+    pub(super) fn delivery_for(
         &self,
         msg: &Arc<Message>,
         m: Match<SessionKey>,
@@ -196,10 +215,15 @@ impl Core {
 
     fn set_retained(&self, msg: &Arc<Message>) -> Durability {
         // `$SYS` values are regenerated at start; they are not stored.
-        let stored = !msg.topic.starts_with("$SYS/");
-        let durability = if msg.payload.is_empty() {
+        let sys = msg.topic.starts_with("$SYS/");
+        // In a cluster, the cluster holds retained messages (`$SYS` aside).
+        if !self.cluster_is_local && !sys && self.cluster.serving() {
+            let set = (!msg.payload.is_empty()).then_some(msg);
+            return self.cluster.retained(&msg.topic, set);
+        }
+        if msg.payload.is_empty() {
             // An empty retained payload clears the topic [MQTT-3.3.1-10].
-            if self.retained.write().remove(&msg.topic) && stored {
+            if self.retained.write().remove(&msg.topic) && !sys {
                 self.store.retained_clear(&msg.topic)
             } else {
                 Durability::Done
@@ -207,17 +231,12 @@ impl Core {
         } else {
             // A new retained message replaces the old one [MQTT-3.3.1-5].
             self.retained.write().insert(msg.clone());
-            if stored {
-                self.store.retained_set(msg)
-            } else {
+            if sys {
                 Durability::Done
+            } else {
+                self.store.retained_set(msg)
             }
-        };
-        if !self.cluster_is_local && stored {
-            let set = (!msg.payload.is_empty()).then_some(msg);
-            self.cluster.retained(&msg.topic, set);
         }
-        durability
     }
 
     /// Holds `delivery` for `handle` in the origin's outbox, or gives it

@@ -70,6 +70,17 @@ pub enum Change {
     Inbound(PacketId, bool),
 }
 
+/// What a session hands to another node ([`Session::export`]).
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Unacknowledged outbound messages: id, delivery, state.
+    pub outbound: Vec<(PacketId, Delivery, OutboundState)>,
+    /// Queued messages, oldest first.
+    pub queued: Vec<Delivery>,
+    /// Inbound QoS 2 ids awaiting PUBREL.
+    pub inbound_qos2: Vec<PacketId>,
+}
+
 /// What happened to a delivery handed to [`Session::deliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
@@ -540,6 +551,49 @@ impl Session {
     pub fn restore_queued(&mut self, delivery: Delivery) {
         self.queued_bytes = self.queued_bytes.saturating_add(delivery.msg.payload.len());
         self.queue.push_back(delivery);
+    }
+
+    /// Takes everything the session holds for its client, for another
+    /// node: unacknowledged outbound messages (with their ids and states),
+    /// queued messages, and inbound QoS 2 ids awaiting PUBREL.
+    pub fn export(&mut self) -> Exported {
+        let outbound = self
+            .inflight
+            .drain(..)
+            .map(|f| (f.packet_id, f.delivery, f.state))
+            .collect();
+        let queued = self.queue.drain(..).collect();
+        self.queued_bytes = 0;
+        let inbound_qos2 = self.incoming_qos2.drain().collect();
+        Exported {
+            outbound,
+            queued,
+            inbound_qos2,
+        }
+    }
+
+    /// Takes over what another node's session held (see [`Session::export`])
+    /// while detached: its outbound messages keep their ids, its queued
+    /// messages go before any queued here since (they are older).
+    pub fn import(&mut self, exported: Exported) {
+        for (id, delivery, state) in exported.outbound {
+            self.restore_outbound(id, delivery, state);
+        }
+        let newer: Vec<Delivery> = self.queue.drain(..).collect();
+        self.queued_bytes = 0;
+        for delivery in exported.queued.into_iter().chain(newer) {
+            self.restore_queued(delivery);
+        }
+        for id in exported.inbound_qos2 {
+            self.restore_inbound_qos2(id);
+        }
+    }
+
+    /// When the oldest message the client has not acknowledged arrived.
+    pub fn oldest_pending(&self) -> Option<Instant> {
+        let flying = self.inflight.iter().map(|f| f.delivery.msg.received);
+        let queued = self.queue.iter().map(|d| d.msg.received);
+        flying.chain(queued).min()
     }
 
     /// Restores an inbound QoS 2 id awaiting PUBREL.

@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use culex_codec::{PacketId, QoS, SubscriptionOptions};
+use culex_codec::{PacketId, SubscriptionOptions};
 use parking_lot::{Mutex, RwLock};
 
 use super::cluster::Cluster;
 use super::message::Message;
 use super::retained::RetainedTree;
-use super::session::{Change, Delivery, Outgoing, Session, SessionLimits, SubscriptionEntry};
+use super::session::{Change, Outgoing, Session, SessionLimits, SubscriptionEntry};
 use super::sessions::{resume_all, SessionHandle, SessionInner, SessionKey, SessionRef, Sessions};
-use super::store::{self, Durability, Snapshot, Store};
+use super::store::{Durability, Snapshot, Store};
 use super::subscriptions::SubscriptionTree;
 use super::wake::ConnWaker;
 use crate::auth::backoff::AuthBackoff;
@@ -273,7 +273,7 @@ impl Core {
             self.store.session_put(client_id, claim.expiry);
         }
         if !self.cluster_is_local {
-            self.cluster.claimed(client_id);
+            self.cluster.session_changed(client_id);
         }
         Claimed {
             session: SessionRef { handle, generation },
@@ -306,8 +306,11 @@ impl Core {
         let durability = self
             .store
             .subscription_put(&s.handle.client_id, filter, options, id);
-        if !self.cluster_is_local && is_new {
-            self.cluster.interest(filter, true);
+        if !self.cluster_is_local {
+            if is_new {
+                self.cluster.interest(filter, true);
+            }
+            self.cluster.session_changed(&s.handle.client_id);
         }
         // The subscriptions of an expiry-0 session are gone with it anyway.
         (
@@ -335,6 +338,7 @@ impl Core {
             .unsubscribe(filter, &SessionKey(s.handle.clone()));
         if !self.cluster_is_local {
             self.cluster.interest(filter, false);
+            self.cluster.session_changed(&s.handle.client_id);
         }
         let durability = self.store.subscription_delete(&s.handle.client_id, filter);
         (
@@ -459,6 +463,8 @@ impl Core {
         }
         if end {
             self.end_session(&s.handle, Some(s.generation), now);
+        } else if !self.cluster_is_local {
+            self.cluster.session_changed(&s.handle.client_id);
         }
         true
     }
@@ -482,7 +488,7 @@ impl Core {
     }
 
     /// Publishes a will that fires now, if the ACL allows it.
-    fn fire_will(
+    pub(super) fn fire_will(
         &self,
         client_id: &str,
         username: Option<&str>,
@@ -521,6 +527,9 @@ impl Core {
         };
         self.remove_subscriptions(handle, &filters);
         self.store.session_delete(&handle.client_id);
+        if !self.cluster_is_local {
+            self.cluster.session_ended(&handle.client_id);
+        }
         // A delayed will goes out when the session ends, if that comes first.
         let will = self.delayed_wills.lock().remove(&handle.client_id);
         if let Some((_, will)) = will {
@@ -556,7 +565,7 @@ impl Core {
     }
 
     /// Removes `handle`'s subscriptions to `filters` from the tree.
-    fn remove_subscriptions(&self, handle: &Arc<SessionHandle>, filters: &[String]) {
+    pub(super) fn remove_subscriptions(&self, handle: &Arc<SessionHandle>, filters: &[String]) {
         if filters.is_empty() {
             return;
         }
@@ -669,55 +678,12 @@ impl Core {
             }
         }
         for saved in snapshot.sessions {
-            self.restore_session(saved, now);
+            self.install_session(saved, now);
         }
         let mut wills = self.delayed_wills.lock();
         for (client_id, will) in snapshot.delayed_wills {
             // Due at once: the delay ran while the broker was down.
             wills.insert(Arc::from(client_id.as_str()), (now, will));
-        }
-    }
-
-    fn restore_session(&self, saved: store::SessionSnapshot, now: Instant) {
-        let delivery = |msg: Message, qos: QoS| Delivery {
-            msg: Arc::new(msg),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-            share: None,
-        };
-        let client_id: Arc<str> = Arc::from(saved.client_id.as_str());
-        let (handle, _) = self.sessions.get_or_create(&client_id, self.limits);
-        {
-            let mut inner = handle.inner.lock();
-            inner.expiry = saved.expiry_interval;
-            inner.disconnected_at = Some(now);
-            let session = &mut inner.session;
-            // A restored session is persistent: its changes while offline
-            // (messages queued for it) must reach the store too.
-            session.set_journaling(true);
-            for (id, msg, qos, state) in saved.outbound {
-                session.restore_outbound(id, delivery(msg, qos), state);
-            }
-            for (msg, qos) in saved.queued {
-                session.restore_queued(delivery(msg, qos));
-            }
-            for id in saved.inbound_qos2 {
-                session.restore_inbound_qos2(id);
-            }
-            for (filter, options, id) in &saved.subscriptions {
-                session.subscribe(
-                    filter.clone(),
-                    SubscriptionEntry {
-                        options: *options,
-                        id: *id,
-                    },
-                );
-            }
-        }
-        let mut tree = self.subscriptions.write();
-        for (filter, options, id) in saved.subscriptions {
-            tree.subscribe(&filter, SessionKey(handle.clone()), options, id);
         }
     }
 }

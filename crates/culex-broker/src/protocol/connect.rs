@@ -11,7 +11,8 @@ use culex_codec::{
 };
 
 use super::connection::{
-    protocol_tag, too_deep, Connection, Handshake, MQTT_MAX_PACKET, TOPIC_ALIAS_MAXIMUM,
+    protocol_tag, too_deep, ClaimOutcome, ClusterClaim, Connection, Handshake, MQTT_MAX_PACKET,
+    TOPIC_ALIAS_MAXIMUM,
 };
 use super::error::{Close, Violation};
 use crate::auth::backoff::Turn;
@@ -19,7 +20,7 @@ use crate::core::message::{slice_or_copy, Message, MessageProps};
 use crate::core::Claim;
 
 /// What was settled about a CONNECT before its session is claimed.
-struct Accepted {
+pub(super) struct Accepted {
     client_id: Arc<str>,
     assigned: bool,
     keep_alive: u16,
@@ -68,8 +69,17 @@ impl Connection {
             self.pending_connect = Some(frame.clone());
             return Ok(Handshake::WaitUntil(at));
         }
-        self.on_connect(&c, &frame, now, out)?;
+        if let Some(claim) = self.on_connect(&c, &frame, now, out)? {
+            self.pending_connect = Some(frame.clone());
+            return Ok(Handshake::Claim(claim));
+        }
         Ok(Handshake::Accepted)
+    }
+
+    /// The cluster's answer to [`Handshake::Claim`]: call
+    /// [`Connection::handle_connect`] again next.
+    pub fn set_cluster_claim(&mut self, outcome: ClaimOutcome) {
+        self.claim_outcome = Some(outcome);
     }
 
     /// The login turn of this client's address (see `auth::backoff`):
@@ -107,18 +117,45 @@ impl Connection {
         }
     }
 
+    /// Settles the CONNECT, claims its session and answers with CONNACK;
+    /// in a cluster, first returns the claim the cluster must make.
     fn on_connect(
         &mut self,
         c: &Connect<'_>,
         frame: &Bytes,
         now: Instant,
         out: &mut BytesMut,
-    ) -> Result<(), Close> {
+    ) -> Result<Option<ClusterClaim>, Close> {
         self.protocol = c.protocol;
         self.bridge = c.bridge;
         self.problem_info = c.properties.request_problem_information != Some(0);
         self.client_max_packet_size = c.properties.maximum_packet_size;
-        let mut accepted = self.validate(c, frame, now, out)?;
+        let mut accepted = match self.claim_pending.take() {
+            Some(accepted) => {
+                if self.claim_outcome.take() == Some(ClaimOutcome::Unavailable) {
+                    tracing::info!(
+                        "Client {} refused: the cluster is unreachable and its session would not be safe.",
+                        accepted.client_id
+                    );
+                    return Err(self.refuse(ReasonCode::ServerUnavailable, out));
+                }
+                *accepted
+            }
+            None => {
+                let accepted = self.validate(c, frame, now, out)?;
+                if self.core.is_clustered() {
+                    let claim = ClusterClaim {
+                        client_id: accepted.client_id.clone(),
+                        clean_start: c.clean_start,
+                        expiry: accepted.expiry,
+                        will: accepted.will.as_ref().map(|(w, d)| (Message::clone(w), *d)),
+                    };
+                    self.claim_pending = Some(Box::new(accepted));
+                    return Ok(Some(claim));
+                }
+                accepted
+            }
+        };
         self.out_alias_max = c.properties.topic_alias_maximum.unwrap_or(0);
         let will_log = accepted
             .will
@@ -144,7 +181,7 @@ impl Connection {
         log_will(will_log);
         let props = self.connack_properties(&accepted);
         self.send_connack(claimed.present, ReasonCode::Success, props, out);
-        Ok(())
+        Ok(None)
     }
 
     /// Every check of a CONNECT before its session is claimed; a refusal

@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use culex_codec::packet::{Disconnect, PubResponse};
 use culex_codec::{check_frame, decode_packet, Packet, PacketId, Properties, Protocol, ReasonCode};
 
+use crate::core::message::Message;
 use crate::core::session::{Outgoing, Session};
 use crate::core::wake::ConnWaker;
 use crate::core::{Core, Origin, SessionRef};
@@ -34,7 +35,7 @@ pub(super) const PAUSE_MAX: Duration = crate::core::session::STALL_AFTER;
 pub(super) const FLOOD_LOAD: u32 = 16 * 1024;
 
 /// Where the handshake stands after [`Connection::handle_connect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Handshake {
     /// The CONNECT has not fully arrived.
     Incomplete,
@@ -43,6 +44,35 @@ pub enum Handshake {
     WaitUntil(Instant),
     /// The client is connected; CONNACK is in the output.
     Accepted,
+    /// A node of a cluster: the cluster must make the session this
+    /// node's first, then [`Connection::set_cluster_claim`] and call again
+    /// (the CONNECT stays in the input).
+    Claim(ClusterClaim),
+}
+
+/// A session a cluster must make this node's before CONNACK: owned here
+/// from now on, and taken over (subscriptions, messages) from the node
+/// that held it.
+#[derive(Debug, Clone)]
+pub struct ClusterClaim {
+    /// The client id (assigned already when the client sent none).
+    pub client_id: Arc<str>,
+    /// Clean Session / Clean Start: nothing is taken over.
+    pub clean_start: bool,
+    /// Seconds the session outlives the connection; `None`: forever.
+    pub expiry: Option<u32>,
+    /// The will, with its delay: other nodes publish it if this one dies.
+    pub will: Option<(Message, u32)>,
+}
+
+/// How a cluster answered a [`ClusterClaim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The session is this node's: go on.
+    Ready,
+    /// The cluster cannot be reached to own a persistent session: refused
+    /// with Server unavailable rather than risk losing its messages.
+    Unavailable,
 }
 
 /// One client connection. See the module docs for the call order.
@@ -92,8 +122,12 @@ pub struct Connection {
     pub(super) yield_hint: bool,
     /// The login turn of this CONNECT was taken (auth back-off).
     pub(super) turn_taken: bool,
-    /// A CONNECT waiting for its login turn.
+    /// A CONNECT waiting for its login turn, or for its cluster claim.
     pub(super) pending_connect: Option<Bytes>,
+    /// What was settled about a CONNECT waiting for its cluster claim.
+    pub(super) claim_pending: Option<Box<super::connect::Accepted>>,
+    /// The cluster's answer to that claim.
+    pub(super) claim_outcome: Option<ClaimOutcome>,
     pub(super) connected: bool,
 }
 
@@ -162,6 +196,8 @@ impl Connection {
             yield_hint: false,
             turn_taken: false,
             pending_connect: None,
+            claim_pending: None,
+            claim_outcome: None,
             connected: false,
         }
     }

@@ -30,6 +30,8 @@ pub(super) struct HeldSubAck {
     pub packet_id: PacketId,
     pub codes: Vec<ReasonCode>,
     pub retained: Vec<(Arc<Message>, QoS)>,
+    /// Filters whose retained messages the cluster is asked for after it.
+    pub remote_retained: Vec<(String, QoS)>,
     pub sub_id: Option<u32>,
 }
 

@@ -37,6 +37,6 @@ mod subscribe;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 
-pub use connection::{protocol_tag, Connection, Handshake};
+pub use connection::{protocol_tag, ClaimOutcome, ClusterClaim, Connection, Handshake};
 pub use error::{Close, Violation};
 pub(crate) use idle::Idle;

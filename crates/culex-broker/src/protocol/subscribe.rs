@@ -29,6 +29,7 @@ impl Connection {
         let sub_id = s.properties.subscription_identifiers.iter().next();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        let mut remote_retained = Vec::new();
         let mut durability = Durability::Done;
         for (filter, options) in s.filters.iter() {
             tracing::debug!("\t{} (QoS {})", filter.as_str(), options.qos as u8);
@@ -36,8 +37,15 @@ impl Connection {
             if shared && self.protocol.is_v5() && options.no_local {
                 return Err(Violation::NoLocalOnShared.into());
             }
-            let (code, d) =
-                self.subscribe_one(filter.as_str(), options, shared, sub_id, now, &mut retained);
+            let (code, d) = self.subscribe_one(
+                filter.as_str(),
+                options,
+                shared,
+                sub_id,
+                now,
+                &mut retained,
+                &mut remote_retained,
+            );
             tracing::debug!("{} {} {}", self.client_id, code as u8, filter.as_str());
             codes.push(code);
             durability = durability.and(d);
@@ -47,6 +55,7 @@ impl Connection {
             packet_id: s.packet_id,
             codes,
             retained,
+            remote_retained,
             sub_id,
         };
         self.acknowledge(Held::Sub(Box::new(suback)), durability, out);
@@ -64,6 +73,7 @@ impl Connection {
         sub_id: Option<u32>,
         now: Instant,
         retained: &mut Vec<(std::sync::Arc<crate::core::message::Message>, QoS)>,
+        remote_retained: &mut Vec<(String, QoS)>,
     ) -> (ReasonCode, Durability) {
         let v5 = self.protocol.is_v5();
         // With a listener mount point, filters live under it.
@@ -110,6 +120,11 @@ impl Connection {
             for m in self.core.retained_matching(matched, now) {
                 retained.push((m, granted.qos));
             }
+            // In a cluster the cluster holds them (`$SYS` aside): fetched
+            // once the SUBACK is out.
+            if self.core.is_clustered() {
+                remote_retained.push((matched.to_owned(), granted.qos));
+            }
         }
         let code = match granted.qos {
             QoS::AtMostOnce => ReasonCode::Success,
@@ -144,6 +159,10 @@ impl Connection {
         });
         self.core
             .deliver_retained(session.handle(), deliveries, self.last_seen);
+        for (filter, qos) in suback.remote_retained {
+            self.core
+                .fetch_retained(session.handle(), &filter, qos, sub_id);
+        }
     }
 
     pub(super) fn on_unsubscribe(&mut self, u: &Unsubscribe<'_>, out: &mut BytesMut) {

@@ -5,6 +5,7 @@
 //! stops the whole broker in order ([`RunningBroker::shutdown`]).
 
 mod bridge;
+mod cluster;
 mod listener;
 mod park;
 mod serve;
@@ -67,6 +68,9 @@ impl Broker {
     /// Opens every listener of `config` (port 0 picks a free port), and
     /// starts accepting connections on the current tokio runtime.
     pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
+        if let Some(cluster) = config.cluster.clone() {
+            return Broker::start_clustered(config, cluster).await;
+        }
         if config.persistence.enabled {
             let store =
                 crate::durable_store::DurableBrokerStore::open_from_config(&config.persistence)
@@ -84,11 +88,42 @@ impl Broker {
         Broker::start_with(config, store, Arc::new(LocalCluster)).await
     }
 
+    /// A node of a cluster on NATS JetStream, which holds sessions and
+    /// retained messages: the local store is not used.
+    async fn start_clustered(
+        config: Config,
+        cluster: crate::config::ClusterConfig,
+    ) -> Result<RunningBroker, BrokerError> {
+        if config.persistence.enabled {
+            tracing::warn!(
+                "Warning: persistence is not used by a cluster node: NATS JetStream keeps its sessions and retained messages."
+            );
+        }
+        let tickets = Arc::new(cluster::tickets::Tickets::default());
+        let store = Arc::new(cluster::tickets::ClusterStore {
+            inner: Arc::new(MemoryStore),
+            tickets: tickets.clone(),
+        });
+        let link = cluster::ClusterLink::new(cluster, tickets);
+        let broker = Broker::start_inner(config, store, link.clone(), Some(link.clone())).await?;
+        link.start(&broker.rt.core, broker.rt.shutdown.clone());
+        Ok(broker)
+    }
+
     /// As [`Broker::start`], with a given [`Store`] and [`Cluster`].
     pub async fn start_with(
         config: Config,
         store: Arc<dyn Store>,
         cluster: Arc<dyn Cluster>,
+    ) -> Result<RunningBroker, BrokerError> {
+        Broker::start_inner(config, store, cluster, None).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        store: Arc<dyn Store>,
+        cluster: Arc<dyn Cluster>,
+        link: Option<Arc<cluster::ClusterLink>>,
     ) -> Result<RunningBroker, BrokerError> {
         let policies = load_policies(&config)?
             .into_iter()
@@ -103,7 +138,9 @@ impl Broker {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
         let (parker, poll) = Parker::new();
-        let rt = Arc::new(Runtime::new(core, parker, shutdown_rx, alive_tx));
+        let mut rt = Runtime::new(core, parker, shutdown_rx, alive_tx);
+        rt.cluster = link;
+        let rt = Arc::new(rt);
         rt.parker.start(poll, resumer(&rt));
         let (listeners, local_addrs) = open_listeners(rt.core.config())?;
         for (l, index, port) in listeners {
@@ -277,6 +314,9 @@ impl RunningBroker {
         // None once the last of them is gone.
         drop(self.rt.take_alive());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.alive_rx.recv()).await;
+        if let Some(cluster) = &self.rt.cluster {
+            let _ = tokio::time::timeout(Duration::from_secs(10), cluster.leave()).await;
+        }
         self.rt.parker.stop();
     }
 }

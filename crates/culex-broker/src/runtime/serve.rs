@@ -23,7 +23,7 @@ use super::park::{ConnSignal, FirstPass, ParkedConn};
 use super::state::Runtime;
 use super::transport::Socket;
 use crate::core::wake::{ConnWaker, Waker};
-use crate::protocol::{Close, Connection, Handshake};
+use crate::protocol::{ClaimOutcome, Close, Connection, Handshake};
 
 /// Above this many buffered output bytes the connection stops reading and
 /// taking deliveries until the socket drains (back-pressure).
@@ -211,6 +211,14 @@ impl Conn {
                 Handshake::Accepted => return Ok(()),
                 Handshake::WaitUntil(at) => {
                     tokio::time::sleep_until(at.into()).await;
+                    continue;
+                }
+                Handshake::Claim(claim) => {
+                    let outcome = match &self.rt.cluster {
+                        Some(cluster) => cluster.claim(claim).await,
+                        None => ClaimOutcome::Ready,
+                    };
+                    self.proto.set_cluster_claim(outcome);
                     continue;
                 }
                 Handshake::Incomplete => {}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
+use super::cluster::ClusterLink;
 use super::park::Parker;
 use crate::core::Core;
 
@@ -16,6 +17,8 @@ pub(crate) struct Runtime {
     pub core: Arc<Core>,
     /// Holds idle connections outside tokio.
     pub parker: Arc<Parker>,
+    /// The cluster, when this broker is a node of one.
+    pub cluster: Option<Arc<ClusterLink>>,
     /// Set when shutdown starts: listeners and background tasks stop.
     pub shutdown: watch::Receiver<bool>,
     /// Connections close: set once the wills of every connected client
@@ -42,6 +45,7 @@ impl Runtime {
         Runtime {
             core,
             parker,
+            cluster: None,
             shutdown,
             closing: AtomicBool::new(false),
             alive: Mutex::new(Some(alive)),

@@ -27,7 +27,7 @@ use crate::core::cluster::LocalCluster;
 use crate::core::store::MemoryStore;
 use crate::core::wake::Waker;
 use crate::core::{Core, NoEvents};
-use crate::protocol::{Close, Connection, Handshake};
+use crate::protocol::{ClaimOutcome, Close, Connection, Handshake};
 use crate::testing::raw::{Read, Wire};
 
 /// Simulated time advances in steps of at most this, running timeouts and
@@ -181,6 +181,8 @@ fn drive(ep: &mut Endpoint, now: Instant) -> Result<(), Close> {
             Handshake::WaitUntil(at) => ep.wait_until = Some(at),
             Handshake::Incomplete if ep.client_closed => return Err(Close::Closed),
             Handshake::Incomplete => {}
+            // A simulation is one node: its claims need no cluster.
+            Handshake::Claim(_) => conn.set_cluster_claim(ClaimOutcome::Ready),
         }
         if !ep.accepted {
             return Ok(());

@@ -4,6 +4,7 @@
 
 mod bridge;
 mod client;
+mod cluster;
 mod crash;
 mod hardening;
 mod logs;

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use crate::config::bridge::Bridge;
 use crate::core::wake::{ConnWaker, Waker};
 use crate::core::Core;
-use crate::protocol::{Close, Connection, Handshake};
+use crate::protocol::{ClaimOutcome, Close, Connection, Handshake};
 
 /// The most output the local side collects before the relay forwards it.
 pub(super) const HIGH_WATER: usize = 256 * 1024;
@@ -113,10 +113,17 @@ impl Local {
             },
         });
         encode(&connect, bridge, &mut self.input);
-        match self
+        let mut handshake = self
             .conn
-            .handle_connect(now, &mut self.input, &mut self.output)
-        {
+            .handle_connect(now, &mut self.input, &mut self.output);
+        // The bridge's own session is this node's alone.
+        if let Ok(Handshake::Claim(_)) = handshake {
+            self.conn.set_cluster_claim(ClaimOutcome::Ready);
+            handshake = self
+                .conn
+                .handle_connect(now, &mut self.input, &mut self.output);
+        }
+        match handshake {
             Ok(Handshake::Accepted) => {}
             Ok(_) => return Err(LocalError::Refused("CONNECT not accepted".into())),
             Err(close) => return Err(LocalError::Refused(format!("{close:?}"))),
