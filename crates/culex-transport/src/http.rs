@@ -93,7 +93,13 @@ pub fn write_head(out: &mut BytesMut, status: u16, fields: &[(&str, &str)]) {
 /// `Content-Type`, `Content-Length` and `Connection: close`) and, unless
 /// `head_only`, `body`. For a large file write the head alone with
 /// [`write_file_head`] and stream the file after it.
-pub fn write_response(out: &mut BytesMut, status: u16, content_type: &str, body: &[u8], head_only: bool) {
+pub fn write_response(
+    out: &mut BytesMut,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) {
     write_file_head(out, status, content_type, body.len() as u64);
     if !head_only {
         out.put_slice(body);
@@ -117,7 +123,13 @@ pub fn write_file_head(out: &mut BytesMut, status: u16, content_type: &str, cont
 /// An error response with its reason phrase as the body.
 pub fn write_error(out: &mut BytesMut, status: u16) {
     let body = format!("{status} {}\n", reason(status));
-    write_response(out, status, "text/plain; charset=utf-8", body.as_bytes(), false);
+    write_response(
+        out,
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        false,
+    );
 }
 
 /// The `Content-Type` for a file, from its extension.
@@ -180,7 +192,13 @@ mod tests {
     #[test]
     fn responses() {
         let mut out = BytesMut::new();
-        write_response(&mut out, 200, content_type(Path::new("a/INDEX.HTML")), b"<p>hi</p>", false);
+        write_response(
+            &mut out,
+            200,
+            content_type(Path::new("a/INDEX.HTML")),
+            b"<p>hi</p>",
+            false,
+        );
         assert_eq!(
             &out[..],
             b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 9\r\nConnection: close\r\n\r\n<p>hi</p>"

@@ -8,6 +8,8 @@
         clippy::indexing_slicing
     )
 )]
+pub mod ciphers;
 pub mod http;
 pub mod proxy;
+pub mod tls;
 pub mod websocket;

@@ -153,7 +153,11 @@ fn parse_v1(wire: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 destination: Some(SocketAddr::new(ip(dst)?, v1_port(dport)?)),
             }
         }
-        _ => return Err(ProxyError::Malformed("protocol is not TCP4, TCP6 or UNKNOWN")),
+        _ => {
+            return Err(ProxyError::Malformed(
+                "protocol is not TCP4, TCP6 or UNKNOWN",
+            ))
+        }
     };
     Ok(Some((header, end + 2)))
 }
@@ -274,10 +278,22 @@ mod tests {
     #[test]
     fn v1_golden_headers() {
         use ProxyVersion::V1;
-        check(V1, b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 1883\r\n\x10\x0c", "192.0.2.1:56324 -> 198.51.100.2:1883, rest=2");
-        check(V1, b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 8883\r\n", "[2001:db8::1]:65535 -> [2001:db8::2]:8883, rest=0");
+        check(
+            V1,
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 1883\r\n\x10\x0c",
+            "192.0.2.1:56324 -> 198.51.100.2:1883, rest=2",
+        );
+        check(
+            V1,
+            b"PROXY TCP6 2001:db8::1 2001:db8::2 65535 8883\r\n",
+            "[2001:db8::1]:65535 -> [2001:db8::2]:8883, rest=0",
+        );
         check(V1, b"PROXY UNKNOWN\r\n", "- -> -, rest=0");
-        check(V1, b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\nX", "- -> -, rest=1");
+        check(
+            V1,
+            b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\nX",
+            "- -> -, rest=1",
+        );
         // The longest header allowed, exactly 107 bytes.
         let longest = b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
         assert!(longest.len() <= V1_MAX_LEN);
@@ -288,38 +304,106 @@ mod tests {
     fn v1_truncated_and_malformed() {
         use ProxyVersion::V1;
         check(V1, b"PRO", "incomplete, kept=3");
-        check(V1, b"PROXY TCP4 192.0.2.1 198.51.100.2 5", "incomplete, kept=35");
-        check(V1, b"\x10\x0c\x00\x04MQTT", "error: the connection does not start with a PROXY protocol v1 header");
-        check(V1, b"GET / HTTP/1.1\r\n", "error: the connection does not start with a PROXY protocol v1 header");
-        check(V1, &V2_SIGNATURE, "error: the connection does not start with a PROXY protocol v1 header");
-        check(V1, &[b'P'; 1][..].repeat(1), "incomplete, kept=1");
+        check(
+            V1,
+            b"PROXY TCP4 192.0.2.1 198.51.100.2 5",
+            "incomplete, kept=35",
+        );
+        check(
+            V1,
+            b"\x10\x0c\x00\x04MQTT",
+            "error: the connection does not start with a PROXY protocol v1 header",
+        );
+        check(
+            V1,
+            b"GET / HTTP/1.1\r\n",
+            "error: the connection does not start with a PROXY protocol v1 header",
+        );
+        check(
+            V1,
+            &V2_SIGNATURE,
+            "error: the connection does not start with a PROXY protocol v1 header",
+        );
+        check(V1, b"P", "incomplete, kept=1");
         let mut long = b"PROXY TCP4 ".to_vec();
         long.resize(200, b'1');
-        check(V1, &long, "error: the PROXY header is longer than 107 bytes");
-        check(V1, b"PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n", "error: malformed PROXY header: protocol is not TCP4, TCP6 or UNKNOWN");
-        check(V1, b"PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n", "error: malformed PROXY header: too few fields");
-        check(V1, b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n", "error: malformed PROXY header: too many fields");
-        check(V1, b"PROXY TCP4 ::1 1.2.3.4 1 2\r\n", "error: malformed PROXY header: bad address");
-        check(V1, b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n", "error: malformed PROXY header: bad address");
-        check(V1, b"PROXY TCP4 1.2.3.4 1.2.3.4 +1 2\r\n", "error: malformed PROXY header: bad port");
-        check(V1, b"PROXY TCP4 1.2.3.4 1.2.3.4 65536 2\r\n", "error: malformed PROXY header: bad port");
-        check(V1, b"PROXY TCP4  1.2.3.4 1.2.3.4 1 2\r\n", "error: malformed PROXY header: too many fields");
-        check(V1, b"PROXY TCP4 1.2.3.4 1.2.3.4 1 \xff\r\n", "error: malformed PROXY header: not ASCII");
+        check(
+            V1,
+            &long,
+            "error: the PROXY header is longer than 107 bytes",
+        );
+        check(
+            V1,
+            b"PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n",
+            "error: malformed PROXY header: protocol is not TCP4, TCP6 or UNKNOWN",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n",
+            "error: malformed PROXY header: too few fields",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n",
+            "error: malformed PROXY header: too many fields",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 ::1 1.2.3.4 1 2\r\n",
+            "error: malformed PROXY header: bad address",
+        );
+        check(
+            V1,
+            b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
+            "error: malformed PROXY header: bad address",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 +1 2\r\n",
+            "error: malformed PROXY header: bad port",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 65536 2\r\n",
+            "error: malformed PROXY header: bad port",
+        );
+        check(
+            V1,
+            b"PROXY TCP4  1.2.3.4 1.2.3.4 1 2\r\n",
+            "error: malformed PROXY header: too many fields",
+        );
+        check(
+            V1,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 \xff\r\n",
+            "error: malformed PROXY header: not ASCII",
+        );
     }
 
     #[test]
     fn v2_golden_headers() {
         use ProxyVersion::V2;
         let ipv4 = [192, 0, 2, 1, 198, 51, 100, 2, 0xDC, 0x04, 0x07, 0x5B];
-        check(V2, &[v2(1, 0x11, &ipv4), b"\x10".to_vec()].concat(), "192.0.2.1:56324 -> 198.51.100.2:1883, rest=1");
+        check(
+            V2,
+            &[v2(1, 0x11, &ipv4), b"\x10".to_vec()].concat(),
+            "192.0.2.1:56324 -> 198.51.100.2:1883, rest=1",
+        );
         let mut ipv6 = Vec::new();
         ipv6.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
         ipv6.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
         ipv6.extend_from_slice(&[0xFF, 0xFF, 0x22, 0xB3]);
-        check(V2, &v2(1, 0x21, &ipv6), "[2001:db8::1]:65535 -> [2001:db8::2]:8883, rest=0");
+        check(
+            V2,
+            &v2(1, 0x21, &ipv6),
+            "[2001:db8::1]:65535 -> [2001:db8::2]:8883, rest=0",
+        );
         // TLVs after the addresses are skipped (here PP2_TYPE_ALPN "mqtt").
         let with_tlv = [&ipv4[..], &[0x01, 0x00, 0x04], b"mqtt"].concat();
-        check(V2, &v2(1, 0x11, &with_tlv), "192.0.2.1:56324 -> 198.51.100.2:1883, rest=0");
+        check(
+            V2,
+            &v2(1, 0x11, &with_tlv),
+            "192.0.2.1:56324 -> 198.51.100.2:1883, rest=0",
+        );
         // LOCAL keeps the socket's own address, whatever follows.
         check(V2, &v2(0, 0x00, &[]), "- -> -, rest=0");
         check(V2, &v2(0, 0x11, &ipv4), "- -> -, rest=0");
@@ -336,20 +420,56 @@ mod tests {
         for cut in [1, 12, 15, 16, 27] {
             check(V2, &full[..cut], &format!("incomplete, kept={cut}"));
         }
-        check(V2, b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\r\n", "error: the connection does not start with a PROXY protocol v2 header");
-        check(V2, b"\x10\x0c\x00\x04MQTT", "error: the connection does not start with a PROXY protocol v2 header");
+        check(
+            V2,
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\r\n",
+            "error: the connection does not start with a PROXY protocol v2 header",
+        );
+        check(
+            V2,
+            b"\x10\x0c\x00\x04MQTT",
+            "error: the connection does not start with a PROXY protocol v2 header",
+        );
         let mut bad_version = full.clone();
         bad_version[12] = 0x11;
-        check(V2, &bad_version, "error: malformed PROXY header: version is not 2");
-        check(V2, &v2(2, 0x11, &ipv4), "error: malformed PROXY header: command is neither LOCAL nor PROXY");
-        check(V2, &v2(1, 0x41, &ipv4), "error: malformed PROXY header: unknown address family");
-        check(V2, &v2(1, 0x13, &ipv4), "error: malformed PROXY header: unknown transport protocol");
-        check(V2, &v2(1, 0x11, &ipv4[..8]), "error: malformed PROXY header: IPv4 addresses cut short");
-        check(V2, &v2(1, 0x21, &[0; 20]), "error: malformed PROXY header: IPv6 addresses cut short");
+        check(
+            V2,
+            &bad_version,
+            "error: malformed PROXY header: version is not 2",
+        );
+        check(
+            V2,
+            &v2(2, 0x11, &ipv4),
+            "error: malformed PROXY header: command is neither LOCAL nor PROXY",
+        );
+        check(
+            V2,
+            &v2(1, 0x41, &ipv4),
+            "error: malformed PROXY header: unknown address family",
+        );
+        check(
+            V2,
+            &v2(1, 0x13, &ipv4),
+            "error: malformed PROXY header: unknown transport protocol",
+        );
+        check(
+            V2,
+            &v2(1, 0x11, &ipv4[..8]),
+            "error: malformed PROXY header: IPv4 addresses cut short",
+        );
+        check(
+            V2,
+            &v2(1, 0x21, &[0; 20]),
+            "error: malformed PROXY header: IPv6 addresses cut short",
+        );
         // A declared length past the bound is refused before the body arrives.
         let mut huge = full[..14].to_vec();
         huge.extend_from_slice(&[0xFF, 0xFF]);
-        check(V2, &huge, "error: the PROXY header is longer than 4112 bytes");
+        check(
+            V2,
+            &huge,
+            "error: the PROXY header is longer than 4112 bytes",
+        );
     }
 
     #[test]

@@ -355,7 +355,11 @@ impl WebSocketLayer {
 
     /// Frames `plain` (MQTT bytes) as one binary message into `out`, and
     /// empties `plain`.
-    pub fn write(&mut self, plain: &mut BytesMut, out: &mut BytesMut) -> Result<(), WebSocketError> {
+    pub fn write(
+        &mut self,
+        plain: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> Result<(), WebSocketError> {
         if plain.is_empty() {
             return Ok(());
         }
@@ -435,7 +439,11 @@ impl WebSocketLayer {
         let is_upgrade = has_token("upgrade", "websocket");
         if !is_upgrade {
             if method != "GET" && method != "HEAD" {
-                return fail(reply, 405, WebSocketError::MethodNotAllowed(method.to_string()));
+                return fail(
+                    reply,
+                    405,
+                    WebSocketError::MethodNotAllowed(method.to_string()),
+                );
             }
             if !self.serve_files {
                 return fail(reply, 404, WebSocketError::NotAnUpgrade);
@@ -449,10 +457,18 @@ impl WebSocketLayer {
             };
         }
         if method != "GET" {
-            return fail(reply, 405, WebSocketError::MethodNotAllowed(method.to_string()));
+            return fail(
+                reply,
+                405,
+                WebSocketError::MethodNotAllowed(method.to_string()),
+            );
         }
         if !has_token("connection", "upgrade") {
-            return fail(reply, 400, WebSocketError::BadRequest("no 'Connection: Upgrade'"));
+            return fail(
+                reply,
+                400,
+                WebSocketError::BadRequest("no 'Connection: Upgrade'"),
+            );
         }
         let version = header("sec-websocket-version").next().unwrap_or("").trim();
         if version != "13" {
@@ -468,7 +484,11 @@ impl WebSocketLayer {
             .decode(key)
             .is_ok_and(|raw| raw.len() == 16);
         if !key_ok {
-            return fail(reply, 400, WebSocketError::BadRequest("bad Sec-WebSocket-Key"));
+            return fail(
+                reply,
+                400,
+                WebSocketError::BadRequest("bad Sec-WebSocket-Key"),
+            );
         }
         // MQTT.js and paho offer `mqtt`; old clients `mqttv3.1`. A client that
         // offers neither (or nothing) gets no subprotocol header.

@@ -131,19 +131,40 @@ fn a_request_in_pieces_is_kept_in_the_callers_buffer() {
 #[test]
 fn bad_upgrades_are_refused() {
     let bad = "HTTP/1.1 400 Bad Request|Content-Type: text/plain; charset=utf-8|Content-Length: 16|Connection: close||400 Bad Request\n";
-    check("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03", &format!("error: bad HTTP request: malformed request head reply={bad}"));
-    check("GET / HTTP/1.1\r\nHost\r\n\r\n", &format!("error: bad HTTP request: malformed request head reply={bad}"));
-    check("GET /mqtt HTTP/1.0\r\n\r\n", &format!("error: bad HTTP request: not HTTP/1.1 reply={bad}"));
-    check(&MQTT_JS.replace("Connection: Upgrade", "Connection: keep-alive"), &format!("error: bad HTTP request: no 'Connection: Upgrade' reply={bad}"));
-    check(&MQTT_JS.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), &format!("error: bad HTTP request: bad Sec-WebSocket-Key reply={bad}"));
-    check(&MQTT_JS.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), &format!("error: bad HTTP request: bad Sec-WebSocket-Key reply={bad}"));
+    check(
+        "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03",
+        &format!("error: bad HTTP request: malformed request head reply={bad}"),
+    );
+    check(
+        "GET / HTTP/1.1\r\nHost\r\n\r\n",
+        &format!("error: bad HTTP request: malformed request head reply={bad}"),
+    );
+    check(
+        "GET /mqtt HTTP/1.0\r\n\r\n",
+        &format!("error: bad HTTP request: not HTTP/1.1 reply={bad}"),
+    );
+    check(
+        &MQTT_JS.replace("Connection: Upgrade", "Connection: keep-alive"),
+        &format!("error: bad HTTP request: no 'Connection: Upgrade' reply={bad}"),
+    );
+    check(
+        &MQTT_JS.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+        &format!("error: bad HTTP request: bad Sec-WebSocket-Key reply={bad}"),
+    );
+    check(
+        &MQTT_JS.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+        &format!("error: bad HTTP request: bad Sec-WebSocket-Key reply={bad}"),
+    );
     check(
         &MQTT_JS.replace("Version: 13", "Version: 8"),
         "error: unsupported WebSocket version \"8\" [RFC 6455 4.4] reply=HTTP/1.1 426 Upgrade Required|Sec-WebSocket-Version: 13|Content-Length: 0||",
     );
     check(&MQTT_JS.replace("GET", "POST"), "error: HTTP method POST is not allowed reply=HTTP/1.1 405 Method Not Allowed|Content-Type: text/plain; charset=utf-8|Content-Length: 23|Connection: close||405 Method Not Allowed\n");
     let many: String = (0..70).map(|i| format!("X-{i}: y\r\n")).collect();
-    check(&MQTT_JS.replace("Host:", &format!("{many}Host:")), &format!("error: bad HTTP request: too many headers reply={bad}"));
+    check(
+        &MQTT_JS.replace("Host:", &format!("{many}Host:")),
+        &format!("error: bad HTTP request: too many headers reply={bad}"),
+    );
 }
 
 #[test]
@@ -151,9 +172,17 @@ fn over_long_request_heads_are_refused_without_waiting_for_the_end() {
     let mut layer = WebSocketLayer::new(&options(false));
     let endless = format!("GET /mqtt HTTP/1.1\r\nCookie: {}", "a".repeat(9000));
     let shown = run(&mut layer, endless.as_bytes());
-    assert!(shown.starts_with("error: the HTTP request head is longer than 8192 bytes reply=HTTP/1.1 400 "), "{shown}");
+    assert!(
+        shown.starts_with(
+            "error: the HTTP request head is longer than 8192 bytes reply=HTTP/1.1 400 "
+        ),
+        "{shown}"
+    );
     // And nothing more is read.
-    assert_eq!(run(&mut layer, b"\r\n\r\n"), "error: the WebSocket connection is closed");
+    assert_eq!(
+        run(&mut layer, b"\r\n\r\n"),
+        "error: the WebSocket connection is closed"
+    );
 }
 
 #[test]
@@ -162,14 +191,18 @@ fn plain_gets_are_file_requests_with_http_dir() {
         "GET /app/index.js?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
         "FileRequest(FileRequest { path: \"app/index.js\", head_only: false })",
     );
-    check("HEAD / HTTP/1.1\r\n\r\n", "FileRequest(FileRequest { path: \"index.html\", head_only: true })");
+    check(
+        "HEAD / HTTP/1.1\r\n\r\n",
+        "FileRequest(FileRequest { path: \"index.html\", head_only: true })",
+    );
     check("GET /../secret HTTP/1.1\r\n\r\n", "error: refused file path \"/../secret\" reply=HTTP/1.1 404 Not Found|Content-Type: text/plain; charset=utf-8|Content-Length: 14|Connection: close||404 Not Found\n");
     let mut no_files = WebSocketLayer::new(&options(false));
     assert!(run(&mut no_files, b"GET / HTTP/1.1\r\n\r\n").starts_with(
         "error: not a WebSocket upgrade, and this listener serves no files reply=HTTP/1.1 404 Not Found|"
     ));
     let mut post = WebSocketLayer::new(&options(true));
-    assert!(run(&mut post, b"POST / HTTP/1.1\r\n\r\n").starts_with("error: HTTP method POST is not allowed reply=HTTP/1.1 405 "));
+    assert!(run(&mut post, b"POST / HTTP/1.1\r\n\r\n")
+        .starts_with("error: HTTP method POST is not allowed reply=HTTP/1.1 405 "));
 }
 
 /// A client frame: `fin`, opcode, payload, masked with `mask` (None: unmasked).
@@ -213,13 +246,18 @@ fn check_frames(frames: &[Vec<u8>], expect: &str) {
 #[test]
 fn frames() {
     // Binary frames, masked; lengths in each of the three encodings.
-    check_frames(&[frame(true, OP_BINARY, b"hello", KEY)], "Open up=\"hello\"");
+    check_frames(
+        &[frame(true, OP_BINARY, b"hello", KEY)],
+        "Open up=\"hello\"",
+    );
     check_frames(&[frame(true, OP_BINARY, b"", KEY)], "Open");
     let medium = vec![b'm'; 300];
     let mut layer = open();
     let mut up = BytesMut::new();
     let mut wire = BytesMut::from(&frame(true, OP_BINARY, &medium, KEY)[..]);
-    layer.read(&mut wire, &mut up, &mut BytesMut::new()).unwrap();
+    layer
+        .read(&mut wire, &mut up, &mut BytesMut::new())
+        .unwrap();
     assert_eq!(&up[..], &medium[..]);
     // Fragmented: binary, continuation, continuation; a ping in between.
     check_frames(
@@ -233,29 +271,71 @@ fn frames() {
         "Open up=\"hello!\" reply=[8a, 01, 3f]",
     );
     // Ping gets a pong with the same payload; a pong is ignored.
-    check_frames(&[frame(true, OP_PING, b"abc", KEY), frame(true, OP_PONG, b"x", KEY)], "Open reply=[8a, 03, 61, 62, 63]");
+    check_frames(
+        &[
+            frame(true, OP_PING, b"abc", KEY),
+            frame(true, OP_PONG, b"x", KEY),
+        ],
+        "Open reply=[8a, 03, 61, 62, 63]",
+    );
     // An incomplete header or control frame waits in the caller's buffer.
-    check_frames(&[frame(true, OP_BINARY, b"hello", KEY)[..3].to_vec()], "Open kept=3");
-    check_frames(&[frame(true, OP_PING, b"abc", KEY)[..7].to_vec()], "Open kept=7");
+    check_frames(
+        &[frame(true, OP_BINARY, b"hello", KEY)[..3].to_vec()],
+        "Open kept=3",
+    );
+    check_frames(
+        &[frame(true, OP_PING, b"abc", KEY)[..7].to_vec()],
+        "Open kept=7",
+    );
     // A data frame's payload streams up as it arrives.
-    check_frames(&[frame(true, OP_BINARY, b"hello", KEY)[..8].to_vec()], "Open up=\"he\"");
+    check_frames(
+        &[frame(true, OP_BINARY, b"hello", KEY)[..8].to_vec()],
+        "Open up=\"he\"",
+    );
 }
 
 #[test]
 fn close_handshake() {
     // The peer closes: its code is echoed and the layer is done.
-    check_frames(&[frame(true, OP_CLOSE, &[0x03, 0xe8], KEY)], "Closed reply=[88, 02, 03, e8]");
-    check_frames(&[frame(true, OP_CLOSE, &[], KEY)], "Closed reply=[88, 02, 03, e8]");
-    check_frames(&[frame(true, OP_CLOSE, &[0x0f, 0xa0, b'b', b'y', b'e'], KEY)], "Closed reply=[88, 02, 0f, a0]");
+    check_frames(
+        &[frame(true, OP_CLOSE, &[0x03, 0xe8], KEY)],
+        "Closed reply=[88, 02, 03, e8]",
+    );
+    check_frames(
+        &[frame(true, OP_CLOSE, &[], KEY)],
+        "Closed reply=[88, 02, 03, e8]",
+    );
+    check_frames(
+        &[frame(true, OP_CLOSE, &[0x0f, 0xa0, b'b', b'y', b'e'], KEY)],
+        "Closed reply=[88, 02, 0f, a0]",
+    );
     // Data before the close still goes up.
-    check_frames(&[frame(true, OP_BINARY, b"last", KEY), frame(true, OP_CLOSE, &[], KEY)], "Closed up=\"last\" reply=[88, 02, 03, e8]");
+    check_frames(
+        &[
+            frame(true, OP_BINARY, b"last", KEY),
+            frame(true, OP_CLOSE, &[], KEY),
+        ],
+        "Closed up=\"last\" reply=[88, 02, 03, e8]",
+    );
     // We close first: the peer's close completes it, with no second reply.
     let mut layer = open();
     let mut out = BytesMut::new();
     layer.close(close_code::NORMAL, &mut out);
     assert_eq!(&out[..], [0x88, 0x02, 0x03, 0xe8]);
-    assert!(layer.write(&mut BytesMut::from(&b"x"[..]), &mut out).is_err());
-    assert_eq!(run(&mut layer, &[frame(true, OP_BINARY, b"late", KEY), frame(true, OP_CLOSE, &[0x03, 0xe8], KEY)].concat()), "Closed");
+    assert!(layer
+        .write(&mut BytesMut::from(&b"x"[..]), &mut out)
+        .is_err());
+    assert_eq!(
+        run(
+            &mut layer,
+            &[
+                frame(true, OP_BINARY, b"late", KEY),
+                frame(true, OP_CLOSE, &[0x03, 0xe8], KEY)
+            ]
+            .concat()
+        ),
+        "Closed"
+    );
 }
 
 #[test]
@@ -294,7 +374,11 @@ fn oversize_messages_are_refused_from_the_header() {
     );
     // A new message starts the count again.
     let mut layer = open();
-    let input = [frame(true, OP_BINARY, &[0; 600], KEY), frame(true, OP_BINARY, &[0; 600], KEY)].concat();
+    let input = [
+        frame(true, OP_BINARY, &[0; 600], KEY),
+        frame(true, OP_BINARY, &[0; 600], KEY),
+    ]
+    .concat();
     assert!(run(&mut layer, &input).starts_with("Open up="));
 }
 
@@ -306,9 +390,14 @@ fn write_frames_binary_messages() {
     layer.write(&mut plain, &mut out).unwrap();
     assert!(plain.is_empty());
     assert_eq!(&out[..], [0x82, 0x04, 0x20, 0x02, 0x00, 0x00]);
-    for (len, header) in [(126usize, vec![0x82, 126, 0, 126]), (70_000, vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70])] {
+    for (len, header) in [
+        (126usize, vec![0x82, 126, 0, 126]),
+        (70_000, vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]),
+    ] {
         let mut out = BytesMut::new();
-        layer.write(&mut BytesMut::from(&vec![7u8; len][..]), &mut out).unwrap();
+        layer
+            .write(&mut BytesMut::from(&vec![7u8; len][..]), &mut out)
+            .unwrap();
         assert_eq!(&out[..header.len()], &header[..]);
         assert_eq!(out.len(), header.len() + len);
     }
