@@ -157,7 +157,7 @@ impl TlsOptions {
         } else {
             builder.with_no_client_auth()
         };
-        let config =
+        let mut config =
             builder
                 .with_single_cert(chain, key)
                 .map_err(|source| TlsConfigError::KeyPair {
@@ -165,6 +165,11 @@ impl TlsOptions {
                     keyfile: self.keyfile.clone(),
                     source,
                 })?;
+        // Resumption by stateless tickets (as OpenSSL does by default): the
+        // server keeps nothing per session, where rustls's default cache
+        // would hold two entries for every TLS 1.3 connection.
+        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsConfigError::Rustls)?;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
 }
