@@ -81,7 +81,12 @@ impl Pki {
         let issuer = Issuer::from_params(&ca_params, &ca_key);
         let other_issuer = Issuer::from_params(&other_params, &other_key);
 
-        let server = leaf(&issuer, &[(DnType::CommonName, "localhost")], Leaf::Server, 1);
+        let server = leaf(
+            &issuer,
+            &[(DnType::CommonName, "localhost")],
+            Leaf::Server,
+            1,
+        );
         let client = leaf(
             &issuer,
             &[
@@ -145,7 +150,12 @@ impl Pki {
     pub fn new_server(&self, common_name: &str) -> Identity {
         let key = KeyPair::from_pem(&self.ca_key_pem).expect("CA key");
         let issuer = Issuer::from_params(&self.ca_params, &key);
-        leaf(&issuer, &[(DnType::CommonName, common_name)], Leaf::Server, 7)
+        leaf(
+            &issuer,
+            &[(DnType::CommonName, common_name)],
+            Leaf::Server,
+            7,
+        )
     }
 
     /// Writes every certificate, key and the CRL into `dir`.
@@ -198,7 +208,12 @@ enum Leaf {
     Client { expired: bool },
 }
 
-fn leaf(issuer: &Issuer<'_, &KeyPair>, subject: &[(DnType, &str)], kind: Leaf, serial: u8) -> Identity {
+fn leaf(
+    issuer: &Issuer<'_, &KeyPair>,
+    subject: &[(DnType, &str)],
+    kind: Leaf,
+    serial: u8,
+) -> Identity {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     for (ty, value) in subject {
