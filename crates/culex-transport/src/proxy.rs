@@ -472,6 +472,28 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            v2_prefix in proptest::bool::ANY,
+        ) {
+            let now = Instant::now();
+            for version in [ProxyVersion::V1, ProxyVersion::V2] {
+                let mut layer = ProxyLayer::new(version, now + Duration::from_secs(5));
+                let mut wire = BytesMut::new();
+                if v2_prefix {
+                    wire.extend_from_slice(&V2_SIGNATURE);
+                }
+                wire.extend_from_slice(&bytes);
+                let before = wire.len();
+                if let Ok(Some(_)) = layer.read(now, &mut wire) {
+                    proptest::prop_assert!(wire.len() < before);
+                }
+            }
+        }
+    }
+
     #[test]
     fn byte_by_byte_and_deadline() {
         let start = Instant::now();
