@@ -58,9 +58,10 @@ impl Acceptor {
         })
     }
 
-    /// Sets how long a connection may take to become established.
+    /// Sets how long a connection may take to become established (at
+    /// most a day).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Acceptor {
-        self.handshake_timeout = timeout;
+        self.handshake_timeout = timeout.min(Duration::from_secs(86_400));
         self
     }
 
@@ -90,11 +91,11 @@ impl Acceptor {
         if self.is_plain() {
             return Ok(None);
         }
+        // A day past any `Instant` fits; the fallback is never taken.
+        let deadline = now.checked_add(self.handshake_timeout).unwrap_or(now);
         Ok(Some(Stack {
-            deadline: now.checked_add(self.handshake_timeout),
-            proxy: self
-                .proxy
-                .map(|version| ProxyLayer::new(version, now + self.handshake_timeout)),
+            deadline: Some(deadline),
+            proxy: self.proxy.map(|version| ProxyLayer::new(version, deadline)),
             source: None,
             tls: self
                 .tls
