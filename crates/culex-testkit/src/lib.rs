@@ -6,6 +6,8 @@
 //! installed by `scripts/test`; a test that finds one missing fails with a
 //! message saying how to install it, and never passes silently.
 
+pub mod pki;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -153,6 +153,14 @@ fn open_listeners(
     let mut local_addrs = Vec::new();
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
+        // The layers are parsed but not yet driven by the serve loop: a TLS
+        // port must not serve plain MQTT meanwhile.
+        if !listener.transport.is_plain() || listener.unix_path.is_some() {
+            return Err(BrokerError::Policy(format!(
+                "listener on port {}: TLS, WebSocket, PROXY and unix socket listeners are not served yet",
+                listener.port
+            )));
+        }
         for addr in &listener.addrs {
             let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
             tracing::info!("Opening {family} listen socket on port {}.", listener.port);
