@@ -24,6 +24,10 @@ pub struct TransportOptions {
     pub tls: Option<TlsOptions>,
     /// `protocol websockets` (with `http_dir`).
     pub websockets: Option<WebSocketOptions>,
+    /// How long PROXY header, TLS handshake and WebSocket upgrade together
+    /// may take; [`DEFAULT_HANDSHAKE_TIMEOUT`] when `None`. Not a
+    /// mosquitto.conf option: for embedders and tests.
+    pub handshake_timeout: Option<Duration>,
 }
 
 impl TransportOptions {
@@ -50,11 +54,15 @@ pub struct Acceptor {
 impl Acceptor {
     /// Reads the TLS files (if any) and prepares the layers.
     pub fn new(options: &TransportOptions) -> Result<Acceptor, TlsConfigError> {
-        Ok(Acceptor {
+        let acceptor = Acceptor {
             proxy: options.proxy_protocol,
             tls: options.tls.as_ref().map(TlsAcceptor::new).transpose()?,
             websockets: options.websockets.clone(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        };
+        Ok(match options.handshake_timeout {
+            Some(timeout) => acceptor.with_handshake_timeout(timeout),
+            None => acceptor,
         })
     }
 
@@ -319,6 +327,12 @@ impl Stack {
             Some(deadline) if now >= deadline => Err(TransportError::HandshakeTimeout),
             _ => Ok(()),
         }
+    }
+
+    /// True until the PROXY header (on a listener that expects one) has
+    /// been read.
+    pub fn awaits_proxy_header(&self) -> bool {
+        self.proxy.is_some()
     }
 
     /// The client's address from the PROXY header, when it gave one; the

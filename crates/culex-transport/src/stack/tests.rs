@@ -66,6 +66,7 @@ fn all(proxy: bool, tls: bool, websockets: bool) -> TransportOptions {
         proxy_protocol: proxy.then_some(ProxyVersion::V1),
         tls: tls.then(options),
         websockets: websockets.then(WebSocketOptions::default),
+        handshake_timeout: None,
     }
 }
 

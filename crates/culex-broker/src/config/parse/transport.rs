@@ -294,6 +294,7 @@ impl TransportDraft {
                 http_dir: self.http_dir.as_ref().map(|(p, _)| p.clone()),
                 ..WebSocketOptions::default()
             }),
+            handshake_timeout: None,
         }
     }
 }
