@@ -5,6 +5,7 @@
 mod client;
 mod crash;
 mod hardening;
+mod listeners;
 mod logs;
 mod park;
 mod persistence;
