@@ -218,6 +218,11 @@ start_broker() {
             # culex always sets TCP_NODELAY (and warns about the option).
             [[ $name == mosquitto ]] && printf 'set_tcp_nodelay true\n'
             [[ -n $window ]] && printf 'max_inflight_messages %s\n' "$window"
+            # mosquitto 2.0.11 exits ("Unable to start any listening
+            # sockets") when all its listeners are websockets ones.
+            if [[ $name == mosquitto && $transport == ws ]]; then
+                printf 'listener %s 127.0.0.1\n' "$(free_port)"
+            fi
         } >"$dir/broker.conf"
         if [[ $name == culex ]]; then
             "${CULEX_BROKER[@]}" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
