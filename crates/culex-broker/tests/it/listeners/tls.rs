@@ -203,7 +203,10 @@ fn tls_connections_park_and_resume() {
     let got = sub.recv().publish();
     assert_eq!(got.payload, b"woken");
     sub.ack(culex_codec::Packet::PubAck, got.id.unwrap());
-    assert_eq!(round_trip(&mut publisher, &mut sub, "park/y"), b"hello park/y");
+    assert_eq!(
+        round_trip(&mut publisher, &mut sub, "park/y"),
+        b"hello park/y"
+    );
 }
 
 /// Waits until at least `n` connections are parked (a connection parks 2 s
