@@ -24,6 +24,18 @@
 #                 broker memory per connection
 #   connrate      connect rate with 1, 8, 64 and 256 connecting at once
 #                 (CONNECT_CONCURRENCY), CONNRATE_CONNS connections each
+# Over TLS and WebSockets (culex and mosquitto only; not in the default set):
+#   tls-conn      TLS_CONNS idle TLS connections, 64 connecting at once: TLS
+#                 handshakes (and CONNECTs) per second, broker memory per
+#                 idle TLS connection
+#   tls-qos1      QoS 1, 8 pairs flat out over TLS, window 100
+#   ws-qos0       QoS 0, 8 pairs flat out over WebSockets
+#   ws-qos1       QoS 1, 8 pairs flat out over WebSockets, window 100
+#   ws-conn       TLS_CONNS idle WebSocket connections: connect rate, broker
+#                 memory per idle WebSocket connection
+# Their listener is `certfile`/`keyfile` (an ECDSA P-256 certificate made
+# with openssl, world-readable since mosquitto drops root before reading
+# its key) or `protocol websockets`, the rest as above.
 # Every client writes CONNECT once the TCP handshake is reported complete, as
 # mosquitto_pub and paho do; conn-early is conn with `--early-connect`, the
 # load generator's faster way (CONNECT right after connect()).
@@ -56,6 +68,7 @@
 #   CONN_HOLD   how long conn and connrate hold their connections (default 2s)
 #   CONNECT_CONCURRENCY  connects in flight tried by connrate (default "1 8 64 256")
 #   CONNRATE_CONNS       connections per connrate run (default 5000)
+#   TLS_CONNS   connections in tls-conn and ws-conn (default 5000)
 #   FLASHMQ     path of a FlashMQ 1.26 binary (built outside the repository, see
 #               bench/README.md); flashmq is left out when unset
 #   MOSQUITTO   path of mosquitto (default: the one on PATH)
@@ -99,6 +112,7 @@ CONNS=${CONNS:-19000}
 CONN_HOLD=${CONN_HOLD:-2s}
 CONNECT_CONCURRENCY=${CONNECT_CONCURRENCY:-"1 8 64 256"}
 CONNRATE_CONNS=${CONNRATE_CONNS:-5000}
+TLS_CONNS=${TLS_CONNS:-5000}
 OUT=${OUT:-$ROOT/target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}
 RUMQTTD_ROOT=${RUMQTTD_ROOT:-$HOME/.cache/culex-bench/rumqttd}
 mkdir -p "$OUT"
@@ -141,6 +155,26 @@ if uses flashmq; then
     }
 fi
 
+# A CA and a server certificate for 127.0.0.1 and localhost, for the TLS
+# scenarios; world-readable, for mosquitto, which reads its key after
+# dropping root.
+CERTS="$OUT/certs"
+if [[ " $SCENARIOS " == *" tls-"* ]]; then
+    need openssl "apt-get install openssl"
+    mkdir -p "$CERTS"
+    (
+        cd "$CERTS"
+        key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+        openssl req -x509 "${key[@]}" -keyout ca.key -out ca.crt -days 2 -subj "/CN=bench CA" \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+        openssl req "${key[@]}" -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.crt 2>/dev/null
+        chmod 755 . && chmod 644 ./*
+    )
+fi
+
 # The broker of the run in progress, stopped if the script ends early (an
 # error under set -e, or Ctrl-C), so that no broker outlives the script.
 BROKER_PID=""
@@ -169,17 +203,26 @@ client_time_waits() {
 }
 
 # Starts broker $1 (NAME or NAME-defaults) on port $2 with its files in
-# directory $3; prints its pid.
+# directory $3, its listener plain, tls or ws ($4); prints its pid.
 start_broker() {
-    local name=${1%-defaults} port=$2 dir=$3 window=$WINDOW
+    local name=${1%-defaults} port=$2 dir=$3 window=$WINDOW transport=${4:-plain}
     [[ $1 == *-defaults ]] && window=""
     case $name in
     culex | mosquitto)
         {
             printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port"
+            case $transport in
+            tls) printf 'certfile %s\nkeyfile %s\n' "$CERTS/server.crt" "$CERTS/server.key" ;;
+            ws) printf 'protocol websockets\n' ;;
+            esac
             # culex always sets TCP_NODELAY (and warns about the option).
             [[ $name == mosquitto ]] && printf 'set_tcp_nodelay true\n'
             [[ -n $window ]] && printf 'max_inflight_messages %s\n' "$window"
+            # mosquitto 2.0.11 exits ("Unable to start any listening
+            # sockets") when all its listeners are websockets ones.
+            if [[ $name == mosquitto && $transport == ws ]]; then
+                printf 'listener %s 127.0.0.1\n' "$(free_port)"
+            fi
         } >"$dir/broker.conf"
         if [[ $name == culex ]]; then
             "${CULEX_BROKER[@]}" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &
@@ -257,6 +300,11 @@ scenario_args() {
     conn) echo "conn -c $CONNS --source-ips 4" ;;
     conn-early) echo "conn -c $CONNS --source-ips 4 --early-connect" ;;
     conn-c*) echo "conn -c $CONNRATE_CONNS --source-ips 4 --connect-concurrency ${1#conn-c}" ;;
+    tls-conn) echo "conn -c $TLS_CONNS --source-ips 4 --tls --cafile $CERTS/ca.crt" ;;
+    tls-qos1) echo "pairs -c 8 -q 1 --inflight 100 --tls --cafile $CERTS/ca.crt" ;;
+    ws-qos0) echo "pairs -c 8 -q 0 --ws" ;;
+    ws-qos1) echo "pairs -c 8 -q 1 --inflight 100 --ws" ;;
+    ws-conn) echo "conn -c $TLS_CONNS --source-ips 4 --ws" ;;
     *)
         echo "compare.sh: unknown scenario $1" >&2
         exit 1
@@ -277,7 +325,12 @@ run_one() {
     mkdir -p "$dir"
     port=$(free_port)
     BROKER_PORTS+=" $port"
-    pid=$(start_broker "$broker" "$port" "$dir")
+    local transport=plain
+    case $scenario in
+    tls-*) transport=tls ;;
+    ws-*) transport=ws ;;
+    esac
+    pid=$(start_broker "$broker" "$port" "$dir" "$transport")
     BROKER_PID=$pid
     if ! wait_port "$port"; then
         kill "$pid" 2>/dev/null || true
@@ -285,7 +338,7 @@ run_one() {
         echo '{"error": "broker did not start"}' >"$dir/result.json"
         return
     fi
-    if [[ $scenario == conn* ]]; then
+    if [[ $scenario == conn* || $scenario == *-conn ]]; then
         duration=$CONN_HOLD
         # The tool's sockets in TIME_WAIT from earlier runs (when a broker
         # did not close first) slow connecting down: wait, a minute at most.
@@ -331,6 +384,10 @@ run_one() {
 
 for scenario in $SCENARIOS; do
     for broker in $BROKERS; do
+        # TLS and WebSocket listeners are configured for culex and mosquitto only.
+        if [[ $scenario == tls-* || $scenario == ws-* ]] && [[ ${broker%-defaults} != culex && ${broker%-defaults} != mosquitto ]]; then
+            continue
+        fi
         case $scenario in
         qos0)
             # Raise the offered rate until delivery falls below 0.999.
@@ -392,7 +449,7 @@ def cell(scenario, r):
     if scenario.startswith("qos0-at-"):
         pct = f"p50 {us(lat['p50'])} / p99 {us(lat['p99'])}" if lat else "none timed"
         return f"{si(t['received_per_s'])}/s, {fraction(r)}, {pct}, {rss}{broker_cpu(r)}{errors(r)}"
-    if scenario.startswith("conn"):
+    if scenario.startswith("conn") or scenario.endswith("-conn"):
         c = r["connections"]
         per = (r["broker_rss_peak_kib"] - r["broker_rss_before_kib"]) * 1024 / max(c["established"], 1)
         p99 = (c.get("connect_latency_us") or {}).get("p99")
@@ -457,6 +514,11 @@ def title(s):
         "conn": "idle connections, 64 connecting at once: established, connect rate, p99 connect → CONNACK, broker RSS per connection",
         "conn-early": "idle connections, CONNECT right after connect() (--early-connect): established, connect rate, p99, RSS per connection",
         "connrate": "connect rate by connections in flight (CONNECT after the handshake; p99 connect → CONNACK)",
+        "tls-conn": "idle TLS connections, 64 connecting at once: established, TLS handshakes + CONNECT per s, p99, broker RSS per connection",
+        "ws-conn": "idle WebSocket connections, 64 connecting at once: established, upgrades + CONNECT per s, p99, broker RSS per connection",
+        "tls-qos1": "QoS 1 over TLS, 8 pairs flat out, publisher window 100: received/s, delivered, p99, broker RSS",
+        "ws-qos0": "QoS 0 over WebSockets, 8 pairs flat out: received/s, delivered, p99, broker RSS",
+        "ws-qos1": "QoS 1 over WebSockets, 8 pairs flat out, publisher window 100: received/s, delivered, p99, broker RSS",
     }
     if s in fixed:
         return fixed[s]
@@ -473,6 +535,9 @@ rows = [["scenario"] + brokers]
 for s in scenarios:
     row = [title(s)]
     for b in brokers:
+        if s.split("-")[0] in ("tls", "ws") and b.removesuffix("-defaults") not in ("culex", "mosquitto"):
+            row.append("-")
+            continue
         try:
             if s == "qos0":
                 row.append(qos0_cell(b))

@@ -108,6 +108,15 @@ pub struct Opts {
     /// client waits for the handshake, as mosquitto_pub and paho do.
     #[arg(long)]
     pub early_connect: bool,
+    /// Connect over TLS (the broker's certificate must be valid for --host).
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificates (PEM) that the broker's TLS certificate is checked against.
+    #[arg(long, requires = "tls")]
+    pub cafile: Option<std::path::PathBuf>,
+    /// Speak MQTT over a WebSocket (`mqtt` subprotocol; with --tls, over TLS).
+    #[arg(long)]
+    pub ws: bool,
     /// User name for CONNECT.
     #[arg(short, long)]
     pub username: Option<String>,
@@ -261,6 +270,10 @@ pub struct Plan {
     pub connect_concurrency: u32,
     /// CONNECT written before the handshake is known to be complete.
     pub early_connect: bool,
+    /// TLS, with the CA file to trust.
+    pub tls: Option<std::path::PathBuf>,
+    /// WebSocket.
+    pub ws: bool,
     /// CONNECT user name.
     pub username: Option<String>,
     /// CONNECT password.
@@ -365,6 +378,15 @@ impl Plan {
             Some(t) => usize::from(t),
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
+        let tls = match (o.tls, o.cafile) {
+            (true, Some(cafile)) => Some(cafile),
+            (true, None) => {
+                return Err(BenchError::Usage(
+                    "--tls needs --cafile with the broker's CA".into(),
+                ))
+            }
+            (false, _) => None,
+        };
         let client_id_prefix = o
             .client_id_prefix
             .unwrap_or_else(|| format!("culex-bench-{}", std::process::id()));
@@ -388,6 +410,8 @@ impl Plan {
             source_ips,
             connect_concurrency: o.connect_concurrency,
             early_connect: o.early_connect,
+            tls,
+            ws: o.ws,
             username: o.username,
             password: o.password,
             client_id_prefix,

@@ -17,9 +17,11 @@ use culex_codec::{
     PacketType, Properties, Protocol, QoS, ReasonCode, Seq, SubscriptionOptions,
 };
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at, Instant};
+
+use crate::link::{Link, LinkKind};
 
 /// Once the write buffer holds this much, stop producing until it drains.
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
@@ -100,14 +102,16 @@ pub struct ConnectParams<'a> {
     /// Deadline for the TCP connect and the CONNACK.
     pub deadline: Instant,
     /// Write CONNECT right after `connect`, without waiting for the runtime
-    /// to report the handshake complete (see [`Conn::connect`]).
+    /// to report the handshake complete (see [`Conn::connect`]); plain TCP only.
     pub early: bool,
+    /// TLS, WebSocket, both, or neither.
+    pub link: &'a LinkKind,
 }
 
 /// An open MQTT connection after a successful CONNACK.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    link: Link,
     rbuf: BytesMut,
     wbuf: BytesMut,
     read_chunk: usize,
@@ -145,7 +149,9 @@ impl Conn {
         }
         let mut wbuf = BytesMut::with_capacity(256);
         encode_connect(p, &mut wbuf)?;
+        let plain = p.link.tls.is_none() && p.link.websocket.is_none();
         let sent_early = p.early
+            && plain
             && match socket.send(&wbuf) {
                 Ok(n) => {
                     wbuf.advance(n);
@@ -163,8 +169,13 @@ impl Conn {
                 return Err(e.into());
             }
         }
+        let link = if plain {
+            Link::plain(stream)
+        } else {
+            Link::open(stream, p.link, p.deadline).await?
+        };
         let mut conn = Conn {
-            stream,
+            link,
             rbuf: BytesMut::with_capacity(512),
             wbuf,
             read_chunk: READ_MIN,
@@ -225,11 +236,7 @@ impl Conn {
 
     /// Writes the whole write buffer.
     async fn flush(&mut self, deadline: Instant, what: &'static str) -> Result<(), ConnError> {
-        timeout_at(deadline, self.stream.write_all(&self.wbuf))
-            .await
-            .map_err(|_| ConnError::Timeout(what))??;
-        self.wbuf.clear();
-        Ok(())
+        self.link.write_all(&mut self.wbuf, deadline, what).await
     }
 
     /// Reads packets until `pick` returns a result for one; other packets are skipped.
@@ -253,9 +260,7 @@ impl Conn {
                 }
             }
             self.rbuf.reserve(512);
-            let n = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf))
-                .await
-                .map_err(|_| ConnError::Timeout(what))??;
+            let n = self.link.read_some(&mut self.rbuf, deadline, what).await?;
             if n == 0 {
                 return Err(ConnError::Closed);
             }
@@ -276,7 +281,7 @@ impl Conn {
             let mut progress = false;
             let mut wake = hard_deadline;
             let mut finished = false;
-            if self.wbuf.len() < HIGH_WATER {
+            if self.wbuf.len() + self.link.pending() < HIGH_WATER {
                 let before = self.wbuf.len();
                 match role.fill(&mut self.wbuf, self.protocol, now)? {
                     Step::Wait(at) => wake = at.min(hard_deadline),
@@ -284,17 +289,11 @@ impl Conn {
                 }
                 progress |= self.wbuf.len() != before;
             }
-            if !self.wbuf.is_empty() {
-                match self.stream.try_write(&self.wbuf) {
-                    Ok(n) => {
-                        self.wbuf.advance(n);
-                        progress |= n > 0;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e.into()),
-                }
+            if !self.wbuf.is_empty() || self.link.pending() > 0 {
+                progress |= self.link.try_write(&mut self.wbuf)?;
             }
-            if finished && self.wbuf.is_empty() {
+            let unsent = !self.wbuf.is_empty() || self.link.pending() > 0;
+            if finished && !unsent {
                 self.await_close(hard_deadline.min(now + CLOSE_WAIT)).await;
                 return Ok(());
             }
@@ -306,7 +305,7 @@ impl Conn {
                 self.rbuf.reserve(self.read_chunk);
             }
             let room = self.rbuf.capacity() - self.rbuf.len();
-            match self.stream.try_read_buf(&mut self.rbuf) {
+            match self.link.try_read(&mut self.rbuf) {
                 Ok(0) => return Err(ConnError::Closed),
                 Ok(n) => {
                     if n == room {
@@ -326,13 +325,13 @@ impl Conn {
                 continue;
             }
             busy = 0;
-            let interest = if self.wbuf.is_empty() {
-                Interest::READABLE
-            } else {
+            let interest = if unsent {
                 Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
             };
             tokio::select! {
-                ready = self.stream.ready(interest) => { ready?; }
+                ready = self.link.ready(interest) => { ready?; }
                 () = sleep_until(wake) => {}
             }
         }
@@ -344,7 +343,7 @@ impl Conn {
     /// large one then finds free ports at once. What still arrives is dropped.
     async fn await_close(&mut self, deadline: Instant) {
         self.rbuf.clear();
-        while let Ok(Ok(n)) = timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
+        while let Ok(n) = self.link.read_some(&mut self.rbuf, deadline, "close").await {
             if n == 0 {
                 return;
             }
@@ -595,6 +594,7 @@ mod tests {
                 password: None,
                 deadline: after(Duration::from_secs(10)),
                 early: false,
+                link: &LinkKind::default(),
             };
             let mut conn = Conn::connect(&params).await.unwrap();
             let shared = Arc::new(crate::stats::Shared::new());

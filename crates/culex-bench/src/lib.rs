@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod conn;
+pub mod link;
 pub mod report;
 pub mod roles;
 mod run;

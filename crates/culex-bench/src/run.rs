@@ -51,6 +51,8 @@ impl Kind {
 /// What every client task shares.
 struct Ctx {
     plan: Plan,
+    /// TLS and WebSocket, as the plan asks.
+    link: crate::link::LinkKind,
     addr: SocketAddr,
     shared: Arc<Shared>,
     control: Arc<Control>,
@@ -109,7 +111,9 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     let control = Arc::new(Control::default());
     let wanted =
         u64::from(plan.subscribers) + u64::from(plan.publishers) + u64::from(plan.connections);
+    let link = link_kind(&plan)?;
     let ctx = Arc::new(Ctx {
+        link,
         addr,
         shared: shared.clone(),
         control: control.clone(),
@@ -382,6 +386,7 @@ async fn client(
         password: plan.password.as_deref(),
         deadline: ctx.setup_deadline,
         early: plan.early_connect,
+        link: &ctx.link,
     };
     let setup = async {
         let _slot = ctx.connect_slots.acquire().await;
@@ -500,4 +505,21 @@ impl Progress {
             let _ = writeln!(std::io::stderr());
         }
     }
+}
+
+/// The layers `plan` asks for: TLS to `host` with its CA file, WebSocket.
+fn link_kind(plan: &Plan) -> Result<crate::link::LinkKind, BenchError> {
+    let tls = match &plan.tls {
+        None => None,
+        Some(cafile) => {
+            let config = crate::link::LinkKind::tls_config(cafile).map_err(BenchError::Usage)?;
+            let name = rustls::pki_types::ServerName::try_from(plan.host.clone())
+                .map_err(|e| BenchError::Usage(format!("--host for TLS: {e}")))?;
+            Some((config, name))
+        }
+    };
+    Ok(crate::link::LinkKind {
+        tls,
+        websocket: plan.ws.then(|| format!("{}:{}", plan.host, plan.port)),
+    })
 }

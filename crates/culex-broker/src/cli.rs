@@ -6,7 +6,8 @@ pub use crate::config::cli_args::{load_config, parse_args, BrokerArgs, HELP_EXIT
 ///
 /// Parses mosquitto's flags, loads the configuration, sets up logging, then
 /// runs the broker on a multi-threaded tokio runtime until SIGINT or SIGTERM
-/// (graceful shutdown). SIGHUP reloads the password and ACL files.
+/// (graceful shutdown). SIGHUP reloads the password and ACL files and the
+/// TLS certificates.
 ///
 /// `-d` detaches: the process starts itself again without `-d`, in its own
 /// process group with standard streams closed, and returns at once (the
@@ -108,7 +109,7 @@ async fn run(config: crate::config::Config) -> Result<(), crate::BrokerError> {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("Reloading config.");
-                if let Err(e) = broker.reload_policies() {
+                if let Err(e) = broker.reload() {
                     tracing::error!("Error: {e}");
                 }
             }

@@ -2,7 +2,8 @@
 //! sessions, routing and the tokio runtime that drives connections.
 //!
 //! Embed it with [`Broker::start`] (a [`config::Config`] in, a
-//! [`RunningBroker`] out: `local_addrs()`, `reload_policies()`, graceful
+//! [`RunningBroker`] out: `local_addrs()`, `reload()` (SIGHUP: policies and
+//! certificates), graceful
 //! `shutdown()`); tests use [`testing`] (`start_local()` on 127.0.0.1:0, or
 //! `BrokerThread` from sync code). `culex broker` is [`cli::main`].
 //!

@@ -7,6 +7,8 @@
 //! [`NatsCluster`]; a test that finds one missing fails with a
 //! message saying how to install it, and never passes silently.
 
+pub mod pki;
+
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -159,3 +159,42 @@ fn session_present(port: u16, client_id: &str) -> bool {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// QoS 1 pairs over TLS, WebSocket and WebSocket over TLS listeners:
+/// everything sent is delivered, through the bench's own TLS and WebSocket
+/// client layers.
+#[test]
+fn pairs_over_tls_websocket_and_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = culex_testkit::pki::Pki::new().write_to(dir.path());
+    let tls = format!(
+        "certfile {}\nkeyfile {}\n",
+        files.server.0.display(),
+        files.server.1.display()
+    );
+    let ca = files.ca.display().to_string();
+    let cases: [(&str, String, &[&str]); 3] = [
+        ("tls", tls.clone(), &["--tls", "--cafile", &ca]),
+        ("ws", "protocol websockets\n".to_string(), &["--ws"]),
+        (
+            "wss",
+            format!("protocol websockets\n{tls}"),
+            &["--ws", "--tls", "--cafile", &ca],
+        ),
+    ];
+    for (name, listener, flags) in cases {
+        let text = format!(
+            "allow_anonymous true\nmax_queued_messages 0\nlistener 0 127.0.0.1\n{listener}"
+        );
+        let config =
+            culex_broker::config::Config::parse(&text, std::path::Path::new("b.conf"), &[])
+                .unwrap();
+        let broker = BrokerThread::start_with(config);
+        let mut args = vec!["pairs", "-c", "2", "-q", "1", "-d", "500ms"];
+        args.extend_from_slice(flags);
+        let s = bench_json(broker.port(), &args);
+        let sent = count(&s, "/messages/sent");
+        assert!(sent > 0, "{name}: {s:#}");
+        assert_eq!(count(&s, "/messages/received"), sent, "{name}: {s:#}");
+    }
+}

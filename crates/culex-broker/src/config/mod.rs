@@ -4,12 +4,18 @@
 //! Everything mosquitto 2.0 accepts is known: served, accepted with a warning
 //! in [`Config::warnings`], or refused with [`ConfigError::Unsupported`].
 //!
-//! culex adds one option of its own:
+//! culex adds options of its own:
 //!
 //! ```text
 //! # Publish presence events: a retained $SYS/broker/clients/ID/state (1 or 0)
 //! # and a connect/disconnect event per client. Default false.
 //! presence_events true
+//!
+//! # Per listener: every connection starts with a PROXY protocol header of
+//! # this version (1: text, 2: binary), as HAProxy or a cloud load balancer
+//! # sends it; the client address it names is the one logged and matched.
+//! # A connection without a valid header is closed. mosquitto 2.1's name.
+//! enable_proxy_protocol 2
 //! ```
 
 pub mod bridge;
@@ -208,6 +214,12 @@ pub struct Listener {
     pub security: Option<Security>,
     /// `mount_point`.
     pub mount_point: Option<String>,
+    /// `listener 0 /path/to.sock`: a unix socket instead of TCP (`addrs` is
+    /// then empty).
+    pub unix_path: Option<PathBuf>,
+    /// PROXY protocol, TLS and WebSocket options, from which
+    /// `culex_transport::Acceptor` builds the listener's layers.
+    pub transport: culex_transport::TransportOptions,
 }
 
 /// Authentication and authorisation settings.

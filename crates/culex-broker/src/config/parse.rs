@@ -4,7 +4,11 @@
 //! Every option of mosquitto 2.0 is known here and falls in one of four
 //! groups: served; accepted with a warning because it changes nothing yet
 //! (persistence, tuning knobs); refused because serving it wrongly would be
-//! worse (TLS, websockets, bridges, plugins); or unknown, which is an error.
+//! worse (bridges, plugins, and what rustls cannot do: PSK, OpenSSL
+//! engines); or unknown, which is an error. A listener's TLS, WebSocket and
+//! PROXY options are read in `transport.rs`.
+
+mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -87,6 +91,9 @@ struct ListenerDraft {
     loc: Option<Loc>,
     /// The listener of `port`/`bind_address`.
     is_default: bool,
+    /// `listener 0 /path/to.sock`.
+    unix_path: Option<PathBuf>,
+    transport: transport::TransportDraft,
 }
 
 /// The parser's state across the main file and its includes.
@@ -131,6 +138,7 @@ pub(super) fn parse_text(
 ) -> Result<Config, ConfigError> {
     let mut parser = Parser::new();
     parser.parse_text(text, name, true)?;
+    parser.check_listeners()?;
     Ok(parser.finish(Some(name.to_path_buf()), cmd_ports))
 }
 
@@ -248,18 +256,24 @@ impl Parser {
                 let (port, address) = split_word(without_comment(rest));
                 let port = parse_num::<u16>(option, port, loc)?;
                 let mut ips = Vec::new();
+                let mut unix_path = None;
                 if !address.is_empty() {
                     if address.contains(char::is_whitespace) {
                         return Err(loc.invalid(option, format!("too many values in '{rest}'")));
                     }
                     if address.starts_with('/') {
-                        return Err(loc.unsupported(option, "unix socket listeners"));
+                        if port != 0 {
+                            return Err(loc.invalid(option, "a unix socket listener needs port 0"));
+                        }
+                        unix_path = Some(PathBuf::from(address));
+                    } else {
+                        ips = resolve(address, option, loc)?;
                     }
-                    ips = resolve(address, option, loc)?;
                 }
                 self.listeners.push(ListenerDraft {
                     port: Some(port),
                     ips,
+                    unix_path,
                     loc: Some(loc.clone()),
                     ..ListenerDraft::default()
                 });
@@ -305,17 +319,23 @@ impl Parser {
                     other => return Err(bad_value(option, other, "ipv4 or ipv6", loc)),
                 };
                 let listener = self.current_listener();
+                if listener.unix_path.is_some() {
+                    return Err(loc.invalid(option, "a unix socket listener has no IP domain"));
+                }
                 if !listener.ips.is_empty() && addrs_for(&listener.ips, 0, Some(domain)).is_empty()
                 {
                     return Err(loc.invalid(option, "the listener has no address of this domain"));
                 }
                 listener.socket_domain = Some(domain);
             }
-            "protocol" => match one(option, rest, loc)? {
-                "mqtt" => {}
-                "websockets" => return Err(loc.unsupported(option, "websockets listeners")),
-                other => return Err(bad_value(option, other, "mqtt or websockets", loc)),
-            },
+            o if transport::OPTIONS.contains(&o) => {
+                let warnings = &mut self.warnings;
+                let listener = match self.listeners.last_mut() {
+                    Some(listener) => listener,
+                    None => &mut self.default,
+                };
+                listener.transport.option(option, rest, loc, warnings)?;
+            }
             "per_listener_settings" => {
                 let value = parse_bool(option, rest, loc)?;
                 if self.security_seen || !self.listeners.is_empty() {
@@ -597,26 +617,6 @@ impl Parser {
             }
 
             // Later features: refused, since serving them wrongly would be worse.
-            "cafile"
-            | "capath"
-            | "certfile"
-            | "keyfile"
-            | "crlfile"
-            | "ciphers"
-            | "ciphers_tls1.3"
-            | "dhparamfile"
-            | "tls_version"
-            | "tls_engine"
-            | "tls_engine_kpass_sha1"
-            | "tls_keyform"
-            | "require_certificate"
-            | "use_identity_as_username"
-            | "use_subject_as_username"
-            | "psk_file"
-            | "psk_hint" => {
-                return Err(loc.unsupported(option, "TLS"));
-            }
-            "http_dir" => return Err(loc.unsupported(option, "websockets listeners")),
             // Bridges: `connection NAME`, then that bridge's options.
             "connection" => {
                 self.close_bridge()?;
@@ -680,6 +680,17 @@ impl Parser {
         Ok(())
     }
 
+    /// Checks each listener's transport options as a set (a key that does
+    /// not match its certificate, a CA missing for `require_certificate`).
+    fn check_listeners(&mut self) -> Result<(), ConfigError> {
+        let drafts = self.listeners.iter();
+        let default = self.default_used.then_some(&self.default);
+        for draft in default.into_iter().chain(drafts) {
+            draft.transport.check(&mut self.warnings)?;
+        }
+        Ok(())
+    }
+
     fn finish(mut self, source: Option<PathBuf>, cmd_ports: &[u16]) -> Config {
         let mut drafts = std::mem::take(&mut self.listeners);
         if self.default_used {
@@ -710,6 +721,8 @@ impl Parser {
                     max_connections: self.limits.max_connections,
                     security: own_security(&self.global),
                     mount_point: self.default.mount_point.clone(),
+                    unix_path: None,
+                    transport: Default::default(),
                 });
             }
         } else {
@@ -728,6 +741,11 @@ impl Parser {
                 } else {
                     &draft.ips[..]
                 };
+                let ips = if draft.unix_path.is_some() {
+                    &[][..]
+                } else {
+                    ips
+                };
                 listeners.push(Listener {
                     addrs: addrs_for(ips, port, draft.socket_domain),
                     port,
@@ -740,6 +758,8 @@ impl Parser {
                         &draft.security
                     }),
                     mount_point: draft.mount_point.clone(),
+                    unix_path: draft.unix_path.clone(),
+                    transport: draft.transport.resolve(),
                 });
             }
         }

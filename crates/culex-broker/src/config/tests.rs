@@ -379,17 +379,17 @@ fn errors_name_file_line_and_option() {
         ("sys_interval -1\n", "mosquitto.conf:1: sys_interval: invalid value '-1', expected a number in range"),
         ("mount_point a/#\n", "mosquitto.conf:1: mount_point: invalid mount point 'a/#'"),
         ("listener 1883 no-such-host.invalid\n", "mosquitto.conf:1: listener: cannot resolve 'no-such-host.invalid'"),
+        // TLS files are read at their line.
+        ("listener 8883\ncafile /etc/ca.pem\n", "mosquitto.conf:2: cafile: cannot read /etc/ca.pem: "),
+        ("certfile c\n", "mosquitto.conf:1: certfile: cannot read c: "),
+        ("keyfile k\n", "mosquitto.conf:1: keyfile: cannot read k: "),
         // Later features are refused by name.
-        ("listener 8883\ncafile /etc/ca.pem\n", "mosquitto.conf:2: option 'cafile' is not supported by culex yet (TLS)"),
-        ("certfile c\n", "mosquitto.conf:1: option 'certfile' is not supported by culex yet (TLS)"),
-        ("keyfile k\n", "mosquitto.conf:1: option 'keyfile' is not supported by culex yet (TLS)"),
-        ("listener 9001\nprotocol websockets\n", "mosquitto.conf:2: option 'protocol' is not supported by culex yet (websockets listeners)"),
         ("connection cloud\naddress 1.2.3.4\n", "mosquitto.conf:1: connection: bridge 'cloud' has no topic"),
         ("bridge_protocol_version mqttv311\n", "mosquitto.conf:1: bridge_protocol_version: a bridge option before any 'connection'"),
         ("plugin /usr/lib/x.so\n", "mosquitto.conf:1: option 'plugin' is not supported by culex yet (plugins)"),
         ("auth_plugin /usr/lib/x.so\n", "mosquitto.conf:1: option 'auth_plugin' is not supported by culex yet (plugins)"),
         ("auth_opt_db x\n", "mosquitto.conf:1: option 'auth_opt_db' is not supported by culex yet (plugins)"),
-        ("listener 0 /tmp/mqtt.sock\n", "mosquitto.conf:1: option 'listener' is not supported by culex yet (unix socket listeners)"),
+        ("listener 1883 /tmp/mqtt.sock\n", "mosquitto.conf:1: listener: a unix socket listener needs port 0"),
     ];
     for (text, message) in table {
         match parse(text) {
@@ -580,4 +580,208 @@ fn cluster_options_need_each_other_and_valid_values() {
         let err = parse(bad).unwrap_err().to_string();
         assert!(err.starts_with("mosquitto.conf:"), "{bad:?}: {err}");
     }
+}
+
+/// Test certificates in a scratch directory, and a CA directory for `capath`.
+struct Certs {
+    dir: tempfile::TempDir,
+    files: culex_testkit::pki::PkiFiles,
+    capath: PathBuf,
+}
+
+fn certs() -> Certs {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = culex_testkit::pki::Pki::new();
+    let files = pki.write_to(dir.path());
+    let capath = dir.path().join("cas");
+    std::fs::create_dir(&capath).unwrap();
+    std::fs::write(capath.join("ca.pem"), &pki.ca).unwrap();
+    Certs { dir, files, capath }
+}
+
+impl Certs {
+    /// `{cert}`, `{key}`, `{ca}`, `{crl}`, `{capath}`, `{dir}`, `{client_key}`
+    /// replaced by paths.
+    fn config(&self, text: &str) -> String {
+        let f = &self.files;
+        text.replace("{cert}", &f.server.0.display().to_string())
+            .replace("{key}", &f.server.1.display().to_string())
+            .replace("{client_key}", &f.client.1.display().to_string())
+            .replace("{ca}", &f.ca.display().to_string())
+            .replace("{crl}", &f.crl.display().to_string())
+            .replace("{capath}", &self.capath.display().to_string())
+            .replace("{dir}", &self.dir.path().display().to_string())
+    }
+}
+
+#[test]
+fn tls_websocket_proxy_and_unix_listeners_are_read() {
+    use culex_transport::{CertificateField, ProxyVersion, TlsVersion};
+    let certs = certs();
+    let config = parse(&certs.config(
+        "per_listener_settings true\n\
+         listener 8883\n\
+         certfile {cert}\n\
+         keyfile {key}\n\
+         cafile {ca}\n\
+         crlfile {crl}\n\
+         require_certificate true\n\
+         use_identity_as_username true\n\
+         tls_version tlsv1.3\n\
+         ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305\n\
+         ciphers_tls1.3 TLS_AES_256_GCM_SHA384\n\
+         listener 9001\n\
+         protocol websockets\n\
+         http_dir {dir}\n\
+         allow_anonymous true\n\
+         listener 8884 127.0.0.1\n\
+         protocol websockets\n\
+         certfile {cert}\n\
+         keyfile {key}\n\
+         capath {capath}\n\
+         require_certificate true\n\
+         use_subject_as_username true\n\
+         listener 1884 127.0.0.1\n\
+         enable_proxy_protocol 2\n\
+         listener 1885\n\
+         enable_proxy_protocol 1\n\
+         socket_domain ipv4\n\
+         listener 0 {dir}/mqtt.sock\n\
+         protocol mqtt\n",
+    ))
+    .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let [mtls, ws, wss, proxied, proxied_v4, unix] = &config.listeners[..] else {
+        panic!("{:?}", config.listeners);
+    };
+    let tls = mtls.transport.tls.as_ref().unwrap();
+    assert_eq!(tls.certfile, certs.files.server.0);
+    assert_eq!(tls.keyfile, certs.files.server.1);
+    assert_eq!(tls.cafile.as_ref(), Some(&certs.files.ca));
+    assert_eq!(tls.crlfile.as_ref(), Some(&certs.files.crl));
+    assert!(tls.require_certificate);
+    assert_eq!(tls.min_version, TlsVersion::Tls13);
+    assert_eq!(
+        tls.ciphers.as_deref(),
+        Some("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305")
+    );
+    assert_eq!(tls.ciphers_tls13.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+    assert_eq!(tls.username_from, Some(CertificateField::CommonName));
+    assert!(mtls.transport.websockets.is_none() && mtls.transport.proxy_protocol.is_none());
+
+    let websockets = ws.transport.websockets.as_ref().unwrap();
+    assert_eq!(websockets.http_dir.as_deref(), Some(certs.dir.path()));
+    assert!(ws.transport.tls.is_none());
+    assert!(config.security_for(ws).allow_anonymous && !config.security_for(mtls).allow_anonymous);
+
+    let wss_tls = wss.transport.tls.as_ref().unwrap();
+    assert!(wss.transport.websockets.is_some());
+    assert_eq!(wss_tls.capath.as_ref(), Some(&certs.capath));
+    assert_eq!(wss_tls.username_from, Some(CertificateField::Subject));
+    assert_eq!(wss_tls.min_version, TlsVersion::Tls12);
+
+    assert_eq!(proxied.transport.proxy_protocol, Some(ProxyVersion::V2));
+    assert_eq!(addrs(proxied), ["127.0.0.1:1884"]);
+    assert_eq!(proxied_v4.transport.proxy_protocol, Some(ProxyVersion::V1));
+    assert_eq!(addrs(proxied_v4), ["0.0.0.0:1885"]);
+
+    assert_eq!(unix.unix_path, Some(certs.dir.path().join("mqtt.sock")));
+    assert!(unix.addrs.is_empty() && unix.port == 0 && unix.transport.is_plain());
+    // Every listener's TLS options build (the config checked them at start).
+    for listener in &config.listeners {
+        culex_transport::Acceptor::new(&listener.transport).unwrap();
+    }
+}
+
+#[test]
+fn tls_options_stay_with_their_listener_with_or_without_per_listener_settings() {
+    let certs = certs();
+    for per_listener in ["true", "false"] {
+        let config = parse(&certs.config(&format!(
+            "per_listener_settings {per_listener}\n\
+             certfile {{cert}}\nkeyfile {{key}}\nport 8883\n\
+             listener 1883\n\
+             listener 8884\ncertfile {{cert}}\nkeyfile {{key}}\n"
+        )))
+        .unwrap();
+        let tls: Vec<bool> = config
+            .listeners
+            .iter()
+            .map(|l| l.transport.tls.is_some())
+            .collect();
+        assert_eq!(
+            tls,
+            [true, false, true],
+            "per_listener_settings {per_listener}"
+        );
+    }
+}
+
+#[test]
+fn transport_errors_name_file_line_and_reason() {
+    let certs = certs();
+    let table: &[(&str, &str)] = &[
+        ("listener 8883\ncertfile {key}\n", "mosquitto.conf:2: certfile: {key}: no certificate in the file"),
+        ("listener 8883\nkeyfile {cert}\n", "mosquitto.conf:2: keyfile: {cert}: no private key in the file (an encrypted key is not supported)"),
+        ("listener 8883\ncrlfile {ca}\n", "mosquitto.conf:2: crlfile: {ca}: no certificate revocation list in the file"),
+        ("listener 8883\ncapath {dir}/nothing\n", "mosquitto.conf:2: capath: cannot read {dir}/nothing: "),
+        ("listener 8883\ncertfile {cert}\n", "mosquitto.conf:2: certfile: TLS on this listener needs both certfile and keyfile"),
+        ("listener 8883\ncafile {ca}\n", "mosquitto.conf:2: cafile: TLS on this listener needs both certfile and keyfile"),
+        ("listener 1883\nuse_identity_as_username true\n", "mosquitto.conf:2: use_identity_as_username: needs certfile and keyfile on this listener (culex has no pre-shared-key TLS)"),
+        ("listener 8883\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n", "mosquitto.conf:4: require_certificate: needs cafile or capath to check client certificates against"),
+        ("listener 8883\ncertfile {cert}\nkeyfile {client_key}\n", "mosquitto.conf:2: certfile: {cert} and {client_key}: "),
+        ("listener 8883\nciphers RC4-MD5:DES-CBC3-SHA\n", "mosquitto.conf:2: ciphers: none of 'RC4-MD5:DES-CBC3-SHA' is offered by culex (rustls); it offers ECDHE-ECDSA-AES256-GCM-SHA384:"),
+        ("listener 8883\nciphers HIGH:fast\n", "mosquitto.conf:2: ciphers: unknown cipher or alias 'fast'"),
+        ("listener 8883\nciphers_tls1.3 TLS_AES_128_CCM_8_SHA256\n", "mosquitto.conf:2: ciphers_tls1.3: none of 'TLS_AES_128_CCM_8_SHA256' is offered by culex (rustls)"),
+        ("listener 8883\ntls_version tlsv1\n", "mosquitto.conf:2: tls_version: invalid value 'tlsv1', expected tlsv1.3, tlsv1.2 or tlsv1.1"),
+        ("listener 8883\ndhparamfile /etc/dh.pem\n", "mosquitto.conf:2: dhparamfile: not possible with rustls, which has no finite-field Diffie-Hellman"),
+        ("listener 8883\ntls_engine pkcs11\n", "mosquitto.conf:2: tls_engine: OpenSSL engines are not possible: culex's TLS is rustls"),
+        ("listener 8883\ntls_keyform engine\n", "mosquitto.conf:2: tls_keyform: OpenSSL engines are not possible: culex's TLS is rustls"),
+        ("listener 8883\npsk_hint hint\n", "mosquitto.conf:2: psk_hint: pre-shared-key TLS is not possible with rustls"),
+        ("psk_file /etc/psk\n", "mosquitto.conf:1: psk_file: pre-shared-key TLS is not possible with rustls"),
+        ("listener 9001\nprotocol http\n", "mosquitto.conf:2: protocol: invalid value 'http', expected mqtt or websockets"),
+        ("listener 9001\nhttp_dir {cert}\n", "mosquitto.conf:2: http_dir: '{cert}' is not a directory"),
+        ("listener 1883\nenable_proxy_protocol 3\n", "mosquitto.conf:2: enable_proxy_protocol: invalid value '3', expected 1 or 2"),
+        ("listener 0 /tmp/m.sock\nsocket_domain ipv4\n", "mosquitto.conf:2: socket_domain: a unix socket listener has no IP domain"),
+    ];
+    for (text, message) in table {
+        let (text, message) = (certs.config(text), certs.config(message));
+        match parse(&text) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(err) => {
+                let shown = err.to_string();
+                assert!(
+                    shown.starts_with(&message),
+                    "{text:?}\n got: {shown}\nwant: {message}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn transport_options_that_change_little_are_accepted_with_warnings() {
+    let certs = certs();
+    let config = parse(&certs.config(
+        "listener 8883\ncertfile {cert}\nkeyfile {key}\n\
+         tls_version tlsv1.1\n\
+         ciphers AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256\n\
+         crlfile {crl}\n\
+         use_subject_as_username true\n\
+         tls_keyform pem\n\
+         listener 1883\nhttp_dir {dir}\nrequire_certificate false\ntls_version tlsv1.2\n",
+    ))
+    .unwrap();
+    let expect = [
+        "mosquitto.conf:4: tls_version: TLS 1.1 is not offered",
+        "mosquitto.conf:5: ciphers: not offered, rustls has no such suites: AES128-SHA",
+        "mosquitto.conf:7: use_subject_as_username: without require_certificate true",
+        "mosquitto.conf:6: crlfile: has no effect without require_certificate true",
+        "mosquitto.conf:10: http_dir: has no effect: the listener's protocol is mqtt",
+    ];
+    assert_eq!(config.warnings.len(), expect.len(), "{:?}", config.warnings);
+    for (warning, want) in config.warnings.iter().zip(expect) {
+        assert!(warning.starts_with(want), "{warning}\nwant: {want}");
+    }
+    assert!(config.listeners[1].transport.is_plain());
 }

@@ -11,8 +11,8 @@ use culex_codec::{
 };
 
 use super::connection::{
-    protocol_tag, too_deep, ClaimOutcome, ClusterClaim, Connection, Handshake, MQTT_MAX_PACKET,
-    TOPIC_ALIAS_MAXIMUM,
+    protocol_tag, too_deep, ClaimOutcome, ClusterClaim, Connection, Handshake, Vouched,
+    MQTT_MAX_PACKET, TOPIC_ALIAS_MAXIMUM,
 };
 use super::error::{Close, Violation};
 use crate::auth::backoff::Turn;
@@ -104,7 +104,7 @@ impl Connection {
                 tracing::info!(
                     "Client {} from {} refused: too many failed logins from this address.",
                     c.client_id,
-                    self.peer.ip()
+                    self.peer.host()
                 );
                 self.send_connack(
                     false,
@@ -200,7 +200,10 @@ impl Connection {
         }
         let (client_id, assigned) = self.assign_id(c, out)?;
         self.client_id = client_id.clone();
-        self.username = c.username.map(Arc::from);
+        self.username = match &self.vouched {
+            Vouched::User(name) => Some(name.clone()),
+            Vouched::No | Vouched::Missing => c.username.map(Arc::from),
+        };
         let mut props = ConnAckProps::default();
         let keep_alive = self.negotiate_keep_alive(c, &mut props);
         self.authenticate(c, now, out)?;
@@ -259,17 +262,24 @@ impl Connection {
     }
 
     /// Checks the credentials; a failure counts for the address's back-off.
+    /// A username the client certificate vouches for needs no password.
     fn authenticate(
         &mut self,
         c: &Connect<'_>,
         now: Instant,
         out: &mut BytesMut,
     ) -> Result<(), Close> {
-        let login = self
-            .core
-            .policy(self.listener)
-            .login(c.username, c.password);
-        let accepted = login == crate::auth::Login::Accepted;
+        let accepted = match self.vouched {
+            Vouched::User(_) => true,
+            Vouched::Missing => false,
+            Vouched::No => {
+                let login = self
+                    .core
+                    .policy(self.listener)
+                    .login(c.username, c.password);
+                login == crate::auth::Login::Accepted
+            }
+        };
         if let Some(delay) = self
             .core
             .auth_backoff()
@@ -277,7 +287,7 @@ impl Connection {
         {
             tracing::info!(
                 "Repeated failed logins from {}: its next attempts are checked one at a time, {} ms apart.",
-                self.peer.ip(),
+                self.peer.host(),
                 delay.as_millis()
             );
         }
@@ -364,18 +374,19 @@ impl Connection {
         Close::Refused
     }
 
+    /// mosquitto's line, with the username that ACLs see (a certificate's
+    /// with `use_identity_as_username`).
     fn log_connected(&self, c: &Connect<'_>, keep_alive: u16) {
         if !self.core.config().log.connection_messages {
             return;
         }
-        let user = match c.username {
+        let user = match &self.username {
             Some(u) => format!(", u'{u}'"),
             None => String::new(),
         };
         tracing::info!(
-            "New client connected from {}:{} as {} ({}, c{}, k{}{}).",
-            self.peer.ip(),
-            self.peer.port(),
+            "New client connected from {} as {} ({}, c{}, k{}{}).",
+            self.peer,
             self.client_id,
             protocol_tag(c.protocol),
             u8::from(c.clean_start),

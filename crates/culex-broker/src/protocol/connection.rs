@@ -1,6 +1,6 @@
 //! [`Connection`]: the state of one client connection, and its frame loop.
 
-use ::core::net::SocketAddr;
+use ::core::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,11 +75,70 @@ pub enum ClaimOutcome {
     Unavailable,
 }
 
+/// Where a client connects from, as its log lines show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// An IP address and port: the socket's peer, or the client a proxy
+    /// relays (PROXY protocol).
+    Ip(SocketAddr),
+    /// A local (unix) socket, by its path, as mosquitto names such clients.
+    Local(Arc<str>),
+}
+
+impl Peer {
+    /// The address the login back-off is kept for: local clients all
+    /// share the unspecified address.
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            Peer::Ip(addr) => addr.ip(),
+            Peer::Local(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+
+    /// The address without the port, for log lines that show it alone.
+    pub fn host(&self) -> String {
+        match self {
+            Peer::Ip(addr) => addr.ip().to_string(),
+            Peer::Local(path) => path.to_string(),
+        }
+    }
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Peer {
+        Peer::Ip(addr)
+    }
+}
+
+impl std::fmt::Display for Peer {
+    /// `ADDRESS:PORT` as mosquitto prints it (no brackets around IPv6);
+    /// `PATH:0` for a local socket.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(addr) => write!(f, "{}:{}", addr.ip(), addr.port()),
+            Peer::Local(path) => write!(f, "{path}:0"),
+        }
+    }
+}
+
+/// Who the transport says the client is: with `use_identity_as_username`
+/// or `use_subject_as_username`, a field of the client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Vouched {
+    /// The CONNECT's username and password count.
+    No,
+    /// This is the username; no password is checked.
+    User(Arc<str>),
+    /// The certificate has no such field: the client is not authorised.
+    Missing,
+}
+
 /// One client connection. See the module docs for the call order.
 pub struct Connection {
     pub(super) core: Arc<Core>,
     pub(super) listener: usize,
-    pub(super) peer: SocketAddr,
+    pub(super) peer: Peer,
+    pub(super) vouched: Vouched,
     pub(super) protocol: Protocol,
     pub(super) client_id: Arc<str>,
     pub(super) username: Option<Arc<str>>,
@@ -153,7 +212,7 @@ impl Connection {
     pub fn new(
         core: Arc<Core>,
         listener: usize,
-        peer: SocketAddr,
+        peer: impl Into<Peer>,
         signal: ConnWaker,
         now: Instant,
     ) -> Connection {
@@ -171,7 +230,8 @@ impl Connection {
         Connection {
             core,
             listener,
-            peer,
+            peer: peer.into(),
+            vouched: Vouched::No,
             protocol: Protocol::V3_1_1,
             client_id: Arc::from("<unknown>"),
             username: None,
@@ -213,8 +273,27 @@ impl Connection {
     }
 
     /// The client's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The client's real address, before CONNECT, when the transport
+    /// learnt it (a PROXY protocol header): it is what log lines show and
+    /// what the login back-off counts.
+    pub fn set_peer(&mut self, peer: impl Into<Peer>) {
+        self.peer = peer.into();
+    }
+
+    /// Before CONNECT, for a listener that takes the username from the
+    /// client certificate (`use_identity_as_username`,
+    /// `use_subject_as_username`): `Some(name)` replaces the CONNECT's
+    /// username and no password is checked, as in mosquitto; `None` (the
+    /// certificate has no such field) refuses the client as not authorised.
+    pub fn set_certificate_username(&mut self, username: Option<&str>) {
+        self.vouched = match username {
+            Some(name) => Vouched::User(Arc::from(name)),
+            None => Vouched::Missing,
+        };
     }
 
     /// The connection's waker.

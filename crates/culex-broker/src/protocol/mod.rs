@@ -7,7 +7,9 @@
 //! [`Core`](crate::core::Core)'s owner API, and knows nothing of the transport.
 //!
 //! The call order:
-//! 1. [`Connection::new`] when a client connects; then
+//! 1. [`Connection::new`] when a client connects (the transport may then
+//!    tell [`Connection::set_peer`] and
+//!    [`Connection::set_certificate_username`]); then
 //!    [`Connection::handle_connect`] with the bytes read, until it says the
 //!    CONNECT was accepted (or, with `Handshake::WaitUntil`, once more at
 //!    that time: the client's address is in its login back-off).
@@ -37,6 +39,6 @@ mod subscribe;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 
-pub use connection::{protocol_tag, ClaimOutcome, ClusterClaim, Connection, Handshake};
+pub use connection::{protocol_tag, ClaimOutcome, ClusterClaim, Connection, Handshake, Peer};
 pub use error::{Close, Violation};
 pub(crate) use idle::Idle;

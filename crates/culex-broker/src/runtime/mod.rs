@@ -14,6 +14,7 @@ mod sys;
 mod transport;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,22 @@ pub enum BrokerError {
     /// The password or ACL file could not be loaded.
     #[error("{0}")]
     Policy(String),
+    /// A listener's TLS certificate, key, CA or CRL could not be used.
+    #[error("listener on port {port}: {source}")]
+    Tls {
+        /// The listener's port (0 for a unix socket).
+        port: u16,
+        /// Why.
+        source: culex_transport::tls::TlsConfigError,
+    },
+    /// A unix socket listener could not be opened.
+    #[error("unable to open unix listen socket {}: {source}", path.display())]
+    Unix {
+        /// The socket's path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The store could not be read.
     #[error("unable to load the store: {0}")]
     Store(String),
@@ -137,8 +154,9 @@ impl Broker {
         core.restore(snapshot, Instant::now());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let acceptors = transport::acceptors(core.config())?;
         let (parker, poll) = Parker::new();
-        let mut rt = Runtime::new(core, parker, shutdown_rx, alive_tx);
+        let mut rt = Runtime::new(core, parker, acceptors, shutdown_rx, alive_tx);
         rt.cluster = link;
         let rt = Arc::new(rt);
         rt.parker.start(poll, resumer(&rt));
@@ -192,12 +210,24 @@ fn open_listeners(
     let mut local_addrs = Vec::new();
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
+        if let Some(path) = &listener.unix_path {
+            tracing::info!("Opening unix listen socket on path {}.", path.display());
+            let l = listener::bind_unix(path).map_err(|source| {
+                tracing::error!("Error binding unix socket: {source}");
+                BrokerError::Unix {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            listeners.push((l, index, listener.port));
+            continue;
+        }
         for addr in &listener.addrs {
             let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
             tracing::info!("Opening {family} listen socket on port {}.", listener.port);
             match listener::bind(*addr) {
                 Ok(l) => {
-                    if let Ok(a) = l.get_ref().local_addr() {
+                    if let Some(a) = l.local_addr() {
                         local_addrs.push(a);
                     }
                     listeners.push((l, index, listener.port));
@@ -281,6 +311,22 @@ impl RunningBroker {
         Ok(())
     }
 
+    /// Re-reads every TLS listener's certificate, key, CAs and CRL
+    /// (SIGHUP): new connections get them, connected clients keep their
+    /// session. A listener whose new files are unusable keeps the ones it
+    /// had, and the error (also logged, as mosquitto does) is returned.
+    pub fn reload_certificates(&self) -> Result<(), BrokerError> {
+        transport::reload(self.rt.core.config(), self.rt.acceptors())
+    }
+
+    /// Everything SIGHUP reloads: password and ACL files, then
+    /// certificates. Both are tried; the first error is returned.
+    pub fn reload(&self) -> Result<(), BrokerError> {
+        let policies = self.reload_policies();
+        let certificates = self.reload_certificates();
+        policies.and(certificates)
+    }
+
     /// Number of connected clients.
     pub fn connected_clients(&self) -> usize {
         self.rt.core.counts().connected
@@ -318,5 +364,15 @@ impl RunningBroker {
             let _ = tokio::time::timeout(Duration::from_secs(10), cluster.leave()).await;
         }
         self.rt.parker.stop();
+        for path in self
+            .rt
+            .core
+            .config()
+            .listeners
+            .iter()
+            .filter_map(|l| l.unix_path.as_ref())
+        {
+            listener::remove_unix(path);
+        }
     }
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::transport::ParkedSocket;
 use crate::core::wake::Waker;
 use crate::protocol::Idle;
 
@@ -47,12 +48,17 @@ const MAX_RESUMING: usize = 64;
 /// every parked connection.
 const SCAN_EVERY: Duration = Duration::from_millis(50);
 
-/// What a parked connection keeps: its socket, out of tokio, and the
-/// protocol's compact [`Idle`] state. Everything else is empty when a
-/// connection parks and made anew when it resumes.
+/// What a parked connection keeps: its socket (TCP or unix), out of
+/// tokio, its transport layers if it has any (TLS session state, where a
+/// WebSocket stands: no buffers), and the protocol's compact [`Idle`]
+/// state. Everything else is empty when a connection parks and made anew
+/// when it resumes.
 #[derive(Debug)]
 pub(crate) struct ParkedConn {
-    pub stream: mio::net::TcpStream,
+    pub stream: ParkedSocket,
+    /// Boxed: a plain connection pays one pointer for it (8 bytes in the
+    /// parker's slot).
+    pub layers: Option<Box<culex_transport::Stack>>,
     pub signal: Arc<ConnSignal>,
     /// Keeps `shutdown()` waiting while the connection lives.
     pub alive: Option<tokio::sync::mpsc::Sender<()>>,

@@ -10,20 +10,25 @@
 //! to the parker, and the task ends. The parker spawns [`resume`] when the
 //! socket is readable, the keep-alive deadline passes, or the connection's
 //! waker is woken.
+//!
+//! On a listener with TLS, WebSocket or the PROXY protocol the task first
+//! drives the connection's layers through their handshake
+//! ([`Transport::open`]), then tells the protocol what they learnt
+//! (the client's real address, a certificate's username); from there on
+//! the loop is the same, the transport encoding and decoding below it.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::park::{ConnSignal, FirstPass, ParkedConn};
 use super::state::Runtime;
-use super::transport::Socket;
+use super::transport::{log_new_connection, Socket, Transport};
 use crate::core::wake::{ConnWaker, Waker};
-use crate::protocol::{ClaimOutcome, Close, Connection, Handshake};
+use crate::protocol::{ClaimOutcome, Close, Connection, Handshake, Peer};
 
 /// Above this many buffered output bytes the connection stops reading and
 /// taking deliveries until the socket drains (back-pressure).
@@ -74,8 +79,9 @@ enum Event {
 /// One connection's driver: its transport, buffers and protocol state.
 struct Conn {
     rt: Arc<Runtime>,
-    /// Registered with tokio only once the connection waits for it.
-    stream: Socket,
+    /// Its socket is registered with tokio only once the connection waits
+    /// for it.
+    stream: Transport,
     rbuf: BytesMut,
     wbuf: BytesMut,
     signal: Arc<ConnSignal>,
@@ -83,36 +89,15 @@ struct Conn {
 }
 
 /// Serves one accepted connection until it ends.
-pub(crate) async fn run(
-    rt: Arc<Runtime>,
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    listener: usize,
-    port: u16,
-) {
+pub(crate) async fn run(rt: Arc<Runtime>, socket: Socket, peer: Peer, listener: usize, port: u16) {
     let alive = rt.alive_token();
-    if rt.core.config().log.connection_messages {
-        tracing::info!(
-            "New connection from {}:{} on port {}.",
-            peer.ip(),
-            peer.port(),
-            port
-        );
-    }
-    let signal = Arc::new(ConnSignal::new(rt.parker.clone()));
-    let waker: ConnWaker = signal.clone();
-    let proto = Connection::new(rt.core.clone(), listener, peer, waker, Instant::now());
-    let mut conn = Box::new(Conn {
-        rt,
-        stream: Socket::Plain(stream),
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-        signal,
-        proto,
-    });
+    let Some(mut conn) = accepted(rt, socket, peer, listener, port) else {
+        return;
+    };
     // The handshake is boxed: only the serving loop's state stays in an
     // idle connection's task.
-    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, Box::pin(conn.handshake())).await;
+    let handshake = Box::pin(conn.handshake(listener, port));
+    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, handshake).await;
     let accepted = match handshake {
         Ok(Ok(())) => true,
         Ok(Err(close)) => {
@@ -139,24 +124,61 @@ pub(crate) async fn run(
     live(conn, alive, None).await;
 }
 
+/// A new connection's driver, before its handshake (not a part of `run`'s
+/// future, which every idle connection holds).
+fn accepted(
+    rt: Arc<Runtime>,
+    socket: Socket,
+    peer: Peer,
+    listener: usize,
+    port: u16,
+) -> Option<Box<Conn>> {
+    let now = Instant::now();
+    let stream = match rt.acceptor(listener).map(|a| a.start(now)) {
+        None | Some(Ok(None)) => Transport::plain(socket),
+        Some(Ok(Some(layers))) => Transport::layered(socket, layers),
+        Some(Err(e)) => {
+            tracing::error!("Error: unable to start TLS for {peer}: {e}");
+            return None;
+        }
+    };
+    // On a PROXY listener the line waits for the address the header names.
+    if rt.core.config().log.connection_messages && !stream.awaits_proxy_header() {
+        log_new_connection(&peer, port);
+    }
+    let signal = Arc::new(ConnSignal::new(rt.parker.clone()));
+    let waker: ConnWaker = signal.clone();
+    let proto = Connection::new(rt.core.clone(), listener, peer, waker, now);
+    Some(Box::new(Conn {
+        rt,
+        stream,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        signal,
+        proto,
+    }))
+}
+
 /// Serves a parked connection again, from where it left off.
 /// `first_pass` is released once the task has done what it was woken for.
-pub(crate) async fn resume(rt: Arc<Runtime>, mut parked: ParkedConn, first_pass: FirstPass) {
-    // Read what woke it before the socket joins tokio (whose readiness
-    // would take a turn of its reactor): a client that sent DISCONNECT or
-    // closed is then done within this one poll.
-    let (rbuf, closed) = read_ahead(&rt, &mut parked);
+pub(crate) async fn resume(rt: Arc<Runtime>, parked: ParkedConn, first_pass: FirstPass) {
     let ParkedConn {
         stream,
+        layers,
         signal,
         alive,
         idle,
     } = parked;
+    let mut stream = Transport::from_parked(stream, layers);
+    // Read what woke it before the socket joins tokio (whose readiness
+    // would take a turn of its reactor): a client that sent DISCONNECT or
+    // closed is then done within this one poll.
+    let (rbuf, closed) = read_ahead(&rt, &mut stream);
     let waker: ConnWaker = signal.clone();
     let proto = idle.resume(rt.core.clone(), waker);
     let conn = Box::new(Conn {
         rt,
-        stream: Socket::Plain(stream.into()),
+        stream,
         rbuf,
         wbuf: BytesMut::new(),
         signal,
@@ -199,8 +221,13 @@ async fn live(mut conn: Box<Conn>, alive: Option<mpsc::Sender<()>>, resumed: Opt
 }
 
 impl Conn {
-    /// Reads the CONNECT and answers it.
-    async fn handshake(&mut self) -> Result<(), Close> {
+    /// Establishes the transport's layers, if any, then reads the CONNECT
+    /// and answers it.
+    async fn handshake(&mut self, listener: usize, port: u16) -> Result<(), Close> {
+        if !self.stream.is_established() {
+            let (rt, rbuf, proto) = (&*self.rt, &mut self.rbuf, &mut self.proto);
+            self.stream.open(rt, rbuf, proto, listener, port).await?;
+        }
         loop {
             let now = Instant::now();
             self.ensure_wbuf();
@@ -223,9 +250,12 @@ impl Conn {
                 }
                 Handshake::Incomplete => {}
             }
+            if self.stream.peer_closed() {
+                return Err(Close::Closed);
+            }
             // The CONNECT is usually there already: read it without
             // registering the socket.
-            if self.stream.is_plain() && self.read_some()? > 0 {
+            if self.stream.is_direct() && self.read_some()? > 0 {
                 continue;
             }
             self.stream.readable().await.map_err(Close::Io)?;
@@ -281,7 +311,7 @@ impl Conn {
             if now >= park_at && self.may_park() && self.nothing_pending(now) {
                 return Served::Park;
             }
-            if more && self.wbuf.len() < HIGH_WATER {
+            if more && self.out_len() < HIGH_WATER {
                 // Deliveries are still waiting and the socket took the
                 // buffer: no wake-up will come for them, so go on.
                 continue;
@@ -314,9 +344,16 @@ impl Conn {
     fn write_ready(&mut self, now: Instant) -> Result<bool, Close> {
         self.ensure_wbuf();
         self.proto.release_acks(&mut self.wbuf)?;
-        let more = self.proto.poll_transmit(now, &mut self.wbuf, HIGH_WATER);
+        let room = HIGH_WATER.saturating_sub(self.stream.pending_out());
+        let more = self.proto.poll_transmit(now, &mut self.wbuf, room);
         self.try_flush()?;
         Ok(more)
+    }
+
+    /// Output bytes not yet written: the protocol's, and the transport's
+    /// below it.
+    fn out_len(&self) -> usize {
+        self.wbuf.len() + self.stream.pending_out()
     }
 
     /// Waits for the next thing to do: a wake, the socket, the timer.
@@ -324,15 +361,15 @@ impl Conn {
         &mut self,
         timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
     ) -> Result<Event, Close> {
-        let want_read = self.wbuf.len() < HIGH_WATER && !self.proto.is_paused();
-        let want_write = !self.wbuf.is_empty();
+        let want_read = self.out_len() < HIGH_WATER && !self.proto.is_paused();
+        let want_write = self.out_len() > 0;
         self.stream.register().map_err(Close::Io)?;
         if let Some(at) = self.proto.poll_timeout() {
             if timer.deadline() > at.into() {
                 timer.as_mut().reset(at.into());
             }
         }
-        let stream = &self.stream;
+        let stream = self.stream.socket();
         let signal = &self.signal;
         Ok(tokio::select! {
             _ = signal.wake.notified() => Event::Wake,
@@ -367,6 +404,9 @@ impl Conn {
             return Ok(());
         }
         self.input(Instant::now())?;
+        if self.stream.peer_closed() {
+            return Err(Close::Closed);
+        }
         // An idle connection keeps no read buffer.
         if self.rbuf.is_empty() && read < 2048 {
             self.rbuf = BytesMut::new();
@@ -400,6 +440,7 @@ impl Conn {
     fn may_park(&self) -> bool {
         self.wbuf.is_empty()
             && self.rbuf.is_empty()
+            && self.stream.is_idle()
             && self.proto.may_park()
             && self.rt.parker.is_open()
     }
@@ -432,8 +473,8 @@ impl Conn {
             proto,
             ..
         } = *self;
-        let stream = match stream.into_std() {
-            Ok(std) => mio::net::TcpStream::from_std(std),
+        let (stream, layers) = match stream.into_parked() {
+            Ok(parked) => parked,
             Err(e) => {
                 tracing::debug!("unable to park a connection: {e}");
                 return lost(&rt, proto);
@@ -445,6 +486,7 @@ impl Conn {
         };
         let parked = ParkedConn {
             stream,
+            layers,
             signal,
             alive,
             idle,
@@ -459,7 +501,7 @@ impl Conn {
     /// One non-blocking read into the read buffer; `Ok(0)` when nothing was ready.
     fn read_some(&mut self) -> Result<usize, Close> {
         self.reserve_read();
-        match self.stream.try_read_buf_drained(&mut self.rbuf) {
+        match self.stream.read(&mut self.rbuf) {
             Ok(0) => Err(Close::Closed),
             Ok(n) => {
                 self.rt
@@ -530,36 +572,24 @@ impl Conn {
 
     /// Writes as much of the output buffer as the socket takes now.
     fn try_flush(&mut self) -> Result<(), Close> {
-        while !self.wbuf.is_empty() {
-            match self.stream.try_write(&self.wbuf) {
-                Ok(0) => return Err(Close::Closed),
-                Ok(n) => {
-                    self.rt
-                        .core
-                        .stats()
-                        .bytes_sent
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    if n == self.wbuf.len() {
-                        // Keeps the buffer's whole capacity for reuse.
-                        self.wbuf.clear();
-                    } else {
-                        self.wbuf.advance(n);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(Close::Io(e)),
-            }
+        if self.out_len() > 0 {
+            let written = self.stream.flush(&mut self.wbuf)?;
+            self.rt
+                .core
+                .stats()
+                .bytes_sent
+                .fetch_add(written as u64, Ordering::Relaxed);
         }
         self.release_wbuf();
         Ok(())
     }
 
-    /// Writes what is left, with a time limit, and shuts the sending half.
+    /// Writes what is left, with a time limit, and shuts the sending half
+    /// (after a TLS close_notify or WebSocket close).
     async fn final_flush(&mut self) {
-        if !self.wbuf.is_empty() {
+        if self.out_len() > 0 {
             let data = std::mem::take(&mut self.wbuf);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(&data)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.write_all(data)).await;
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
     }
@@ -577,12 +607,9 @@ impl Conn {
         let mut scratch = BytesMut::new();
         let mut total = 0usize;
         while total < LINGER_BYTES {
-            if self.stream.readable().await.is_err() {
-                return;
-            }
             scratch.clear();
             scratch.reserve(4096);
-            match self.stream.try_read_buf(&mut scratch) {
+            match self.stream.discard_some(&mut scratch).await {
                 Ok(0) => return,
                 Ok(n) => total += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -600,10 +627,10 @@ impl Conn {
             let more = self
                 .proto
                 .poll_transmit(Instant::now(), &mut self.wbuf, HIGH_WATER);
-            if !self.wbuf.is_empty() {
+            if self.out_len() > 0 {
                 let data = std::mem::take(&mut self.wbuf);
                 let left = deadline.saturating_duration_since(Instant::now());
-                let written = tokio::time::timeout(left, self.stream.write_all(&data)).await;
+                let written = tokio::time::timeout(left, self.stream.write_all(data)).await;
                 if !matches!(written, Ok(Ok(()))) {
                     return;
                 }
@@ -682,23 +709,24 @@ fn lost(rt: &Runtime, mut proto: Connection) {
 }
 
 /// Reads what the client sent while parked, without waiting: the bytes,
-/// and whether the client then closed the socket.
-fn read_ahead(rt: &Runtime, parked: &mut ParkedConn) -> (BytesMut, bool) {
-    use std::io::Read;
-    let mut buf = [0u8; 2048];
-    match (&parked.stream).read(&mut buf) {
-        Ok(0) => (BytesMut::new(), true),
+/// and whether the client then closed the connection.
+fn read_ahead(rt: &Runtime, stream: &mut Transport) -> (BytesMut, bool) {
+    let mut rbuf = BytesMut::new();
+    match stream.read_ahead(&mut rbuf) {
+        Ok(0) => (rbuf, true),
         Ok(n) => {
             rt.core
                 .stats()
                 .bytes_received
                 .fetch_add(n as u64, Ordering::Relaxed);
-            let data = buf.get(..n).unwrap_or_default();
-            (BytesMut::from(data), false)
+            let closed = stream.peer_closed();
+            (rbuf, closed)
         }
+        // Bytes the layers refused: the connection ends.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => (rbuf, true),
         // Nothing (the wake was for something else), or an error that the
         // registered socket reports again.
-        Err(_) => (BytesMut::new(), false),
+        Err(_) => (rbuf, false),
     }
 }
 
@@ -743,8 +771,8 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (stream, peer) = listener.accept().await.unwrap();
-            let stream = stream.into_std().unwrap();
-            let fut = super::run(runtime, stream, peer, 0, addr.port());
+            let socket = super::Socket::Tcp(stream.into_std().unwrap());
+            let fut = super::run(runtime, socket, peer.into(), 0, addr.port());
             let size = std::mem::size_of_val(&fut);
             assert!(size <= 512, "connection future is {size} bytes");
         });

@@ -1,11 +1,13 @@
-//! What every task of one running broker shares: the core, the parker, and
-//! the shutdown signals.
+//! What every task of one running broker shares: the core, the parker,
+//! each listener's transport layers, the handshake permits and the
+//! shutdown signals.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use culex_transport::Acceptor;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore, SemaphorePermit};
 
 use super::cluster::ClusterLink;
 use super::park::Parker;
@@ -19,6 +21,13 @@ pub(crate) struct Runtime {
     pub parker: Arc<Parker>,
     /// The cluster, when this broker is a node of one.
     pub cluster: Option<Arc<ClusterLink>>,
+    /// Each listener's layers, by listener index (`None`: plain MQTT).
+    acceptors: Vec<Option<Acceptor>>,
+    /// Handshake steps (TLS key exchange and signatures are CPU work) run
+    /// under one of these: at most all worker threads but one at a time,
+    /// so a flood of handshakes cannot keep established connections from
+    /// being served.
+    handshakes: Semaphore,
     /// Set when shutdown starts: listeners and background tasks stop.
     pub shutdown: watch::Receiver<bool>,
     /// Connections close: set once the wills of every connected client
@@ -39,17 +48,40 @@ impl Runtime {
     pub fn new(
         core: Arc<Core>,
         parker: Arc<Parker>,
+        acceptors: Vec<Option<Acceptor>>,
         shutdown: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Runtime {
+        let workers = tokio::runtime::Handle::try_current()
+            .map_or(1, |h| h.metrics().num_workers())
+            .saturating_sub(1)
+            .max(1);
         Runtime {
             core,
             parker,
             cluster: None,
+            acceptors,
+            handshakes: Semaphore::new(workers),
             shutdown,
             closing: AtomicBool::new(false),
             alive: Mutex::new(Some(alive)),
         }
+    }
+
+    /// The layers of listener `index`; `None` for plain MQTT.
+    pub fn acceptor(&self, index: usize) -> Option<&Acceptor> {
+        self.acceptors.get(index).and_then(Option::as_ref)
+    }
+
+    /// Every listener's layers, by index.
+    pub fn acceptors(&self) -> &[Option<Acceptor>] {
+        &self.acceptors
+    }
+
+    /// A turn to run one handshake step (see `handshakes`); `None` only if
+    /// the semaphore was closed, which it never is.
+    pub async fn handshake_permit(&self) -> Option<SemaphorePermit<'_>> {
+        self.handshakes.acquire().await.ok()
     }
 
     /// A token that keeps shutdown waiting while it lives.
@@ -93,7 +125,7 @@ impl Runtime {
             Arc::new(crate::core::cluster::LocalCluster),
             Arc::new(crate::core::NoEvents),
         ));
-        Arc::new(Runtime::new(core, Parker::new().0, rx, alive))
+        Arc::new(Runtime::new(core, Parker::new().0, Vec::new(), rx, alive))
     }
 }
 

@@ -14,7 +14,6 @@
 //! (containing `+`, `#` or `/`) get no presence events.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use culex_codec::{Protocol, QoS};
 use super::state::{shutdown_requested, Runtime};
 use crate::core::message::Message;
 use crate::core::Core;
-use crate::protocol::protocol_tag;
+use crate::protocol::{protocol_tag, Peer};
 
 /// Publishes the `$SYS` tree until shutdown.
 pub(crate) async fn publish_sys(rt: Arc<Runtime>) {
@@ -186,7 +185,7 @@ impl Loads {
 
 /// Presence events for `client_id`: `Some((address, protocol))` on connect,
 /// `None` on disconnect. Does nothing unless `presence_events` is on.
-pub(crate) fn presence(core: &Core, client_id: &str, connected: Option<(SocketAddr, Protocol)>) {
+pub(crate) fn presence(core: &Core, client_id: &str, connected: Option<(&Peer, Protocol)>) {
     if !core.config().presence_events
         || client_id.contains(['+', '#', '/', '\0'])
         || client_id.is_empty()
@@ -199,9 +198,8 @@ pub(crate) fn presence(core: &Core, client_id: &str, connected: Option<(SocketAd
         Some((addr, protocol)) => (
             "1",
             format!(
-                "{{\"event\":\"connected\",\"address\":\"{}:{}\",\"protocol\":\"{}\"}}",
-                addr.ip(),
-                addr.port(),
+                "{{\"event\":\"connected\",\"address\":\"{}\",\"protocol\":\"{}\"}}",
+                json_escape(&addr.to_string()),
                 protocol_tag(protocol)
             ),
         ),
@@ -211,6 +209,21 @@ pub(crate) fn presence(core: &Core, client_id: &str, connected: Option<(SocketAd
     core.publish(Arc::new(state), now);
     let event = Message::new(&format!("{base}/event"), event, QoS::AtMostOnce, false, now);
     core.publish(Arc::new(event), now);
+}
+
+/// `text` as the inside of a JSON string (a unix socket's path may hold
+/// quotes or backslashes).
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The core's events as mosquitto's log lines.

@@ -31,6 +31,8 @@ pub fn local_config() -> Config {
             max_connections: None,
             security: None,
             mount_point: None,
+            unix_path: None,
+            transport: Default::default(),
         }],
         local_only: false,
         security: Security {

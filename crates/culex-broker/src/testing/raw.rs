@@ -157,8 +157,13 @@ impl Raw<Tcp> {
 
 impl<W: Wire> Raw<W> {
     pub fn open(port: u16, protocol: Protocol) -> Raw<W> {
+        Raw::over(W::open(port), protocol)
+    }
+
+    /// A client on a wire the test opened itself (TLS, WebSocket, …).
+    pub fn over(wire: W, protocol: Protocol) -> Raw<W> {
         Raw {
-            wire: W::open(port),
+            wire,
             buf: Vec::new(),
             protocol,
         }
@@ -167,6 +172,13 @@ impl<W: Wire> Raw<W> {
     /// Connects and returns the CONNACK's (session present, reason byte as on the wire).
     pub fn connect_with(port: u16, opts: ConnectOpts<'_>) -> (Raw<W>, bool, ReasonCode) {
         let mut c = Raw::open(port, opts.protocol);
+        let (present, reason) = c.handshake(opts);
+        (c, present, reason)
+    }
+
+    /// Sends CONNECT and returns the CONNACK's (session present, reason).
+    pub fn handshake(&mut self, opts: ConnectOpts<'_>) -> (bool, ReasonCode) {
+        let c = self;
         let will = opts.will.map(|(t, p, qos, retain)| Will {
             topic: TopicName::new(t).unwrap(),
             payload: p,
@@ -187,7 +199,7 @@ impl<W: Wire> Raw<W> {
         }));
         let f = c.recv();
         match f.packet() {
-            Packet::ConnAck(a) => (c, a.session_present, a.reason),
+            Packet::ConnAck(a) => (a.session_present, a.reason),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }

@@ -13,7 +13,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::client::{ConnectOpts, Raw};
 
-fn logs() -> Arc<Mutex<Vec<String>>> {
+pub(crate) fn logs() -> Arc<Mutex<Vec<String>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<String>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -30,7 +30,7 @@ fn logs() -> Arc<Mutex<Vec<String>>> {
 }
 
 /// Waits until `line` was logged; panics after 3 s listing what was seen.
-fn expect_line(line: &str) {
+pub(crate) fn expect_line(line: &str) {
     let logs = logs();
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {

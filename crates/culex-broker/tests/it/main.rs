@@ -7,6 +7,7 @@ mod client;
 mod cluster;
 mod crash;
 mod hardening;
+mod listeners;
 mod logs;
 mod park;
 mod persistence;

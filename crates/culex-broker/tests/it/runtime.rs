@@ -106,6 +106,8 @@ fn ipv6_listener_when_available() {
             max_connections: None,
             security: None,
             mount_point: None,
+            unix_path: None,
+            transport: Default::default(),
         }];
         let broker = culex_broker::testing::start(config).await;
         let addr = broker.local_addr().unwrap();

@@ -285,3 +285,68 @@ fn refusal_exit_codes_through_culex_broker() {
     );
     assert_eq!((out.code, out.stderr_text()), (0, String::new()));
 }
+
+/// culex pub and sub over culex's own TLS listener (`--cafile`), and over a
+/// mutual-TLS one with a client certificate (`--cert`/`--key`) whose CN is
+/// the username the ACL file allows.
+#[test]
+fn pub_and_sub_over_tls_and_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = culex_testkit::pki::Pki::new();
+    let files = pki.write_to(dir.path());
+    let show = |p: &std::path::Path| p.display().to_string();
+    let acl = culex_testkit::write_file(
+        dir.path(),
+        "acl",
+        "user client one\ntopic readwrite tls/#\n",
+    );
+    let tls = format!(
+        "listener 0 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+        show(&files.server.0),
+        show(&files.server.1)
+    );
+    let brokers = [
+        format!("allow_anonymous true\n{tls}"),
+        format!(
+            "allow_anonymous false\nacl_file {}\n{tls}cafile {}\nrequire_certificate true\nuse_identity_as_username true\n",
+            show(&acl),
+            show(&files.ca)
+        ),
+    ];
+    let ca = show(&files.ca);
+    let (cert, key) = (show(&files.client.0), show(&files.client.1));
+    for (n, text) in brokers.iter().enumerate() {
+        let config =
+            culex_broker::config::Config::parse(text, std::path::Path::new("tls.conf"), &[])
+                .expect("config");
+        let broker = BrokerThread::start_with(config);
+        let port = broker.port().to_string();
+        let mut tls_args: Vec<String> = ["-h", "localhost", "--cafile", &ca]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if n == 1 {
+            tls_args.extend(
+                ["--cert", &cert, "--key", &key]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        let topic = format!("tls/{n}");
+        let mut sub = tls_args.clone();
+        sub.extend(
+            ["-p", &port, "-t", &topic, "-C", "1", "-W", "10", "-v"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let done = spawn_culex(Tool::Sub, sub);
+        let mut publish: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+        publish.extend(["-t", &topic, "-m", "over tls", "-q", "1"]);
+        let out = publish_until(&port, &publish, &done);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{topic} over tls\n")
+        );
+    }
+}

@@ -295,6 +295,62 @@ fn sighup_reloads_the_password_file() {
     ping(&mut first);
 }
 
+/// SIGHUP also re-reads the TLS certificate: a renewed one is taken, a
+/// broken one is refused with mosquitto's error line while the one in use
+/// stays, and TLS clients go on connecting throughout.
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_it_when_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = culex_testkit::pki::Pki::new();
+    let files = pki.write_to(dir.path());
+    let port = free_port();
+    let path = write_file(
+        dir.path(),
+        "culex.conf",
+        &format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\ncertfile {}\nkeyfile {}\n",
+            files.server.0.display(),
+            files.server.1.display()
+        ),
+    );
+    let broker = Culex::start(&["-c", &path.display().to_string()], dir.path());
+    wait_for_port(port, WAIT);
+    let publish = |message: &str| {
+        let out = run_with_timeout(
+            Command::new(tool("mosquitto_pub")).args([
+                "-h",
+                "localhost",
+                "-p",
+                &port.to_string(),
+                "--cafile",
+                &files.ca.display().to_string(),
+                "-t",
+                "tls/reload",
+                "-m",
+                message,
+            ]),
+            WAIT,
+        );
+        assert!(out.status.success(), "{message}: {out:?}");
+    };
+    publish("before");
+    let renewed = pki.new_server("localhost");
+    std::fs::write(&files.server.0, &renewed.cert).unwrap();
+    std::fs::write(&files.server.1, &renewed.key).unwrap();
+    broker.signal("HUP");
+    broker.wait_line("Reloading config.");
+    publish("renewed");
+    std::fs::write(&files.server.0, "not a certificate\n").unwrap();
+    broker.signal("HUP");
+    let line = broker.wait_line("Error when reloading certificate");
+    assert!(
+        line.contains(&files.server.0.display().to_string())
+            && line.contains("The previous certificate stays in use."),
+        "{line}"
+    );
+    publish("after a broken reload");
+}
+
 /// `culex broker -p PORT` without a config runs mosquitto 2's local-only
 /// mode and says so with mosquitto's lines.
 #[test]

@@ -1,0 +1,3 @@
+//! Integration tests of culex-transport through its public interface.
+
+mod idle;
