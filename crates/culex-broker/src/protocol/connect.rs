@@ -134,6 +134,9 @@ impl Connection {
                 listener: self.listener,
                 receive_maximum: c.properties.receive_maximum.unwrap_or(u16::MAX),
                 conn: self.origin.signal.clone(),
+                peer: self.peer,
+                protocol: c.protocol,
+                keep_alive: accepted.keep_alive,
             },
             now,
         );
