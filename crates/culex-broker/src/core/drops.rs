@@ -76,7 +76,7 @@ impl Drops {
         DropReason::ALL.into_iter().map(|r| (r, self.get(r)))
     }
 
-    fn add(&mut self, reason: DropReason, n: u64) {
+    pub(crate) fn add(&mut self, reason: DropReason, n: u64) {
         if let Some(c) = self.0.get_mut(reason.index()) {
             *c = c.saturating_add(n);
         }

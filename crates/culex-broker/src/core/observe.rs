@@ -176,7 +176,9 @@ impl Core {
         let matched = handles.len();
         handles.retain(|h| query.after.is_none_or(|a| &*h.client_id > a));
         let more = handles.len() > query.limit;
-        smallest(&mut handles, query.limit, |a, b| a.client_id.cmp(&b.client_id));
+        smallest(&mut handles, query.limit, |a, b| {
+            a.client_id.cmp(&b.client_id)
+        });
         ClientPage {
             clients: handles
                 .iter()

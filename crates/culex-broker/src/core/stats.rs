@@ -95,7 +95,10 @@ impl Stats {
 
     /// A client that [`Stats::connection_opened`] counted is gone.
     pub(crate) fn connection_closed(&self, listener: usize, protocol: Protocol) {
-        let now = self.listeners.get(listener).and_then(|l| l.connected.get(protocol_index(protocol)));
+        let now = self
+            .listeners
+            .get(listener)
+            .and_then(|l| l.connected.get(protocol_index(protocol)));
         if let Some(now) = now {
             now.fetch_sub(1, Ordering::Relaxed);
         }
@@ -113,6 +116,15 @@ impl Stats {
     /// Deliveries dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         load(&self.dropped, reason.index())
+    }
+
+    /// Deliveries dropped, by reason.
+    pub fn drops(&self) -> Drops {
+        let mut drops = Drops::default();
+        for reason in DropReason::ALL {
+            drops.add(reason, self.dropped(reason));
+        }
+        drops
     }
 
     /// Deliveries dropped, for every reason together.

@@ -318,7 +318,13 @@ mod tests {
     use super::*;
 
     fn msg(topic: &str, payload: &str) -> Message {
-        Message::new(topic, payload.to_owned(), QoS::AtMostOnce, false, Instant::now())
+        Message::new(
+            topic,
+            payload.to_owned(),
+            QoS::AtMostOnce,
+            false,
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -370,7 +376,13 @@ mod tests {
         for _ in 0..10 {
             v.record(&msg("big", &big), true);
         }
-        let total: usize = v.topic("big").unwrap().samples.iter().map(|s| s.payload.len()).sum();
+        let total: usize = v
+            .topic("big")
+            .unwrap()
+            .samples
+            .iter()
+            .map(|s| s.payload.len())
+            .sum();
         assert!(total <= HISTORY_BYTES);
         for i in 0..MAX_NODES + 10 {
             v.record(&msg(&format!("many/{i}"), "1"), true);

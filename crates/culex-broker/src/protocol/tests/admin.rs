@@ -111,7 +111,10 @@ fn remove_subscription_and_delete_retained() {
     assert_eq!(core.counts().retained, 0);
     let (mut late, _) = Raw::connect(broker.port(), "late", true);
     late.subscribe(&[("a/#", QoS::AtMostOnce)]);
-    assert!(late.try_recv(QUIET).is_none(), "the retained message is gone");
+    assert!(
+        late.try_recv(QUIET).is_none(),
+        "the retained message is gone"
+    );
 }
 
 /// Client pages: search by id or user name, cursor, connected only.
