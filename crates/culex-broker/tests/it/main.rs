@@ -3,6 +3,7 @@
 //! codec-based client, mosquitto's clients or paho-mqtt.
 
 mod admin;
+mod admin_page;
 mod client;
 mod crash;
 mod hardening;
