@@ -187,11 +187,19 @@ pub(crate) fn expect_line(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
     }
 }
 
+/// Publishes with mosquitto_pub; at QoS 1 unless `args` say otherwise, so
+/// that the broker has routed it (PUBACK) when this returns.
 pub(crate) fn mosquitto_pub(port: u16, args: &[&str]) {
     let port = port.to_string();
+    let qos: &[&str] = if args.contains(&"-q") {
+        &[]
+    } else {
+        &["-q", "1"]
+    };
     let out = run_with_timeout(
         Command::new(tool("mosquitto_pub"))
             .args(["-p", &port])
+            .args(qos)
             .args(args),
         Duration::from_secs(5),
     );
@@ -225,7 +233,7 @@ fn metrics_pass_promtool_and_follow_the_traffic() {
     for qos in ["0", "1", "2"] {
         mosquitto_pub(port, &["-t", "m/x", "-m", "12345", "-q", qos]);
     }
-    mosquitto_pub(port, &["-t", "m/r", "-m", "kept", "-r"]);
+    mosquitto_pub(port, &["-t", "m/r", "-m", "kept", "-r", "-q", "0"]);
     for _ in 0..4 {
         expect_line(&rx, "msg m/");
     }
@@ -425,6 +433,31 @@ fn api_browses_and_deletes_retained_messages_and_counts_topics() {
         .map(|s| s["text"].as_str().unwrap())
         .collect();
     assert_eq!(samples, ["20.5", "21", "21.5"]);
+}
+
+/// Shutdown closes the admin listener's keep-alive connections (a page
+/// left open) instead of waiting for them.
+#[test]
+fn shutdown_does_not_wait_for_an_open_page() {
+    let (broker, admin) = broker_with_admin();
+    let mut stream = TcpStream::connect(admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!("GET /api/overview HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let started = Instant::now();
+    drop(broker);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
 }
 
 /// Off the loopback the listener refuses to start without administrators

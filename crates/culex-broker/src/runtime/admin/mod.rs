@@ -48,6 +48,8 @@ use events::EventRing;
 pub(crate) const WATCH_LEASE: Duration = Duration::from_secs(30);
 /// Concurrent HTTP connections at most; more are closed at once.
 pub(crate) const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take for its TLS handshake, and for a request's head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Overview samples kept (one a second: five minutes).
 const SAMPLES: usize = 300;
 
@@ -286,18 +288,20 @@ async fn accept_loop(rt: Arc<Runtime>, prepared: Prepared) {
         tokio::spawn(async move {
             let _slot = slot;
             let _alive = rt.alive_token();
-            let shutdown = rt.shutdown.clone();
-            match tls {
-                None => serve(admin, stream, peer, shutdown).await,
-                Some(acceptor) => {
-                    let handshake = acceptor.accept(stream);
-                    match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                        Ok(Ok(stream)) => serve(admin, stream, peer, shutdown).await,
-                        Ok(Err(e)) => tracing::debug!("admin listener: TLS from {peer}: {e}"),
-                        Err(_) => tracing::debug!("admin listener: TLS from {peer}: timed out"),
-                    }
-                }
-            }
+            let mut shutdown = rt.shutdown.clone();
+            let Some(acceptor) = tls else {
+                return serve(admin, stream, peer, shutdown).await;
+            };
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                _ = shutdown_requested(&mut shutdown) => return,
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!("admin listener: TLS from {peer}: {e}"),
+                    Err(_) => return tracing::debug!("admin listener: TLS from {peer}: timed out"),
+                },
+            };
+            serve(admin, stream, peer, shutdown).await;
         });
     }
 }
@@ -317,7 +321,7 @@ async fn serve<S>(
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
         .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
