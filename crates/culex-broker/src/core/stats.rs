@@ -182,6 +182,15 @@ pub fn protocol_index(protocol: Protocol) -> usize {
     }
 }
 
+/// The protocol version as people write it: `3.1`, `3.1.1`, `5.0`.
+pub fn protocol_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V3_1 => "3.1",
+        Protocol::V3_1_1 => "3.1.1",
+        Protocol::V5 => "5.0",
+    }
+}
+
 fn sum(counters: &[AtomicU64]) -> u64 {
     counters
         .iter()

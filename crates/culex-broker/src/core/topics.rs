@@ -2,7 +2,7 @@
 //! message while someone watched, message counts per node, and the last
 //! few messages of each topic.
 //!
-//! Routing feeds it only while it is watched ([`TopicWatch`]): otherwise
+//! Routing feeds it only while it is watched (`Core::watch_topics`): otherwise
 //! the message path pays one relaxed load of a flag that never changes.
 //! It is bounded: at most [`MAX_NODES`] nodes (messages to topics past that
 //! are counted as untracked), and each topic keeps at most [`HISTORY`]
@@ -12,7 +12,7 @@
 //! whole buffer alive.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -121,6 +121,16 @@ impl TopicView {
     /// An empty view.
     pub fn new() -> TopicView {
         TopicView::default()
+    }
+
+    /// An empty view whose sequence numbers continue after `seq` (those
+    /// of an earlier view): a reader asking for changes since a number of
+    /// the earlier view is sent everything of this one.
+    pub fn continuing(seq: u64) -> TopicView {
+        TopicView {
+            seq,
+            ..TopicView::default()
+        }
     }
 
     /// Adds a message: counted when `count` (a retained message seeding a
@@ -263,6 +273,8 @@ pub(crate) struct TopicWatch {
     /// Read by routing for every message: set only while watched.
     active: AtomicBool,
     watchers: AtomicUsize,
+    /// The last sequence number of the last view dropped.
+    last_seq: AtomicU64,
     /// Locked alone, briefly: by routing while watched, by readers.
     view: Mutex<Option<TopicView>>,
 }
@@ -277,7 +289,8 @@ impl TopicWatch {
     /// the caller to seed (with no lock of the core held) and put in place
     /// with [`TopicWatch::install`].
     pub fn start(&self) -> Option<TopicView> {
-        (self.watchers.fetch_add(1, Ordering::AcqRel) == 0).then(TopicView::new)
+        let first = self.watchers.fetch_add(1, Ordering::AcqRel) == 0;
+        first.then(|| TopicView::continuing(self.last_seq.load(Ordering::Acquire)))
     }
 
     /// Puts a first watcher's seeded view in place and starts feeding it.
@@ -296,7 +309,9 @@ impl TopicWatch {
         if before <= 1 {
             self.watchers.store(0, Ordering::Release);
             self.active.store(false, Ordering::Relaxed);
-            *slot = None;
+            if let Some(view) = slot.take() {
+                self.last_seq.store(view.seq, Ordering::Release);
+            }
         }
     }
 
@@ -406,5 +421,12 @@ mod tests {
         w.stop();
         assert!(!w.is_active());
         assert_eq!(w.read(|v| v.seq()), None);
+        // A new view numbers its changes after the old one's.
+        let view = w.start().unwrap();
+        w.install(view);
+        w.record(&msg("b", "1"));
+        assert_eq!(w.read(|v| v.seq()), Some(2));
+        let page = w.read(|v| v.children(None, 1, None, 10)).flatten().unwrap();
+        assert_eq!(page.rows.len(), 1, "news for a reader of the old view");
     }
 }

@@ -18,9 +18,17 @@ use serde_json::Value;
 /// A broker with its admin listener on 127.0.0.1 (port 0), no login, and
 /// no `$SYS` (its retained values would move the counts).
 pub(crate) fn broker_with_admin() -> (BrokerThread, SocketAddr) {
+    start_with_admin(admin_config())
+}
+
+fn admin_config() -> Config {
     let mut config = local_config();
     config.sys_interval = Duration::ZERO;
     config.http = Some(HttpListener::new(SocketAddr::from(([127, 0, 0, 1], 0))));
+    config
+}
+
+fn start_with_admin(config: Config) -> (BrokerThread, SocketAddr) {
     let broker = BrokerThread::start_with(config);
     let http = broker.http_addr().expect("the admin listener");
     (broker, http)
@@ -217,11 +225,16 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
-/// `/metrics` of a broker that carried traffic passes `promtool check
-/// metrics`, and its values move with the traffic.
+/// `/metrics` of a broker that carried traffic (and committed it to its
+/// store) passes `promtool check metrics`, and its values move with the
+/// traffic.
 #[test]
 fn metrics_pass_promtool_and_follow_the_traffic() {
-    let (broker, admin) = broker_with_admin();
+    let store = tempfile::tempdir().unwrap();
+    let mut config = admin_config();
+    config.persistence.enabled = true;
+    config.persistence.location = Some(store.path().to_path_buf());
+    let (broker, admin) = start_with_admin(config);
     let port = broker.port();
     let before = http(admin, "GET", "/metrics", &[]);
     assert_eq!(before.status, 200);
@@ -277,6 +290,17 @@ fn metrics_pass_promtool_and_follow_the_traffic() {
     assert_eq!(metric(&text, "culex_retained_bytes"), 4.0);
     assert_eq!(metric(&text, "culex_subscriptions"), 1.0);
     assert!(metric(&text, "process_resident_memory_bytes") > 1e6);
+    let commits = metric(&text, "culex_store_commits_total");
+    assert!(
+        commits >= 1.0,
+        "the retained message, the QoS 1 and 2 state"
+    );
+    let timed = metric(&text, "culex_store_commit_duration_seconds_count");
+    let inf = metric(
+        &text,
+        "culex_store_commit_duration_seconds_bucket{le=\"+Inf\"}",
+    );
+    assert!(timed >= 1.0 && inf == timed);
     assert_eq!(
         metric(&before.body, "culex_messages_received_total{qos=\"1\"}"),
         0.0

@@ -14,11 +14,12 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::events::unix_ms;
-use super::http::{Call, Reply};
-use super::{process::ProcessStats, Admin};
+use super::process::ProcessStats;
+use super::request::{Call, Reply};
+use super::shared::Admin;
 use crate::core::drops::Drops;
 use crate::core::observe::{ClientInfo, ClientQuery, SubscriptionInfo};
-use crate::core::stats::{protocol_index, PROTOCOLS};
+use crate::core::stats::{protocol_label, PROTOCOLS};
 use crate::core::topics::{Sample, TopicRow};
 
 /// The most items a page holds.
@@ -116,7 +117,7 @@ fn overview(admin: &Admin) -> Answer {
         .map(|(l, name)| {
             let by: serde_json::Map<String, Value> = PROTOCOLS
                 .iter()
-                .map(|p| (protocol_name(*p).to_owned(), json!(l.connected(*p))))
+                .map(|p| (protocol_label(*p).to_owned(), json!(l.connected(*p))))
                 .collect();
             json!({ "listener": name, "connected": by })
         })
@@ -130,7 +131,7 @@ fn overview(admin: &Admin) -> Answer {
         "time_ms": unix_ms(),
         "start_time_ms": process.start_time_seconds.map(|s| (s * 1000.0) as u64),
         "https": admin.tls,
-        "who": admin_name(&admin.auth),
+        "login": admin.auth.is_required(),
         "connected": counts.connected,
         "sessions": counts.sessions,
         "subscriptions": counts.subscriptions,
@@ -146,14 +147,6 @@ fn overview(admin: &Admin) -> Answer {
         "resident_bytes": process.resident_bytes,
         "cpu_seconds": process.cpu_seconds,
     }))
-}
-
-fn admin_name(auth: &super::auth::Auth) -> &'static str {
-    if auth.is_required() {
-        "administrators"
-    } else {
-        "local"
-    }
 }
 
 fn stats(admin: &Admin, call: &Call<'_>) -> Answer {
@@ -364,7 +357,7 @@ fn client_json(admin: &Admin, c: &ClientInfo, clock: &Clock, full: bool) -> Valu
         "username": c.username.as_deref(),
         "listener": listener,
         "address": c.address.map(|a| a.to_string()),
-        "protocol": protocol_name(c.protocol),
+        "protocol": protocol_label(c.protocol),
         "keep_alive": c.keep_alive,
         "connected_at_ms": c.connected_at.map(|t| clock.ms(t)),
         "disconnected_at_ms": c.disconnected_at.map(|t| clock.ms(t)),
@@ -451,14 +444,6 @@ fn set(v: &mut Value, key: &str, value: Value) {
     }
 }
 
-/// The protocol version as people write it.
-pub(crate) fn protocol_name(p: culex_codec::Protocol) -> &'static str {
-    ["3.1", "3.1.1", "5.0"]
-        .get(protocol_index(p))
-        .copied()
-        .unwrap_or("?")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +457,5 @@ mod tests {
         let v = payload_json(&"aé".as_bytes()[..2], 3);
         assert_eq!(v["text"], "a");
         assert_eq!(v["truncated"], true);
-        assert_eq!(protocol_name(culex_codec::Protocol::V5), "5.0");
     }
 }

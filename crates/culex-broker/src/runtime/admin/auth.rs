@@ -16,7 +16,7 @@ use base64::Engine;
 use hyper::header::{HeaderMap, AUTHORIZATION, HOST};
 use parking_lot::RwLock;
 
-use super::AdminError;
+use super::error::AdminError;
 use crate::auth::backoff::{AuthBackoff, Turn};
 use crate::auth::password::PasswordFile;
 use crate::config::HttpListener;

@@ -9,11 +9,10 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::api::protocol_name;
 use super::process::ProcessStats;
-use super::Admin;
+use super::shared::Admin;
 use crate::core::drops::DropReason;
-use crate::core::stats::PROTOCOLS;
+use crate::core::stats::{protocol_label, PROTOCOLS};
 
 /// The text of one scrape.
 pub(crate) fn render(admin: &Admin) -> String {
@@ -45,7 +44,7 @@ fn broker(out: &mut Families, admin: &Admin) {
     );
     for (listener, name) in stats.listeners().iter().zip(&admin.listeners) {
         for p in PROTOCOLS {
-            let labels = [("listener", name.as_str()), ("protocol", protocol_name(p))];
+            let labels = [("listener", name.as_str()), ("protocol", protocol_label(p))];
             out.sample("culex_connections", &labels, listener.connected(p));
         }
     }
@@ -56,7 +55,7 @@ fn broker(out: &mut Families, admin: &Admin) {
     );
     for (listener, name) in stats.listeners().iter().zip(&admin.listeners) {
         for p in PROTOCOLS {
-            let labels = [("listener", name.as_str()), ("protocol", protocol_name(p))];
+            let labels = [("listener", name.as_str()), ("protocol", protocol_label(p))];
             out.sample("culex_connections_total", &labels, listener.connects(p));
         }
     }

@@ -9,7 +9,7 @@
 //! Costs: with no `http_listener` nothing here exists. With one and nobody
 //! watching, the message path pays counter increments only: the topic
 //! tree is fed by routing only while a page (or an API client) has asked
-//! for it in the last [`WATCH_LEASE`], and the live log hears of connects,
+//! for it in the last 30 s (`shared::WATCH_LEASE`), and the live log hears of connects,
 //! disconnects and spells of drops, never of single messages.
 //!
 //! The HTTP stack is hyper's HTTP/1.1 server, with tokio-rustls for HTTPS.
@@ -18,23 +18,23 @@
 
 mod api;
 mod auth;
+mod error;
 pub(crate) mod events;
 mod http;
 mod metrics;
 mod process;
+mod request;
+mod shared;
 mod tls;
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
@@ -42,64 +42,14 @@ use super::state::{shutdown_requested, Runtime};
 use crate::config::HttpListener;
 use crate::core::Core;
 use auth::Auth;
+use error::AdminError;
 use events::EventRing;
+pub(crate) use shared::Admin;
 
-/// How long the topic tree stays fed after the last request that read it.
-pub(crate) const WATCH_LEASE: Duration = Duration::from_secs(30);
 /// Concurrent HTTP connections at most; more are closed at once.
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take for its TLS handshake, and for a request's head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Overview samples kept (one a second: five minutes).
-const SAMPLES: usize = 300;
-
-/// Why the admin listener cannot start (the broker does not start either).
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// The configuration is unsafe or incomplete.
-    #[error("http_listener: {0}")]
-    Config(String),
-    /// The certificate or key could not be used.
-    #[error("http_listener: {0}")]
-    Tls(String),
-    /// The socket could not be opened.
-    #[error("http_listener: unable to listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-/// The admin side of a running broker.
-#[derive(Debug)]
-pub(crate) struct Admin {
-    core: Arc<Core>,
-    auth: Auth,
-    events: Arc<EventRing>,
-    samples: Mutex<VecDeque<Sample>>,
-    /// Until when the topic tree is watched for the admin side.
-    lease: Mutex<Option<Instant>>,
-    /// Each MQTT listener's label in metrics, in config order.
-    listeners: Vec<String>,
-    local_addr: SocketAddr,
-    tls: bool,
-}
-
-/// One second of the overview charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sample {
-    pub seq: u64,
-    pub unix_ms: u64,
-    pub connected: u64,
-    pub messages_in: u64,
-    pub messages_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub dropped: u64,
-    pub resident_bytes: u64,
-}
 
 /// An admin listener bound and configured, not serving yet.
 pub(crate) struct Prepared {
@@ -141,16 +91,7 @@ pub(crate) fn prepare(
     let local_addr = listener.local_addr().unwrap_or(http.addr);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("Opening admin listener on {scheme}://{local_addr}/.");
-    let admin = Admin {
-        core,
-        auth,
-        events,
-        samples: Mutex::new(VecDeque::with_capacity(SAMPLES)),
-        lease: Mutex::new(None),
-        listeners,
-        local_addr,
-        tls: tls.is_some(),
-    };
+    let admin = Admin::new(core, auth, events, listeners, local_addr, tls.is_some());
     Ok(Prepared {
         admin: Arc::new(admin),
         listener,
@@ -195,65 +136,6 @@ impl Prepared {
         tokio::spawn(accept_loop(rt.clone(), self));
         tokio::spawn(housekeeping(rt.clone(), admin.clone()));
         admin
-    }
-}
-
-impl Admin {
-    /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Re-reads the administrators' password file (SIGHUP).
-    pub fn reload(&self) -> Result<(), AdminError> {
-        self.auth.reload()
-    }
-
-    /// Keeps the topic tree fed for [`WATCH_LEASE`] more.
-    fn touch_topics(&self) {
-        let mut lease = self.lease.lock();
-        if lease.is_none() {
-            self.core.watch_topics(Instant::now());
-        }
-        *lease = Some(Instant::now() + WATCH_LEASE);
-    }
-
-    /// Ends the topic watch once its lease ran out (or at `force`).
-    fn expire_lease(&self, force: bool) {
-        let mut lease = self.lease.lock();
-        if lease.is_some_and(|until| force || Instant::now() >= until) {
-            *lease = None;
-            self.core.unwatch_topics();
-        }
-    }
-
-    /// Takes this second's overview sample.
-    fn sample(&self) {
-        let stats = self.core.stats();
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let sum = |a: &[std::sync::atomic::AtomicU64; 3]| a.iter().map(load).sum::<u64>();
-        let mut samples = self.samples.lock();
-        let seq = samples.back().map_or(1, |s| s.seq + 1);
-        if samples.len() == SAMPLES {
-            samples.pop_front();
-        }
-        samples.push_back(Sample {
-            seq,
-            unix_ms: events::unix_ms(),
-            connected: stats.connected.load(Ordering::Relaxed) as u64,
-            messages_in: sum(&stats.publish_received),
-            messages_out: sum(&stats.publish_sent),
-            bytes_in: load(&stats.bytes_received),
-            bytes_out: load(&stats.bytes_sent),
-            dropped: stats.dropped_total(),
-            resident_bytes: process::ProcessStats::resident_bytes().unwrap_or(0),
-        });
-    }
-
-    /// The overview samples after `since`.
-    fn samples_since(&self, since: u64) -> Vec<Sample> {
-        let samples = self.samples.lock();
-        samples.iter().filter(|s| s.seq > since).copied().collect()
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
-use super::AdminError;
+use super::error::AdminError;
 
 /// The server configuration for `certfile` (a PEM chain, leaf first) and
 /// `keyfile` (a PEM private key), offering HTTP/1.1 over ALPN.
