@@ -7,7 +7,10 @@
 //! It is bounded: at most [`MAX_NODES`] nodes (messages to topics past that
 //! are counted as untracked), and each topic keeps at most [`HISTORY`]
 //! samples, [`HISTORY_BYTES`] of payload in all, each cut to
-//! [`SAMPLE_BYTES`]. Payloads are copied into the samples: a payload is a
+//! [`SAMPLE_BYTES`]; once the samples before each topic's latest hold
+//! [`OLDER_BUDGET`] bytes in all, topics keep only their latest (so the
+//! view stays under about 100 MB however it is fed, and a few MB for
+//! 10,000 sensor topics). Payloads are copied into the samples: a payload is a
 //! slice of the read buffer it arrived in, and keeping it would keep that
 //! whole buffer alive.
 
@@ -26,10 +29,12 @@ pub const MAX_NODES: usize = 50_000;
 /// The most payload bytes a sample keeps.
 pub const SAMPLE_BYTES: usize = 1024;
 /// The most samples a topic keeps.
-pub const HISTORY: usize = 16;
+pub const HISTORY: usize = 12;
 /// The most payload bytes of one topic's samples together (the latest
 /// sample is always kept).
-pub const HISTORY_BYTES: usize = 4096;
+pub const HISTORY_BYTES: usize = 2048;
+/// The most payload bytes of every topic's samples but the latest, together.
+pub const OLDER_BUDGET: usize = 32 << 20;
 
 /// One message of a topic, as the view keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +120,8 @@ pub struct TopicView {
     nodes: usize,
     seq: u64,
     untracked: u64,
+    /// Payload bytes of the samples that are not a topic's latest.
+    older_bytes: usize,
 }
 
 impl TopicView {
@@ -170,7 +177,9 @@ impl TopicView {
             node.messages = node.messages.saturating_add(1);
         }
         node.changed = seq;
-        push_sample(&mut node.samples, msg);
+        let room = self.older_bytes < OLDER_BUDGET;
+        let (added, freed) = push_sample(&mut node.samples, msg, room);
+        self.older_bytes = (self.older_bytes + added).saturating_sub(freed);
     }
 
     /// The sequence number of the last change.
@@ -249,8 +258,11 @@ fn row(name: &str, node: &Node) -> TopicRow {
 }
 
 /// Appends `msg` to a topic's samples, then drops the oldest ones past
-/// [`HISTORY`] or [`HISTORY_BYTES`].
-fn push_sample(samples: &mut VecDeque<Sample>, msg: &Message) {
+/// [`HISTORY`] or [`HISTORY_BYTES`], or all but the latest without `room`.
+/// Returns the bytes that became older samples (the previous latest) and
+/// those dropped from the older ones.
+fn push_sample(samples: &mut VecDeque<Sample>, msg: &Message, room: bool) -> (usize, usize) {
+    let added = samples.back().map_or(0, |s| s.payload.len());
     let kept = msg.payload.len().min(SAMPLE_BYTES);
     samples.push_back(Sample {
         payload: Bytes::copy_from_slice(msg.payload.get(..kept).unwrap_or_default()),
@@ -259,12 +271,20 @@ fn push_sample(samples: &mut VecDeque<Sample>, msg: &Message) {
         retain: msg.retain,
         at: msg.received,
     });
+    let (max, max_bytes) = if room {
+        (HISTORY, HISTORY_BYTES)
+    } else {
+        (1, 0)
+    };
     let mut bytes: usize = samples.iter().map(|s| s.payload.len()).sum();
-    while samples.len() > 1 && (samples.len() > HISTORY || bytes > HISTORY_BYTES) {
+    let mut freed = 0;
+    while samples.len() > 1 && (samples.len() > max || bytes > max_bytes) {
         if let Some(old) = samples.pop_front() {
             bytes -= old.payload.len();
+            freed += old.payload.len();
         }
     }
+    (added, freed)
 }
 
 /// Who watches the topic view, and the view while anyone does.
@@ -399,6 +419,19 @@ mod tests {
             .map(|s| s.payload.len())
             .sum();
         assert!(total <= HISTORY_BYTES);
+        let sizes = |topic: &str| -> Vec<usize> {
+            let d = v.topic(topic).unwrap();
+            d.samples.iter().map(|s| s.payload.len()).collect()
+        };
+        let older: usize = [sizes("t"), sizes("big")]
+            .iter()
+            .map(|s| s.iter().sum::<usize>() - s.last().unwrap())
+            .sum();
+        assert_eq!(v.older_bytes, older, "older bytes tracked");
+        // Past the budget, topics keep their latest sample only.
+        v.older_bytes = OLDER_BUDGET;
+        v.record(&msg("t", "x"), true);
+        assert_eq!(v.topic("t").unwrap().samples.len(), 1);
         for i in 0..MAX_NODES + 10 {
             v.record(&msg(&format!("many/{i}"), "1"), true);
         }
