@@ -395,8 +395,10 @@ const topics = {
     const lastLoaded = names[names.length - 1];
     let after = null;
     let seq = null;
+    // Changes past the rows loaded are not shown: ask only for as many.
+    const wanted = node.complete ? 500 : Math.min(500, node.rows.size + 1);
     for (let pageNo = 0; pageNo < 10; pageNo++) {
-      const page = await getJson(this.url(path, node.seq, after, 500));
+      const page = await getJson(this.url(path, node.seq, after, wanted));
       if (seq === null) seq = page.seq;
       for (const r of page.rows) {
         if (node.complete || node.rows.has(r.name) || r.name < lastLoaded) {
