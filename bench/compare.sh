@@ -78,6 +78,9 @@
 #   CULEX       a culex binary to use instead of building target/release/culex
 #   BENCH       the load generator command (default: "$CULEX bench")
 #   CULEX_BROKER  culex's broker command (default: "$CULEX broker")
+#   CULEX_EXTRA_CONFIG  lines added to culex's config file (both culex and
+#               culex-defaults), e.g. CULEX_EXTRA_CONFIG="http_listener 18099"
+#               to measure with the admin HTTP listener on
 #
 # Each cell also shows the broker's peak RSS and the cores it used over the run.
 #
@@ -223,6 +226,7 @@ start_broker() {
             if [[ $name == mosquitto && $transport == ws ]]; then
                 printf 'listener %s 127.0.0.1\n' "$(free_port)"
             fi
+            [[ $name == culex && -n ${CULEX_EXTRA_CONFIG:-} ]] && printf '%s\n' "$CULEX_EXTRA_CONFIG"
         } >"$dir/broker.conf"
         if [[ $name == culex ]]; then
             "${CULEX_BROKER[@]}" -c "$dir/broker.conf" >"$dir/broker.log" 2>&1 &

@@ -260,6 +260,22 @@ impl Store for DurableBrokerStore {
         true
     }
 
+    fn metrics(&self) -> Option<core_store::StoreMetrics> {
+        let latency = self.store.commit_latency();
+        Some(core_store::StoreMetrics {
+            commits: self.store.commit_count(),
+            pending: self.store.pending_len(),
+            commit_buckets: latency
+                .bounds_us
+                .iter()
+                .zip(latency.cumulative)
+                .map(|(bound, n)| (*bound as f64 / 1e6, n))
+                .collect(),
+            commit_count: latency.count,
+            commit_seconds: latency.sum_us as f64 / 1e6,
+        })
+    }
+
     fn on_durable(&self, ticket: u64, done: Box<dyn FnOnce(bool) + Send>) {
         self.store
             .on_durable(Ticket::from_raw(ticket), move |r| done(r.is_ok()));

@@ -40,6 +40,7 @@
 
 mod dump;
 mod engine;
+mod latency;
 mod record;
 mod recover;
 
@@ -53,6 +54,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex};
 
 pub use dump::{dump, store_main};
+pub use latency::{LatencySnapshot, BUCKETS_US};
 pub use record::{
     DecodeError, DelayedWill, OutboundPhase, OutboundRecord, Qos, QueuedMessage, StoredMessage,
     StoredProps, StoredSession, StoredSubscription,
@@ -302,6 +304,8 @@ struct Shared {
     durable: Condvar,
     /// Successful commits so far.
     commits: AtomicU64,
+    /// How long each commit took (one transaction and its flush).
+    latency: latency::CommitLatency,
     /// Set when the writer thread exits (also by a panic).
     writer_gone: AtomicBool,
 }
@@ -368,6 +372,7 @@ impl DurableStore {
             done: Mutex::new(Done::default()),
             durable: Condvar::new(),
             commits: AtomicU64::new(0),
+            latency: latency::CommitLatency::default(),
             writer_gone: AtomicBool::new(false),
         });
         let writer_shared = shared.clone();
@@ -545,6 +550,11 @@ impl DurableStore {
     /// far fewer than mutations.
     pub fn commit_count(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// How long the commits so far took (a histogram for monitoring).
+    pub fn commit_latency(&self) -> LatencySnapshot {
+        self.shared.latency.snapshot()
     }
 
     /// Mutations waiting for the next commit (a gauge for monitoring: it
@@ -745,8 +755,10 @@ fn writer_loop(shared: &Shared, db: &redb::Database, mode: Durability, mut next_
         let result = if ops.is_empty() {
             Ok(())
         } else {
+            let started = Instant::now();
             let r = commit(db, &ops, &mut next_seq);
             if r.is_ok() {
+                shared.latency.record(started.elapsed());
                 shared.commits.fetch_add(1, Ordering::Relaxed);
             }
             r

@@ -4,7 +4,7 @@
 //! Everything mosquitto 2.0 accepts is known: served, accepted with a warning
 //! in [`Config::warnings`], or refused with [`ConfigError::Unsupported`].
 //!
-//! culex adds options of its own:
+//! culex adds options of its own (README.md lists them all), among them:
 //!
 //! ```text
 //! # Publish presence events: a retained $SYS/broker/clients/ID/state (1 or 0)
@@ -16,6 +16,15 @@
 //! # sends it; the client address it names is the one logged and matched.
 //! # A connection without a valid header is closed. mosquitto 2.1's name.
 //! enable_proxy_protocol 2
+//!
+//! # The admin HTTP listener: the dashboard, /metrics and /api/ (off by
+//! # default; 127.0.0.1 unless an address is given). certfile and keyfile
+//! # after it serve HTTPS; http_admin names the password file's users who
+//! # may use it. Off the loopback it needs both.
+//! http_listener 8080 0.0.0.0
+//! certfile /etc/culex/admin.crt
+//! keyfile /etc/culex/admin.key
+//! http_admin alice bob
 //! ```
 
 pub mod bridge;
@@ -133,6 +142,8 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Presence events on `$SYS/broker/clients/ID/state` (culex's own option).
     pub presence_events: bool,
+    /// The admin HTTP listener (`http_listener`, culex's own option).
+    pub http: Option<HttpListener>,
     /// The main file the config was read from (None without one), for
     /// messages and reloads.
     pub source: Option<PathBuf>,
@@ -220,6 +231,43 @@ pub struct Listener {
     /// PROXY protocol, TLS and WebSocket options, from which
     /// `culex_transport::Acceptor` builds the listener's layers.
     pub transport: culex_transport::TransportOptions,
+}
+
+/// The admin HTTP listener: the dashboard, `/metrics` and `/api/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpListener {
+    /// Where it listens (127.0.0.1 unless `http_listener` names an address).
+    pub addr: SocketAddr,
+    /// `http_admin`: the users of the password file who may use it. When
+    /// empty, nobody needs to log in (allowed on the loopback only).
+    pub admins: Vec<String>,
+    /// The password file the administrators' passwords are checked
+    /// against: the `password_file` after `http_listener` with
+    /// `per_listener_settings true`, else the global one.
+    pub password_file: Option<PathBuf>,
+    /// `certfile` after `http_listener`: serve HTTPS with this certificate
+    /// chain (PEM).
+    pub certfile: Option<PathBuf>,
+    /// `keyfile` after `http_listener`: the certificate's private key (PEM).
+    pub keyfile: Option<PathBuf>,
+}
+
+impl HttpListener {
+    /// An HTTP listener on `addr` without authentication or TLS.
+    pub fn new(addr: SocketAddr) -> HttpListener {
+        HttpListener {
+            addr,
+            admins: Vec::new(),
+            password_file: None,
+            certfile: None,
+            keyfile: None,
+        }
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.certfile.is_some()
+    }
 }
 
 /// Authentication and authorisation settings.

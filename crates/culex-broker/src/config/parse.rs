@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::bridge::{is_bridge_option, Bridge, BridgeDraft};
-use super::{Config, ConfigError, Limits, Listener, LogConfig, LogDest, Persistence, Security};
+use super::{
+    Config, ConfigError, HttpListener, Limits, Listener, LogConfig, LogDest, Persistence, Security,
+};
 
 /// Where a line came from, for messages.
 #[derive(Debug, Clone)]
@@ -118,10 +120,25 @@ struct Parser {
     cluster_servers: Option<(Vec<String>, Loc)>,
     cluster_node: Option<(String, Loc)>,
     cluster_namespace: Option<String>,
+    http: Option<HttpDraft>,
+    /// `http_admin`, wherever it appears.
+    http_admins: Vec<String>,
+    /// Options apply to the HTTP listener: `http_listener` was the last
+    /// listener line.
+    in_http: bool,
     warnings: Vec<String>,
     bridges: Vec<Bridge>,
     /// The bridge that bridge options apply to (since its `connection`).
     bridge: Option<(BridgeDraft, Loc)>,
+}
+
+/// The admin HTTP listener as read.
+#[derive(Debug, Clone)]
+struct HttpDraft {
+    addr: SocketAddr,
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    password_file: Option<PathBuf>,
 }
 
 /// Reads `path` (and its `include_dir`s) into a [`Config`]; `cmd_ports` are
@@ -175,6 +192,9 @@ impl Parser {
             cluster_servers: None,
             cluster_node: None,
             cluster_namespace: None,
+            http: None,
+            http_admins: Vec::new(),
+            in_http: false,
             warnings: Vec::new(),
             bridges: Vec::new(),
             bridge: None,
@@ -250,9 +270,25 @@ impl Parser {
         loc: &Loc,
         main: bool,
     ) -> Result<(), ConfigError> {
+        if self.in_http && self.http_option(option, rest, loc)? {
+            return Ok(());
+        }
         match option {
+            // culex's own admin HTTP listener (see `http_option`).
+            "http_listener" => self.http_listener(rest, loc)?,
+            "http_admin" => {
+                let users: Vec<String> = without_comment(rest)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                if users.is_empty() {
+                    return Err(loc.invalid(option, "missing user name"));
+                }
+                self.http_admins.extend(users);
+            }
             // Listeners.
             "listener" => {
+                self.in_http = false;
                 let (port, address) = split_word(without_comment(rest));
                 let port = parse_num::<u16>(option, port, loc)?;
                 let mut ips = Vec::new();
@@ -650,6 +686,77 @@ impl Parser {
         Ok(())
     }
 
+    /// `http_listener PORT [ADDRESS]`: the admin HTTP listener, on
+    /// 127.0.0.1 unless an address is given.
+    fn http_listener(&mut self, rest: &str, loc: &Loc) -> Result<(), ConfigError> {
+        let option = "http_listener";
+        if self.http.is_some() {
+            return Err(loc.invalid(option, "only one http_listener may be configured"));
+        }
+        let (port, address) = split_word(without_comment(rest));
+        let port = parse_num::<u16>(option, port, loc)?;
+        let ip = match address {
+            "" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            a if a.contains(char::is_whitespace) => {
+                return Err(loc.invalid(option, format!("too many values in '{rest}'")));
+            }
+            a => resolve(a, option, loc)?
+                .first()
+                .copied()
+                .ok_or_else(|| loc.invalid(option, format!("cannot resolve '{a}'")))?,
+        };
+        self.http = Some(HttpDraft {
+            addr: SocketAddr::new(ip, port),
+            certfile: None,
+            keyfile: None,
+            password_file: None,
+        });
+        self.in_http = true;
+        Ok(())
+    }
+
+    /// An option on the lines after `http_listener`: `certfile` and
+    /// `keyfile` are the HTTP listener's, as is `password_file` with
+    /// `per_listener_settings true`; options of MQTT listeners are refused
+    /// there. `false` for any other option (global ones).
+    fn http_option(&mut self, option: &str, rest: &str, loc: &Loc) -> Result<bool, ConfigError> {
+        let per_listener = self.per_listener_settings;
+        let Some(http) = self.http.as_mut() else {
+            return Ok(false);
+        };
+        let slot = match option {
+            "certfile" => &mut http.certfile,
+            "keyfile" => &mut http.keyfile,
+            "password_file" if per_listener => &mut http.password_file,
+            "acl_file" | "allow_anonymous" | "allow_zero_length_clientid" | "auto_id_prefix"
+                if per_listener =>
+            {
+                return Err(not_http(option, loc));
+            }
+            "mount_point"
+            | "max_connections"
+            | "socket_domain"
+            | "protocol"
+            | "cafile"
+            | "capath"
+            | "crlfile"
+            | "ciphers"
+            | "ciphers_tls1.3"
+            | "tls_version"
+            | "require_certificate"
+            | "use_identity_as_username"
+            | "use_subject_as_username" => {
+                return Err(not_http(option, loc));
+            }
+            _ => return Ok(false),
+        };
+        if slot.is_some() {
+            return Err(loc.invalid(option, "duplicate value in configuration"));
+        }
+        *slot = Some(path_value(option, rest, loc)?);
+        Ok(true)
+    }
+
     /// Reads every `*.conf` file of `dir`, in mosquitto's order.
     fn include_dir(&mut self, dir: &Path, loc: &Loc) -> Result<(), ConfigError> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
@@ -763,6 +870,17 @@ impl Parser {
                 });
             }
         }
+        if !self.http_admins.is_empty() && self.http.is_none() {
+            self.warnings
+                .push("http_admin has no effect without http_listener".to_string());
+        }
+        let http = self.http.take().map(|draft| HttpListener {
+            addr: draft.addr,
+            admins: std::mem::take(&mut self.http_admins),
+            password_file: draft.password_file.or_else(|| global.password_file.clone()),
+            certfile: draft.certfile,
+            keyfile: draft.keyfile,
+        });
         Config {
             listeners,
             local_only,
@@ -775,6 +893,7 @@ impl Parser {
             sys_interval: self.sys_interval,
             persistent_client_expiration: self.persistent_client_expiration,
             presence_events: self.presence_events,
+            http,
             source,
             warnings: self.warnings,
             bridges: self.bridges,
@@ -788,6 +907,14 @@ impl Parser {
             },
         }
     }
+}
+
+/// An option of MQTT listeners on the lines of the HTTP listener.
+fn not_http(option: &str, loc: &Loc) -> ConfigError {
+    loc.invalid(
+        option,
+        "not an option of http_listener: put it before http_listener, or after a listener line",
+    )
 }
 
 /// The addresses of a listener's host: an IP address, or a name looked up.

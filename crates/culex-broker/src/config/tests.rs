@@ -785,3 +785,49 @@ fn transport_options_that_change_little_are_accepted_with_warnings() {
     }
     assert!(config.listeners[1].transport.is_plain());
 }
+
+/// culex's admin HTTP listener: loopback by default, its own certfile,
+/// keyfile and (per listener) password file, administrators from anywhere.
+#[test]
+fn http_listener_and_its_options() {
+    let config = parse("listener 1883\nallow_anonymous true\n").unwrap();
+    assert!(config.http.is_none(), "off by default");
+
+    let config = parse("password_file /etc/pw\nhttp_admin alice\nhttp_listener 8080\n").unwrap();
+    let http = config.http.unwrap();
+    assert_eq!(http.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(http.admins, ["alice"]);
+    assert_eq!(http.password_file, Some(PathBuf::from("/etc/pw")));
+    assert!(!http.is_tls());
+
+    let text = "per_listener_settings true\n\
+                listener 1883\npassword_file /etc/mqtt.pw\n\
+                http_listener 8443 0.0.0.0\ncertfile /c.pem\nkeyfile /k.pem\npassword_file /etc/admin.pw\n\
+                http_admin alice bob\n\
+                listener 1884\nallow_anonymous true\n";
+    let config = parse(text).unwrap();
+    let http = config.http.clone().unwrap();
+    assert_eq!(http.addr.to_string(), "0.0.0.0:8443");
+    assert_eq!(http.certfile, Some(PathBuf::from("/c.pem")));
+    assert_eq!(http.keyfile, Some(PathBuf::from("/k.pem")));
+    assert_eq!(http.password_file, Some(PathBuf::from("/etc/admin.pw")));
+    assert_eq!(http.admins, ["alice", "bob"]);
+    assert_eq!(config.listeners.len(), 2);
+    assert!(
+        config.security_of(1).allow_anonymous,
+        "options after listener are its own"
+    );
+
+    for bad in [
+        "http_listener 8080\nhttp_listener 8081\n",
+        "http_listener x\n",
+        "http_listener 8080\nmount_point a/\n",
+        "http_listener 8080\ncertfile /a\ncertfile /b\n",
+        "http_admin\n",
+    ] {
+        let err = parse(bad).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{bad}: {err}");
+    }
+    let config = parse("http_admin alice\n").unwrap();
+    assert!(config.warnings.iter().any(|w| w.contains("http_admin")));
+}

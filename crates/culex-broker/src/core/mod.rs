@@ -21,6 +21,7 @@
 //! the [`cluster::Cluster`] or the [`EventSink`].
 
 pub mod cluster;
+pub mod drops;
 pub mod lazy;
 pub mod message;
 pub mod observe;
@@ -30,11 +31,14 @@ mod route;
 pub mod session;
 mod sessions;
 mod state;
+pub mod stats;
 pub mod store;
 pub mod subscriptions;
+pub mod topics;
 pub mod wake;
 
 pub(crate) use route::Origin;
 pub(crate) use sessions::SessionRef;
-pub(crate) use state::Claim;
-pub use state::{Core, Event, EventSink, NoEvents, Stats};
+pub(crate) use state::{Claim, Leave};
+pub use state::{Core, Event, EventSink, NoEvents};
+pub use stats::Stats;

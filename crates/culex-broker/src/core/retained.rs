@@ -36,6 +36,8 @@ impl Node {
 pub struct RetainedTree {
     root: Node,
     count: usize,
+    /// Payload bytes of the retained messages.
+    bytes: usize,
 }
 
 impl RetainedTree {
@@ -54,6 +56,11 @@ impl RetainedTree {
         self.count == 0
     }
 
+    /// Payload bytes of the retained messages.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Sets the retained message of its topic, replacing any older one
     /// [MQTT-3.3.1-5].
     pub fn insert(&mut self, msg: Arc<Message>) {
@@ -61,8 +68,10 @@ impl RetainedTree {
         for level in msg.topic.split('/') {
             node = node.children.entry(Box::from(level)).or_default();
         }
-        if node.message.replace(msg).is_none() {
-            self.count += 1;
+        self.bytes = self.bytes.saturating_add(msg.payload.len());
+        match node.message.replace(msg) {
+            Some(old) => self.bytes = self.bytes.saturating_sub(old.payload.len()),
+            None => self.count += 1,
         }
     }
 
@@ -77,10 +86,11 @@ impl RetainedTree {
                 None => return false,
             }
         }
-        if node.message.take().is_none() {
+        let Some(old) = node.message.take() else {
             return false;
-        }
+        };
         self.count = self.count.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(old.payload.len());
         prune(&mut self.root, &levels);
         true
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::drops::DropReason;
 use super::message::Message;
 use super::session::{Delivered, Delivery};
 use super::sessions::{SessionHandle, SessionKey};
@@ -122,6 +123,10 @@ impl Core {
         let mut routed = Routed::default();
         if msg.retain {
             routed.durability = self.set_retained(&msg);
+        }
+        // One relaxed load per message unless the dashboard watches topics.
+        if self.topics.is_active() {
+            self.topics.record(&msg);
         }
         let handed = self.hand_to_matches(&msg, matches, now, from, &mut routed.matched);
         // `$SYS` is about this node: it stays here.
@@ -328,6 +333,7 @@ impl Core {
                         &delivery.msg.topic,
                     )
                 {
+                    inner.session.record_drop(DropReason::AclDenied);
                     continue;
                 }
                 let delivered = if retained {
@@ -338,12 +344,10 @@ impl Core {
                 match delivered {
                     Delivered::Ready => ready = true,
                     Delivered::Queued => {}
-                    Delivered::Dropped => {
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        handed.overflow = true;
-                    }
+                    Delivered::Dropped => handed.overflow = true,
                 }
             }
+            self.report_drops(&mut inner.session);
             drop_notice = inner.session.take_drop_notice();
             handed.durability = self.flush_changes(&handle.client_id, &mut inner.session);
             if let Some(from) = &from {

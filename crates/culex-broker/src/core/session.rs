@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
+use super::drops::{DropLog, DropReason, Drops};
 use super::lazy::Lazy;
 use super::message::Message;
 use super::store::OutboundState;
@@ -88,7 +89,8 @@ pub enum Delivered {
     Ready,
     /// Kept in the session's queue (offline, or the in-flight window is full).
     Queued,
-    /// Dropped: the queue is full (counted), QoS 0 while offline, or expired.
+    /// Dropped (and recorded in the session's [`DropLog`]): the queue is
+    /// full, QoS 0 while offline or stalled, or expired.
     Dropped,
 }
 
@@ -165,7 +167,7 @@ pub struct Session {
     /// Payload bytes of the QoS 0 messages in `ready`.
     ready_qos0_bytes: usize,
     incoming_qos2: Lazy<HashSet<PacketId>>,
-    dropped: u64,
+    drops: DropLog,
     /// A limit dropped a message since the backlog last drained: the
     /// runtime logs the first drop of each such spell.
     dropping: bool,
@@ -196,7 +198,7 @@ impl Session {
             ready_qos0: 0,
             ready_qos0_bytes: 0,
             incoming_qos2: Lazy::new(),
-            dropped: 0,
+            drops: DropLog::default(),
             dropping: false,
             drop_notice: false,
             queued_bytes: 0,
@@ -311,6 +313,7 @@ impl Session {
 
     fn admit(&mut self, delivery: Delivery, now: Instant, limited: bool) -> Delivered {
         if delivery.msg.is_expired(now) {
+            self.drops.record(DropReason::Expired);
             return Delivered::Dropped;
         }
         let size = delivery.msg.payload.len();
@@ -318,11 +321,16 @@ impl Session {
             // QoS 0 is never queued for an offline client, and dropped when
             // the connection cannot keep up (mosquitto's overflow rule).
             if !self.connected {
-                self.dropped = self.dropped.saturating_add(1);
+                self.drops.record(DropReason::Qos0Offline);
                 return Delivered::Dropped;
             }
             if limited && self.over_limits(self.ready_qos0, self.ready_qos0_bytes, size) {
-                return self.drop_for_limits();
+                let reason = if self.is_draining(now) {
+                    DropReason::QueueFull
+                } else {
+                    DropReason::Qos0Stalled
+                };
+                return self.drop_for_limits(reason);
             }
             self.ready_qos0 = self.ready_qos0.saturating_add(1);
             self.ready_qos0_bytes = self.ready_qos0_bytes.saturating_add(size);
@@ -340,7 +348,7 @@ impl Session {
             }
         }
         if limited && self.over_limits(self.queue.len(), self.queued_bytes, size) {
-            return self.drop_for_limits();
+            return self.drop_for_limits(DropReason::QueueFull);
         }
         self.record(|| Change::Queued(delivery.clone()));
         self.queued_bytes = self.queued_bytes.saturating_add(size);
@@ -359,8 +367,8 @@ impl Session {
         too_many || too_big
     }
 
-    fn drop_for_limits(&mut self) -> Delivered {
-        self.dropped = self.dropped.saturating_add(1);
+    fn drop_for_limits(&mut self, reason: DropReason) -> Delivered {
+        self.drops.record(reason);
         if !self.dropping {
             self.dropping = true;
             self.drop_notice = true;
@@ -480,6 +488,7 @@ impl Session {
                     self.ready_qos0 = self.ready_qos0.saturating_sub(1);
                     self.ready_qos0_bytes = self.ready_qos0_bytes.saturating_sub(size);
                     if delivery.msg.is_expired(now) {
+                        self.drops.record(DropReason::Expired);
                         continue;
                     }
                 }
@@ -656,18 +665,38 @@ impl Session {
         self.queue.len()
     }
 
-    /// Messages dropped because a limit was reached.
+    /// Messages dropped for this session, in all.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.drops.total().total()
     }
 
-    /// Forgets an outbound message that could not be sent at all (e.g. larger
-    /// than the client's Maximum Packet Size).
-    pub fn abandon(&mut self, id: PacketId, now: Instant) {
+    /// Messages dropped for this session, by reason.
+    pub fn drops(&self) -> Drops {
+        self.drops.total()
+    }
+
+    /// Records a drop the session did not see itself (the ACL refused a
+    /// delivery, or a packet was too large for the client).
+    pub fn record_drop(&mut self, reason: DropReason) {
+        self.drops.record(reason);
+    }
+
+    /// The drops since the last call, for the broker-wide counters.
+    pub fn take_unreported_drops(&mut self) -> Option<Drops> {
+        self.drops.take_unreported()
+    }
+
+    /// Forgets an outbound message that will not be sent: the client
+    /// refused it (an error in its PUBREC), or — with `reason` — it could
+    /// not be sent at all (e.g. larger than the client's Maximum Packet
+    /// Size), which counts as a drop.
+    pub fn abandon(&mut self, id: PacketId, reason: Option<DropReason>, now: Instant) {
         if let Some(pos) = self.inflight.iter().position(|f| f.packet_id == id) {
             self.inflight.remove(pos);
             self.record(|| Change::Outbound(id, None));
-            self.dropped = self.dropped.saturating_add(1);
+            if let Some(reason) = reason {
+                self.drops.record(reason);
+            }
             self.fill(now);
         }
     }
@@ -695,6 +724,7 @@ impl Session {
             self.queued_bytes = self.queued_bytes.saturating_sub(delivery.msg.payload.len());
             self.record(|| Change::Dequeued);
             if delivery.msg.is_expired(now) {
+                self.drops.record(DropReason::Expired);
                 continue;
             }
             if let Some(id) = self.alloc_id() {

@@ -6,11 +6,13 @@
 //! connection does on leaving first checks its own generation under the
 //! same locks ([`SessionRef`] carries it).
 
+use ::core::net::SocketAddr;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
+use culex_codec::Protocol;
 use parking_lot::Mutex;
 
 use super::lazy::Lazy;
@@ -51,6 +53,15 @@ pub(super) struct SessionInner {
     pub will: Option<Box<Message>>,
     /// Its 5.0 Will Delay Interval, in seconds.
     pub will_delay: u32,
+    /// What the last connection to claim the session said of itself, for
+    /// the admin API (the protocol's connection is parked most of the time).
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    /// The keep-alive the client asked for, in seconds.
+    pub keep_alive: u16,
+    pub connected_at: Option<Instant>,
+    /// An administrator kicked the connection holding the session.
+    pub kicked: bool,
 }
 
 impl SessionInner {
@@ -95,6 +106,11 @@ impl SessionHandle {
                 paused: Lazy::new(),
                 will: None,
                 will_delay: 0,
+                peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                protocol: Protocol::V3_1_1,
+                keep_alive: 0,
+                connected_at: None,
+                kicked: false,
             }),
         }
     }

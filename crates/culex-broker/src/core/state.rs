@@ -1,21 +1,25 @@
 //! [`Core`]: the broker's state and its owner API (see the module docs of
 //! `core`).
 
+use ::core::net::SocketAddr;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use culex_codec::{PacketId, SubscriptionOptions};
+use culex_codec::{PacketId, Protocol, SubscriptionOptions};
 use parking_lot::{Mutex, RwLock};
 
 use super::cluster::Cluster;
+use super::drops::DropReason;
 use super::message::Message;
 use super::retained::RetainedTree;
 use super::session::{Change, Outgoing, Session, SessionLimits, SubscriptionEntry};
 use super::sessions::{resume_all, SessionHandle, SessionInner, SessionKey, SessionRef, Sessions};
+use super::stats::Stats;
 use super::store::{Durability, Snapshot, Store};
 use super::subscriptions::SubscriptionTree;
+use super::topics::TopicWatch;
 use super::wake::ConnWaker;
 use crate::auth::backoff::AuthBackoff;
 use crate::auth::{Policy, SharedPolicy};
@@ -42,6 +46,25 @@ pub enum Event<'a> {
         /// The will's topic.
         topic: &'a str,
     },
+    /// A client connected (its session claimed).
+    Connected {
+        /// The client id.
+        client_id: &'a str,
+        /// Its address.
+        address: SocketAddr,
+        /// Its protocol version.
+        protocol: Protocol,
+        /// The user name it gave.
+        username: Option<&'a str>,
+    },
+    /// A connected client left, its session still its own (a client taken
+    /// over is [`Event::TakenOver`]).
+    Disconnected {
+        /// The client id.
+        client_id: &'a str,
+        /// Why, in a few words ("disconnected", "exceeded timeout", …).
+        why: &'a str,
+    },
 }
 
 /// Where the core's [`Event`]s go.
@@ -56,33 +79,6 @@ pub struct NoEvents;
 
 impl EventSink for NoEvents {
     fn event(&self, _event: Event<'_>) {}
-}
-
-/// Counters for `$SYS` and metrics (relaxed atomics, added to in batches).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Control packets read from clients.
-    pub packets_received: AtomicU64,
-    /// Control packets written to clients.
-    pub packets_sent: AtomicU64,
-    /// PUBLISH packets read.
-    pub publish_received: AtomicU64,
-    /// PUBLISH packets written.
-    pub publish_sent: AtomicU64,
-    /// Deliveries dropped by a limit.
-    pub dropped: AtomicU64,
-    /// Bytes read from clients.
-    pub bytes_received: AtomicU64,
-    /// Bytes written to clients.
-    pub bytes_sent: AtomicU64,
-    /// Sessions that expired.
-    pub clients_expired: AtomicU64,
-    /// The most clients connected at once.
-    pub clients_maximum: AtomicUsize,
-    /// Successful connects.
-    pub connects: AtomicU64,
-    /// Clients connected now.
-    pub connected: AtomicUsize,
 }
 
 /// What a connecting client asks of [`Core::claim`].
@@ -104,6 +100,27 @@ pub(crate) struct Claim<'a> {
     pub receive_maximum: u16,
     /// The connection, to wake and to kick.
     pub conn: ConnWaker,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Its protocol version.
+    pub protocol: Protocol,
+    /// The keep-alive it asked for, in seconds.
+    pub keep_alive: u16,
+}
+
+/// How a connection leaves its session ([`Core::leave`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leave<'a> {
+    /// Whether the will is published (or delayed).
+    pub send_will: bool,
+    /// The broker is shutting down: a delayed will goes out at once.
+    pub shutting_down: bool,
+    /// The listener the connection came through.
+    pub listener: usize,
+    /// Its protocol version.
+    pub protocol: Protocol,
+    /// Why, in a few words, for [`Event::Disconnected`].
+    pub why: &'a str,
 }
 
 /// What [`Core::claim`] did.
@@ -133,6 +150,8 @@ pub struct Core {
     pub(super) delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
     pub(super) stats: Stats,
     pub(super) auth_backoff: AuthBackoff,
+    /// The dashboard's topic tree, fed while someone watches.
+    pub(super) topics: TopicWatch,
 }
 
 impl std::fmt::Debug for Core {
@@ -156,6 +175,7 @@ impl Core {
             max_queued_bytes: config.limits.max_queued_bytes,
         };
         let auth_backoff = AuthBackoff::new(config.limits.auth_backoff_max);
+        let stats = Stats::new(config.listeners.len());
         let core = Core {
             config,
             limits,
@@ -169,8 +189,9 @@ impl Core {
             subscriptions: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(RetainedTree::new()),
             delayed_wills: Mutex::new(HashMap::new()),
-            stats: Stats::default(),
+            stats,
             auth_backoff,
+            topics: TopicWatch::default(),
         };
         core.update_acl_active();
         core
@@ -255,16 +276,24 @@ impl Core {
                 inner.session.clear();
                 filters
             };
-            let generation = attach(&mut inner, &claim, will);
+            let generation = attach(&mut inner, &claim, will, now);
             let durable = self.store.is_durable() && claim.expiry != Some(0);
             inner.session.set_journaling(durable);
             inner.session.attach(claim.receive_maximum, now);
             self.flush_changes(client_id, &mut inner.session);
+            self.report_drops(&mut inner.session);
             (generation, present, old_filters, old_will, took_over)
         };
+        self.stats.connection_opened(claim.listener, claim.protocol);
         if took_over {
             self.events.event(Event::TakenOver { client_id });
         }
+        self.events.event(Event::Connected {
+            client_id,
+            address: claim.peer,
+            protocol: claim.protocol,
+            username: claim.username.as_deref(),
+        });
         if let Some((will, username, listener)) = old_will {
             self.fire_will(client_id, username.as_deref(), listener, *will, now);
         }
@@ -326,8 +355,14 @@ impl Core {
     /// Removes the session's subscription to `filter`; whether it existed,
     /// and what the UNSUBACK must wait for.
     pub(crate) fn unsubscribe(&self, s: &SessionRef, filter: &str) -> (bool, Durability) {
+        self.unsubscribe_session(&s.handle, filter)
+    }
+
+    /// Removes a subscription of `handle`'s session: the session, the tree,
+    /// the cluster and the store.
+    fn unsubscribe_session(&self, handle: &Arc<SessionHandle>, filter: &str) -> (bool, Durability) {
         let (existed, persistent) = {
-            let mut inner = s.handle.inner.lock();
+            let mut inner = handle.inner.lock();
             (inner.session.unsubscribe(filter), inner.expiry != Some(0))
         };
         if !existed {
@@ -335,12 +370,12 @@ impl Core {
         }
         self.subscriptions
             .write()
-            .unsubscribe(filter, &SessionKey(s.handle.clone()));
+            .unsubscribe(filter, &SessionKey(handle.clone()));
         if !self.cluster_is_local {
             self.cluster.interest(filter, false);
-            self.cluster.session_changed(&s.handle.client_id);
+            self.cluster.session_changed(&handle.client_id);
         }
-        let durability = self.store.subscription_delete(&s.handle.client_id, filter);
+        let durability = self.store.subscription_delete(&handle.client_id, filter);
         (
             true,
             if persistent {
@@ -349,6 +384,85 @@ impl Core {
                 Durability::Done
             },
         )
+    }
+
+    /// An administrator removes a subscription of `client_id`'s session
+    /// (`filter` as the client subscribed, `$share/…` included), whether
+    /// or not it is connected; its client is not told (MQTT has no way
+    /// to). `false` when there is no such subscription.
+    pub fn remove_subscription(&self, client_id: &str, filter: &str) -> bool {
+        match self.sessions.get(client_id) {
+            Some(handle) => self.unsubscribe_session(&handle, filter).0,
+            None => false,
+        }
+    }
+
+    /// An administrator disconnects the client connected as `client_id`:
+    /// its connection closes (5.0: DISCONNECT 0x98 Administrative action)
+    /// and its session stays, as its expiry says. Its will is discarded,
+    /// as mosquitto's kick does. `false` when no such client is connected.
+    pub fn kick(&self, client_id: &str) -> bool {
+        let Some(handle) = self.sessions.get(client_id) else {
+            return false;
+        };
+        let conn = {
+            let mut inner = handle.inner.lock();
+            let Some(conn) = inner.conn.clone() else {
+                return false;
+            };
+            inner.will = None;
+            inner.will_delay = 0;
+            inner.kicked = true;
+            conn
+        };
+        conn.kick();
+        true
+    }
+
+    /// Whether the connection holding `s` was kicked by [`Core::kick`] (a
+    /// kick that left it the session's holder: not a takeover).
+    pub(crate) fn kicked_by_admin(&self, s: &SessionRef) -> bool {
+        let inner = s.handle.inner.lock();
+        inner.generation == s.generation && inner.kicked
+    }
+
+    /// An administrator deletes the retained message of `topic`: the tree,
+    /// the store and the cluster, as an empty retained PUBLISH would.
+    /// `false` when there was none.
+    pub fn delete_retained(&self, topic: &str) -> bool {
+        let sys = topic.starts_with("$SYS/");
+        if !self.cluster_is_local && !sys && self.cluster.serving() {
+            // The cluster holds it: cleared there (whether it was set is
+            // not known here).
+            let _ = self.cluster.retained(topic, None);
+            return true;
+        }
+        let removed = self.retained.write().remove(topic);
+        if removed && !sys {
+            self.store.retained_clear(topic);
+        }
+        removed
+    }
+
+    /// Starts watching the topic tree ([`Core::topic_children`]): from now
+    /// on routing feeds it, until as many [`Core::unwatch_topics`]. The
+    /// first watcher's view starts with the retained messages (shown, not
+    /// counted).
+    pub fn watch_topics(&self, now: Instant) {
+        let Some(mut view) = self.topics.start() else {
+            return;
+        };
+        let mut seed = self.retained.read().matching("#", now);
+        seed.extend(self.retained.read().matching("$SYS/#", now));
+        for msg in seed.iter().take(super::topics::MAX_NODES) {
+            view.record(msg, false);
+        }
+        self.topics.install(view);
+    }
+
+    /// Stops one [`Core::watch_topics`]; the last one drops the view.
+    pub fn unwatch_topics(&self) {
+        self.topics.stop();
     }
 
     /// The unexpired retained messages matching `filter` (no `$share/`).
@@ -378,6 +492,7 @@ impl Core {
         let mut inner = s.handle.inner.lock();
         let result = f(&mut inner.session);
         let durability = self.flush_changes(&s.handle.client_id, &mut inner.session);
+        self.report_drops(&mut inner.session);
         // An acknowledgement may have moved queued messages into the window.
         let resumable = inner.take_resumable();
         drop(inner);
@@ -400,31 +515,52 @@ impl Core {
             return false;
         }
         inner.session.take_ready(out, max, max_bytes, now);
+        self.report_drops(&mut inner.session);
         let resumable = inner.take_resumable();
         drop(inner);
         resume_all(resumable);
         true
     }
 
-    /// Forgets an outbound message that could not be sent at all (e.g.
-    /// larger than the client's Maximum Packet Size).
-    pub(crate) fn abandon(&self, s: &SessionRef, id: PacketId, now: Instant) {
+    /// Forgets an outbound message that will not be sent: the client
+    /// refused it, or — with `reason`, then counted as a drop — it could
+    /// not be sent at all (e.g. larger than the client's Maximum Packet
+    /// Size). A QoS 0 message (`id` None) is only counted.
+    pub(crate) fn abandon(
+        &self,
+        s: &SessionRef,
+        id: Option<PacketId>,
+        reason: Option<DropReason>,
+        now: Instant,
+    ) {
         let mut inner = s.handle.inner.lock();
-        inner.session.abandon(id, now);
+        match (id, reason) {
+            (Some(id), _) => inner.session.abandon(id, reason, now),
+            (None, Some(reason)) => inner.session.record_drop(reason),
+            (None, None) => {}
+        }
         self.flush_changes(&s.handle.client_id, &mut inner.session);
+        self.report_drops(&mut inner.session);
+    }
+
+    /// Moves what a session dropped since the last look into the counters.
+    pub(super) fn report_drops(&self, session: &mut Session) {
+        if let Some(drops) = session.take_unreported_drops() {
+            self.stats.add_drops(&drops);
+        }
     }
 
     /// The connection leaves its session, unless a newer connection already
     /// holds it; the will the session holds for it is published or delayed
-    /// when `send_will`. `true` when the session was still this
+    /// when `how.send_will`. `true` when the session was still this
     /// connection's (not taken over).
-    pub(crate) fn leave(
-        &self,
-        s: &SessionRef,
-        send_will: bool,
-        shutting_down: bool,
-        now: Instant,
-    ) -> bool {
+    pub(crate) fn leave(&self, s: &SessionRef, how: Leave<'_>, now: Instant) -> bool {
+        self.stats.connection_closed(how.listener, how.protocol);
+        let Leave {
+            send_will,
+            shutting_down,
+            ..
+        } = how;
         let (end, will) = {
             let mut inner = s.handle.inner.lock();
             if inner.generation != s.generation {
@@ -441,6 +577,10 @@ impl Core {
                 .map(|w| (w, inner.will_delay, inner.username.clone(), inner.listener));
             (inner.expiry == Some(0), will)
         };
+        self.events.event(Event::Disconnected {
+            client_id: &s.handle.client_id,
+            why: how.why,
+        });
         if let (true, Some((will, delay, username, listener))) = (send_will, will) {
             let client_id = &s.handle.client_id;
             // Published on abnormal disconnection [MQTT-3.1.2-8], never after
@@ -713,8 +853,18 @@ fn take_over(
 
 /// Hands the session to the claiming connection, with its will; returns
 /// the generation it holds.
-fn attach(inner: &mut SessionInner, claim: &Claim<'_>, will: Option<(Box<Message>, u32)>) -> u64 {
+fn attach(
+    inner: &mut SessionInner,
+    claim: &Claim<'_>,
+    will: Option<(Box<Message>, u32)>,
+    now: Instant,
+) -> u64 {
     inner.generation = inner.generation.wrapping_add(1);
+    inner.peer = claim.peer;
+    inner.protocol = claim.protocol;
+    inner.keep_alive = claim.keep_alive;
+    inner.connected_at = Some(now);
+    inner.kicked = false;
     inner.conn = Some(claim.conn.clone());
     (inner.will, inner.will_delay) = match will {
         Some((will, delay)) => (Some(will), delay),

@@ -84,12 +84,32 @@ pub enum OutboundState {
     AwaitingComp,
 }
 
+/// How a durable store is doing, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreMetrics {
+    /// Commits so far.
+    pub commits: u64,
+    /// Mutations waiting for the next commit.
+    pub pending: usize,
+    /// How long commits took: upper bounds in seconds with the commits
+    /// that took at most each (cumulative).
+    pub commit_buckets: Vec<(f64, u64)>,
+    /// Every commit timed.
+    pub commit_count: u64,
+    /// Their durations together, in seconds.
+    pub commit_seconds: f64,
+}
+
 /// Receives every durable mutation. See the module docs for the rules.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Whether the store keeps anything. When false the broker skips the
     /// per-message journal of queued and in-flight state entirely.
     fn is_durable(&self) -> bool {
         false
+    }
+    /// How the store is doing (`None`: it keeps nothing to report on).
+    fn metrics(&self) -> Option<StoreMetrics> {
+        None
     }
     /// The state to restore, read once at start-up before any listener opens.
     fn load(&self) -> Result<Snapshot, StoreError> {

@@ -171,6 +171,9 @@ impl Connection {
                 listener: self.listener,
                 receive_maximum: c.properties.receive_maximum.unwrap_or(u16::MAX),
                 conn: self.origin.signal.clone(),
+                peer: self.peer.socket_addr(),
+                protocol: c.protocol,
+                keep_alive: accepted.keep_alive,
             },
             now,
         );

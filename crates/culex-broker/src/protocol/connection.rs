@@ -12,8 +12,9 @@ use culex_codec::{check_frame, decode_packet, Packet, PacketId, Properties, Prot
 
 use crate::core::message::Message;
 use crate::core::session::{Outgoing, Session};
+use crate::core::stats::Tally;
 use crate::core::wake::ConnWaker;
-use crate::core::{Core, Origin, SessionRef};
+use crate::core::{Core, Leave, Origin, SessionRef};
 
 use super::error::{Close, Violation};
 use super::held::{AckKind, Acks};
@@ -86,6 +87,15 @@ pub enum Peer {
 }
 
 impl Peer {
+    /// The address as the core's views show it; a local client's is
+    /// unspecified.
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self {
+            Peer::Ip(addr) => *addr,
+            Peer::Local(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        }
+    }
+
     /// The address the login back-off is kept for: local clients all
     /// share the unspecified address.
     pub fn ip(&self) -> IpAddr {
@@ -179,6 +189,10 @@ pub struct Connection {
     /// A subscriber could not keep up with a publish: the runtime lets
     /// others run before reading more.
     pub(super) yield_hint: bool,
+    /// PUBLISH packets read in this batch of frames, for the counters.
+    pub(super) received: Tally,
+    /// PUBLISH packets written in this call of `poll_transmit`.
+    pub(super) sent: Tally,
     /// The login turn of this CONNECT was taken (auth back-off).
     pub(super) turn_taken: bool,
     /// A CONNECT waiting for its login turn, or for its cluster claim.
@@ -254,6 +268,8 @@ impl Connection {
             acked: Vec::new(),
             batch_load: 0,
             yield_hint: false,
+            received: Tally::default(),
+            sent: Tally::default(),
             turn_taken: false,
             pending_connect: None,
             claim_pending: None,
@@ -315,6 +331,9 @@ impl Connection {
         self.deliver_held(now);
         self.apply_pubacks();
         self.origin.wake_all();
+        let stats = self.core.stats();
+        self.received
+            .flush(&stats.publish_received, &stats.publish_received_bytes);
         result
     }
 
@@ -433,7 +452,7 @@ impl Connection {
         // Unknown id, or the client refused the message: complete the flow
         // so the id is freed.
         if reason.is_error() {
-            self.session_op(|s| s.abandon(id, now));
+            self.session_op(|s| s.abandon(id, None, now));
         } else {
             self.send_ack(
                 Packet::PubRel,
@@ -615,7 +634,25 @@ impl Connection {
     /// writes what the session has ready before this). `true` when the
     /// connection still held its session (not taken over).
     pub fn close(&mut self, close: &Close, now: Instant, out: &mut BytesMut) -> bool {
-        if let (true, Some(reason)) = (self.protocol.is_v5(), close.reason_code()) {
+        // A kick that left this connection holding its session came from
+        // an administrator, not from a takeover.
+        let by_admin = matches!(close, Close::Kicked)
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| self.core.kicked_by_admin(s));
+        let reason = match by_admin {
+            true => Some(ReasonCode::AdministrativeAction),
+            false => close.reason_code(),
+        };
+        if by_admin && self.core.config().log.connection_messages {
+            // mosquitto's wording.
+            tracing::info!(
+                "Client {} been disconnected by administrative action.",
+                self.client_id
+            );
+        }
+        if let (true, Some(reason)) = (self.protocol.is_v5(), reason) {
             let why = match close {
                 Close::Violation(v) => Some(v.to_string()),
                 _ => None,
@@ -632,13 +669,18 @@ impl Connection {
             return false;
         }
         self.connected = false;
+        let how = Leave {
+            send_will: close.sends_will(),
+            shutting_down: matches!(close, Close::Shutdown),
+            listener: self.listener,
+            protocol: self.protocol,
+            why: match by_admin {
+                true => "administrative action",
+                false => close.describe(),
+            },
+        };
         match self.session.take() {
-            Some(s) => self.core.leave(
-                &s,
-                close.sends_will(),
-                matches!(close, Close::Shutdown),
-                now,
-            ),
+            Some(s) => self.core.leave(&s, how, now),
             None => false,
         }
     }

@@ -134,6 +134,23 @@ impl Close {
         }
     }
 
+    /// Why the connection ended, in a few words (the live log's
+    /// disconnect lines).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Close::Disconnect { .. } => "disconnected",
+            Close::Closed => "closed its connection",
+            Close::Io(_) => "socket error",
+            Close::Timeout => "exceeded timeout",
+            Close::Violation(v) if v.is_malformed() => "malformed packet",
+            Close::Violation(_) => "protocol error",
+            Close::Refused => "refused",
+            Close::Kicked => "taken over",
+            Close::Shutdown => "broker shutting down",
+            Close::StoreFailed => "persistence failed",
+        }
+    }
+
     /// Whether the client may still be writing when the broker ends the
     /// connection: the runtime then reads and drops what it sends for a
     /// while, so that it reads our DISCONNECT rather than a reset.

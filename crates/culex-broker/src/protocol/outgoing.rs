@@ -1,6 +1,5 @@
 //! What the session has ready, encoded for the client.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -9,6 +8,7 @@ use culex_codec::topic::TopicName;
 use culex_codec::{Packet, PacketId, Properties, ReasonCode, Seq};
 
 use super::connection::Connection;
+use crate::core::drops::DropReason;
 use crate::core::session::{Delivery, Outgoing};
 
 impl Connection {
@@ -38,6 +38,9 @@ impl Connection {
             }
         }
         self.outgoing = items;
+        let stats = self.core.stats();
+        self.sent
+            .flush(&stats.publish_sent, &stats.publish_sent_bytes);
         more
     }
 
@@ -70,7 +73,7 @@ impl Connection {
             None => Some(&*msg.topic),
         };
         let Some(Ok(topic)) = shown.map(TopicName::new) else {
-            self.abandon(packet_id, now);
+            self.abandon(packet_id, None, now);
             return;
         };
         if self.protocol.is_v5() {
@@ -94,10 +97,7 @@ impl Connection {
                 )
             });
         }
-        self.core
-            .stats()
-            .publish_sent
-            .fetch_add(1, Ordering::Relaxed);
+        self.sent.add(delivery.qos, msg.payload.len());
     }
 
     /// A 5.0 PUBLISH with the message's properties and an outbound topic
@@ -155,7 +155,7 @@ impl Connection {
                 .map_or(true, |len| len > max as usize)
         });
         if too_big {
-            self.abandon(packet_id, now);
+            self.abandon(packet_id, Some(DropReason::PacketTooLarge), now);
             return false;
         }
         self.log_publish(packet_id, dup, delivery);
@@ -176,10 +176,11 @@ impl Connection {
         );
     }
 
-    /// Forgets an outbound QoS 1/2 message that cannot be sent.
-    fn abandon(&self, packet_id: Option<PacketId>, now: Instant) {
-        if let (Some(id), Some(session)) = (packet_id, &self.session) {
-            self.core.abandon(session, id, now);
+    /// Forgets a message that cannot be sent (counted as a drop with
+    /// `reason`).
+    fn abandon(&self, packet_id: Option<PacketId>, reason: Option<DropReason>, now: Instant) {
+        if let Some(session) = &self.session {
+            self.core.abandon(session, packet_id, reason, now);
         }
     }
 }

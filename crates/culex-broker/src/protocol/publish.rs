@@ -1,7 +1,6 @@
 //! A PUBLISH from the client: its topic (aliases, mount point), the checks
 //! that may refuse it, routing, and its acknowledgement.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,10 +26,7 @@ impl Connection {
             .batch_load
             .saturating_add(FLOOD_LOAD / 2)
             .saturating_add(u32::try_from(p.payload.len()).unwrap_or(u32::MAX));
-        self.core
-            .stats()
-            .publish_received
-            .fetch_add(1, Ordering::Relaxed);
+        self.received.add(p.qos, p.payload.len());
         let topic = self.publish_topic(p)?;
         tracing::debug!(
             "Received PUBLISH from {} (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",

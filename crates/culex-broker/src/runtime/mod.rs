@@ -1,9 +1,11 @@
 //! The runtime: the only part of the broker with sockets, tasks and the
 //! clock. It opens the listeners, drives each connection's protocol over
 //! its transport (`serve`), parks idle connections outside tokio (`park`),
-//! runs housekeeping and `$SYS` on top of the core's read-only views, and
-//! stops the whole broker in order ([`RunningBroker::shutdown`]).
+//! runs housekeeping and `$SYS` on top of the core's read-only views,
+//! serves the admin HTTP listener when configured (`admin`), and stops the
+//! whole broker in order ([`RunningBroker::shutdown`]).
 
+mod admin;
 mod bridge;
 mod cluster;
 mod listener;
@@ -26,7 +28,9 @@ use crate::config::Config;
 use crate::core::cluster::{Cluster, LocalCluster};
 use crate::core::message::Message;
 use crate::core::store::{MemoryStore, Store};
-use crate::core::Core;
+use crate::core::{Core, EventSink};
+use admin::events::{EventRing, Tee};
+use admin::Admin;
 use listener::Listener;
 use park::{ParkedConn, Parker};
 use state::{shutdown_requested, Runtime};
@@ -67,6 +71,9 @@ pub enum BrokerError {
     /// The store could not be read.
     #[error("unable to load the store: {0}")]
     Store(String),
+    /// The admin HTTP listener could not start, or would be unsafe.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// Entry point of the library API.
@@ -149,7 +156,12 @@ impl Broker {
         let snapshot = store
             .load()
             .map_err(|e| BrokerError::Store(e.to_string()))?;
-        let events = Arc::new(sys::LogEvents);
+        // The live log exists only with the admin listener.
+        let ring = config.http.as_ref().map(|_| Arc::new(EventRing::default()));
+        let events: Arc<dyn EventSink> = match &ring {
+            Some(ring) => Arc::new(Tee(ring.clone())),
+            None => Arc::new(sys::LogEvents),
+        };
         let core = Arc::new(Core::new(config, policies, store, cluster, events));
         core.restore(snapshot, Instant::now());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -161,6 +173,15 @@ impl Broker {
         let rt = Arc::new(rt);
         rt.parker.start(poll, resumer(&rt));
         let (listeners, local_addrs) = open_listeners(rt.core.config())?;
+        let admin = match (&rt.core.config().http, ring) {
+            (Some(http), Some(ring)) => {
+                let labels = listener_labels(rt.core.config(), &listeners);
+                let prepared = admin::prepare(rt.core.clone(), http, ring, labels)
+                    .map_err(|e| BrokerError::Admin(e.to_string()))?;
+                Some(prepared.spawn(&rt))
+            }
+            _ => None,
+        };
         for (l, index, port) in listeners {
             tokio::spawn(listener::accept_loop(rt.clone(), l, index, port));
         }
@@ -172,10 +193,34 @@ impl Broker {
         Ok(RunningBroker {
             rt,
             local_addrs,
+            admin,
             shutdown_tx,
             alive_rx,
         })
     }
+}
+
+/// Each listener's name in metrics: its port (the one bound, for port
+/// 0), with `#N` added when two listeners share it.
+fn listener_labels(config: &Config, open: &[(Listener, usize, u16)]) -> Vec<String> {
+    let port_of = |index: usize| {
+        open.iter()
+            .find(|(_, i, _)| *i == index)
+            .and_then(|(l, _, _)| l.local_addr())
+            .map_or(0, |a| a.port())
+    };
+    let ports: Vec<u16> = (0..config.listeners.len()).map(port_of).collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let earlier = ports.iter().take(i).filter(|p| *p == port).count();
+            match earlier {
+                0 => port.to_string(),
+                n => format!("{port}#{}", n + 1),
+            }
+        })
+        .collect()
 }
 
 /// Each listener's policy, in listener order.
@@ -277,6 +322,7 @@ async fn housekeeping(rt: Arc<Runtime>) {
 pub struct RunningBroker {
     rt: Arc<Runtime>,
     local_addrs: Vec<SocketAddr>,
+    admin: Option<Arc<Admin>>,
     shutdown_tx: watch::Sender<bool>,
     alive_rx: mpsc::Receiver<()>,
 }
@@ -290,6 +336,11 @@ impl RunningBroker {
     /// The first bound address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addrs.first().copied()
+    }
+
+    /// The address of the admin HTTP listener, if it has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
     }
 
     /// The port of the first bound address (0 if none).
@@ -308,6 +359,11 @@ impl RunningBroker {
     pub fn reload_policies(&self) -> Result<(), BrokerError> {
         let policies = load_policies(self.rt.core.config())?;
         self.rt.core.replace_policies(policies);
+        if let Some(admin) = &self.admin {
+            admin
+                .reload()
+                .map_err(|e| BrokerError::Policy(e.to_string()))?;
+        }
         Ok(())
     }
 

@@ -113,15 +113,15 @@ fn snapshot(
         ),
         (
             "$SYS/broker/publish/messages/received".into(),
-            get(&s.publish_received).to_string(),
+            s.publish_received_total().to_string(),
         ),
         (
             "$SYS/broker/publish/messages/sent".into(),
-            get(&s.publish_sent).to_string(),
+            s.publish_sent_total().to_string(),
         ),
         (
             "$SYS/broker/publish/messages/dropped".into(),
-            get(&s.dropped).to_string(),
+            s.dropped_total().to_string(),
         ),
         (
             "$SYS/broker/bytes/received".into(),
@@ -143,9 +143,9 @@ fn snapshot(
     let counters = [
         ("messages/received", get(&s.packets_received)),
         ("messages/sent", get(&s.packets_sent)),
-        ("publish/messages/received", get(&s.publish_received)),
-        ("publish/messages/sent", get(&s.publish_sent)),
-        ("publish/dropped", get(&s.dropped)),
+        ("publish/messages/received", s.publish_received_total()),
+        ("publish/messages/sent", s.publish_sent_total()),
+        ("publish/dropped", s.dropped_total()),
         ("bytes/received", get(&s.bytes_received)),
         ("bytes/sent", get(&s.bytes_sent)),
         ("connections", get(&s.connects)),
@@ -245,6 +245,8 @@ impl crate::core::EventSink for LogEvents {
                     "Denied will of client {client_id} on topic '{topic}': not authorised."
                 );
             }
+            // The protocol and the serve loop log these in mosquitto's words.
+            Event::Connected { .. } | Event::Disconnected { .. } => {}
         }
     }
 }

@@ -57,6 +57,7 @@ pub async fn start(config: Config) -> RunningBroker {
 #[derive(Debug)]
 pub struct BrokerThread {
     addr: SocketAddr,
+    http: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -85,18 +86,23 @@ impl BrokerThread {
                         return;
                     }
                 };
-                let _ = addr_tx.send(Ok(broker.local_addr().expect("a bound address")));
+                let addrs = (
+                    broker.local_addr().expect("a bound address"),
+                    broker.http_addr(),
+                );
+                let _ = addr_tx.send(Ok(addrs));
                 let _ = stop_rx.await;
                 broker.shutdown().await;
             });
         });
-        let addr = match addr_rx.recv() {
-            Ok(Ok(addr)) => addr,
+        let (addr, http) = match addr_rx.recv() {
+            Ok(Ok(addrs)) => addrs,
             Ok(Err(e)) => panic!("broker did not start: {e}"),
             Err(_) => panic!("broker thread died"),
         };
         BrokerThread {
             addr,
+            http,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -110,6 +116,11 @@ impl BrokerThread {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The admin HTTP listener's address, when the config has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
     }
 }
 

@@ -108,6 +108,16 @@ impl Sim {
     pub fn advance(&self, d: Duration) {
         self.hub.advance(d);
     }
+
+    /// The broker's state (its owner API and read-only views).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.hub.core
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> Instant {
+        self.hub.now.get()
+    }
 }
 
 impl Drop for Sim {

@@ -2,6 +2,8 @@
 //! starts its own in-process broker on port 0 and talks to it with a raw
 //! codec-based client, mosquitto's clients or paho-mqtt.
 
+mod admin;
+mod admin_page;
 mod bridge;
 mod client;
 mod cluster;

@@ -48,6 +48,11 @@ fn tickets_grow_and_many_mutations_share_a_commit() {
         (1..500).contains(&commits),
         "{commits} commits for 2000 mutations"
     );
+    // Every commit is timed: the histogram counts as many.
+    let latency = store.commit_latency();
+    assert_eq!(latency.count, store.commit_count());
+    assert!(latency.sum_us > 0);
+    assert!(latency.cumulative.windows(2).all(|w| w[0] <= w[1]));
 }
 
 #[test]

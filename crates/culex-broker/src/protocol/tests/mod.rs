@@ -2,6 +2,7 @@
 //! `testing::sim`.
 
 mod acl;
+mod admin;
 mod basic;
 mod problem_info;
 mod shared;

@@ -282,9 +282,11 @@ mod tests {
         let local = Local::connect(&rt.core, &bridge, Instant::now());
         assert!(local.is_ok(), "{:?}", local.err());
         let info = rt.core.client(&bridge.local_client_id).unwrap();
-        assert_eq!(
-            info.subscriptions,
-            [("local/#".to_owned(), culex_codec::QoS::AtLeastOnce)]
-        );
+        let subscriptions: Vec<(&str, culex_codec::QoS)> = info
+            .subscriptions
+            .iter()
+            .map(|s| (s.filter.as_str(), s.options.qos))
+            .collect();
+        assert_eq!(subscriptions, [("local/#", culex_codec::QoS::AtLeastOnce)]);
     }
 }
