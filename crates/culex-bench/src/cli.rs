@@ -60,6 +60,10 @@ pub struct Opts {
     /// Broker port.
     #[arg(short, long, default_value_t = 1883)]
     pub port: u16,
+    /// Subscribers connect to this port of the host instead (another node
+    /// of a cluster, or the far side of a bridge).
+    #[arg(long)]
+    pub sub_port: Option<u16>,
     /// Number of clients (connections, publishers, subscribers or pairs; see each scenario).
     #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..=MAX_CLIENTS as i64))]
     pub clients: Option<u32>,
@@ -238,6 +242,8 @@ pub struct Plan {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// The port subscribers connect to, when not `port`.
+    pub sub_port: Option<u16>,
     /// Idle connections (conn only).
     pub connections: u32,
     /// Publishers.
@@ -394,6 +400,7 @@ impl Plan {
             scenario,
             host: o.host,
             port: o.port,
+            sub_port: o.sub_port,
             connections,
             publishers,
             subscribers,

@@ -119,7 +119,11 @@ pub fn execute(plan: Plan) -> Result<Report, BenchError> {
         .enable_all()
         .build()
         .map_err(BenchError::Runtime)?;
-    runtime.block_on(run::run(plan, addr))
+    let sub_addr = match plan.sub_port {
+        Some(port) => resolve(&plan.host, port, plan.allow_remote)?,
+        None => addr,
+    };
+    runtime.block_on(run::run(plan, addr, sub_addr))
 }
 
 /// Resolves the target, refusing anything outside loopback unless allowed.

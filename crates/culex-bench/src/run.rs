@@ -54,6 +54,8 @@ struct Ctx {
     /// TLS and WebSocket, as the plan asks.
     link: crate::link::LinkKind,
     addr: SocketAddr,
+    /// Where subscribers connect (`addr` unless `--sub-port`).
+    sub_addr: SocketAddr,
     shared: Arc<Shared>,
     control: Arc<Control>,
     alive: AtomicU64,
@@ -103,8 +105,9 @@ impl Setup {
     }
 }
 
-/// Runs `plan` against `addr` (already checked against the loopback rule).
-pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
+/// Runs `plan` against `addr`, its subscribers against `sub_addr` (both
+/// already checked against the loopback rule).
+pub async fn run(plan: Plan, addr: SocketAddr, sub_addr: SocketAddr) -> Result<Report, BenchError> {
     let setup_begin = Instant::now();
     let cpu_start = CpuTime::now();
     let shared = Arc::new(Shared::new());
@@ -115,6 +118,7 @@ pub async fn run(plan: Plan, addr: SocketAddr) -> Result<Report, BenchError> {
     let ctx = Arc::new(Ctx {
         link,
         addr,
+        sub_addr,
         shared: shared.clone(),
         control: control.clone(),
         alive: AtomicU64::new(0),
@@ -376,7 +380,10 @@ async fn client(
         .as_secs()
         .min(u64::from(u16::MAX)) as u16;
     let params = ConnectParams {
-        addr: ctx.addr,
+        addr: match kind {
+            Kind::Subscriber => ctx.sub_addr,
+            _ => ctx.addr,
+        },
         source,
         protocol: plan.protocol.protocol(),
         client_id: &client_id,

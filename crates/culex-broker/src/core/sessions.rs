@@ -243,3 +243,22 @@ impl Sessions {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 }
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        eprintln!("Session {}", std::mem::size_of::<super::Session>());
+        eprintln!(
+            "SessionInner {}",
+            std::mem::size_of::<super::SessionInner>()
+        );
+        eprintln!(
+            "SessionHandle {}",
+            std::mem::size_of::<super::SessionHandle>()
+        );
+        eprintln!(
+            "Message {}",
+            std::mem::size_of::<crate::core::message::Message>()
+        );
+    }
+}

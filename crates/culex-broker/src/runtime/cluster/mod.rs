@@ -23,7 +23,7 @@ pub(crate) mod tickets;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +40,11 @@ use tickets::Tickets;
 
 /// How long to wait between two attempts to reach NATS at start.
 const CONNECT_RETRY: Duration = Duration::from_secs(2);
+
+/// QoS 0 messages waiting to go to NATS at most; beyond it (NATS slower
+/// than the publishers) they are not sent to other nodes, which QoS 0
+/// allows, rather than held without bound.
+const QOS0_BACKLOG: usize = 16_384;
 
 /// How long NATS may be unreachable before local traffic is acknowledged
 /// without it (as long as a stored write is retried).
@@ -76,6 +81,11 @@ pub(crate) struct ClusterLink {
     interest: Mutex<HashMap<String, usize>>,
     jobs: mpsc::UnboundedSender<Job>,
     jobs_rx: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    /// QoS 0 publishes queued in `jobs` (bounded by [`QOS0_BACKLOG`]).
+    qos0_queued: AtomicUsize,
+    /// QoS 0 messages were not sent to other nodes for want of room since
+    /// the backlog last emptied (said once per spell).
+    qos0_dropping: AtomicBool,
     /// The sessions this node owns in the cluster.
     records: records::Records,
 }
@@ -108,6 +118,8 @@ impl ClusterLink {
             interest: Mutex::new(HashMap::new()),
             jobs,
             jobs_rx: Mutex::new(Some(jobs_rx)),
+            qos0_queued: AtomicUsize::new(0),
+            qos0_dropping: AtomicBool::new(false),
             records: records::Records::default(),
         })
     }
@@ -259,6 +271,9 @@ impl ClusterLink {
             };
             match job {
                 Job::Publish(msg, None) => {
+                    if self.qos0_queued.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        self.qos0_dropping.store(false, Ordering::Release);
+                    }
                     let publisher = msg.origin.as_deref().unwrap_or("").to_owned();
                     let carried = wire::to_cluster(&msg, Instant::now());
                     if let Err(e) = node.publish(&carried, &publisher).await {
@@ -362,7 +377,18 @@ impl Cluster for ClusterLink {
             return Durability::Done;
         }
         if msg.qos == culex_codec::QoS::AtMostOnce {
-            let _ = self.jobs.send(Job::Publish(msg.clone(), None));
+            if self.qos0_queued.fetch_add(1, Ordering::AcqRel) >= QOS0_BACKLOG {
+                self.qos0_queued.fetch_sub(1, Ordering::AcqRel);
+                if !self.qos0_dropping.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        "Cluster: NATS is slower than the publishers here: QoS 0 messages are not sent to other nodes until it catches up."
+                    );
+                }
+                return Durability::Done;
+            }
+            if self.jobs.send(Job::Publish(msg.clone(), None)).is_err() {
+                self.qos0_queued.fetch_sub(1, Ordering::AcqRel);
+            }
             return Durability::Done;
         }
         let ticket = self.tickets.issue();
