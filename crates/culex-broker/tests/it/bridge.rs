@@ -433,3 +433,85 @@ fn a_bridge_both_ways_on_everything_does_not_storm() {
     assert_eq!(seen_a, ["x/from-a", "x/from-b"]);
     assert_eq!(seen_b, ["x/from-a", "x/from-b"]);
 }
+
+/// A QoS 0 flood crosses the bridge as it crosses a broker: the link takes
+/// what is left after a full batch (256 KiB) without waiting for the
+/// session's next wake, which a session that stays busy never sends (the
+/// link then stalled until something else woke it, and the flood was
+/// dropped: 0.2% crossed).
+#[test]
+fn a_qos0_flood_crosses_the_bridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = culex(dir.path(), "");
+    let rdir = tempfile::tempdir().unwrap();
+    let local = culex(
+        rdir.path(),
+        &format!(
+            // Room for more than a batch of the link in the session.
+            "max_queued_messages 10000\n\
+             connection flood\naddress 127.0.0.1:{}\ntopic flood/# out 0\n",
+            remote.port()
+        ),
+    );
+    wait_up(local.port());
+    let (mut sub, _) = Raw::connect(remote.port(), "far", true);
+    sub.subscribe(&[("flood/#", QoS::AtMostOnce)]);
+    // The remote's subscription is in place: a probe crosses.
+    let (mut probe, _) = Raw::connect(local.port(), "probe", true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        probe.publish("flood/probe", b"p", QoS::AtMostOnce, false, 0);
+        if sub.try_recv(Duration::from_millis(200)).is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never carried the probe"
+        );
+    }
+    while sub.try_recv(Duration::from_millis(200)).is_some() {}
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 40_000;
+    let port = local.port();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let (mut publ, _) = Raw::connect(port, &format!("flood-{i}"), true);
+                // Many packets per write, as a fast client sends them.
+                let mut batch = Vec::new();
+                for _ in 0..1000 {
+                    let publish = culex_codec::packet::Publish {
+                        dup: false,
+                        qos: QoS::AtMostOnce,
+                        retain: false,
+                        topic: culex_codec::topic::TopicName::new("flood/x").unwrap(),
+                        packet_id: None,
+                        properties: culex_codec::Properties::default(),
+                        payload: &[b'x'; 64],
+                    };
+                    Packet::Publish(publish)
+                        .encode(culex_codec::Protocol::V3_1_1, &mut batch)
+                        .unwrap();
+                }
+                for _ in 0..EACH / 1000 {
+                    publ.send_raw(&batch);
+                }
+                publ.sync();
+            })
+        })
+        .collect();
+    let mut got = 0;
+    let total = PUBLISHERS * EACH;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got < total && Instant::now() < deadline {
+        match sub.try_recv(Duration::from_secs(2)) {
+            Some(_) => got += 1,
+            None => break,
+        }
+    }
+    for p in publishers {
+        p.join().expect("publisher");
+    }
+    // Back-pressure holds the publishers instead of dropping their flood.
+    assert!(got * 10 >= total * 9, "{got} of {total} crossed");
+}

@@ -86,7 +86,7 @@ impl Relay {
         let mut ping_sent: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            self.relay_local(bridge, local, &mut out, now)?;
+            let more = self.relay_local(bridge, local, &mut out, now)?;
             if !out.is_empty() {
                 remote.stream.write_all(&out).await?;
                 out.clear();
@@ -95,6 +95,13 @@ impl Relay {
             }
             if local.is_closed() {
                 return Ok(Ended::Lost);
+            }
+            // The session wakes the link only when it goes from nothing
+            // ready to something: what is left after a full batch is taken
+            // at once, not after the next wake.
+            if more {
+                tokio::task::yield_now().await;
+                continue;
             }
             let ping_due = match ping_sent {
                 Some(at) => at + keepalive,
@@ -160,23 +167,24 @@ impl Relay {
     }
 
     /// Forwards what the local session has for the remote into `out`, and
-    /// answers locally what cannot cross.
+    /// answers locally what cannot cross. `true` when it stopped at the
+    /// batch limit with more to take.
     fn relay_local(
         &mut self,
         bridge: &Bridge,
         local: &mut Local,
         out: &mut BytesMut,
         now: Instant,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<bool, RemoteError> {
         loop {
             while let Some(frame) = local.next_frame() {
                 self.local_frame(bridge, local, frame, out, now);
             }
             if local.is_closed() || !local.poll_transmit(now) && local.output.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             if out.len() >= super::local::HIGH_WATER {
-                return Ok(());
+                return Ok(true);
             }
         }
     }
