@@ -190,7 +190,7 @@ impl Core {
             let mut inner = handle.inner.lock();
             if inner.conn.is_none() {
                 inner.expiry = saved.expiry_interval;
-                inner.disconnected_at = Some(now);
+                inner.since = Some(now);
             }
             let session = &mut inner.session;
             // A persistent session's changes (messages queued for it while

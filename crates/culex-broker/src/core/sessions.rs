@@ -42,7 +42,10 @@ pub(super) struct SessionInner {
     pub listener: usize,
     /// Seconds the session outlives its connection; `None`: forever.
     pub expiry: Option<u32>,
-    pub disconnected_at: Option<Instant>,
+    /// When a connection last took the session (while one holds it) or
+    /// left it (while none does): one field for both, as only one is
+    /// ever needed.
+    pub since: Option<Instant>,
     /// Set once the session has been removed from the map.
     pub ended: bool,
     /// Publishers paused until this session drains (back-pressure).
@@ -59,7 +62,9 @@ pub(super) struct SessionInner {
     pub protocol: Protocol,
     /// The keep-alive the client asked for, in seconds.
     pub keep_alive: u16,
-    pub connected_at: Option<Instant>,
+    /// A connection has held the session (its peer, protocol and
+    /// keep-alive are known).
+    pub has_connected: bool,
     /// An administrator kicked the connection holding the session.
     pub kicked: bool,
 }
@@ -101,7 +106,7 @@ impl SessionHandle {
                 username: None,
                 listener: 0,
                 expiry: Some(0),
-                disconnected_at: None,
+                since: None,
                 ended: false,
                 paused: Lazy::new(),
                 will: None,
@@ -109,7 +114,7 @@ impl SessionHandle {
                 peer: SocketAddr::from(([0, 0, 0, 0], 0)),
                 protocol: Protocol::V3_1_1,
                 keep_alive: 0,
-                connected_at: None,
+                has_connected: false,
                 kicked: false,
             }),
         }
@@ -244,21 +249,13 @@ impl Sessions {
     }
 }
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    /// Every client holds one session handle, in an `Arc` (16 bytes more):
+    /// it must fit jemalloc's 320-byte size class, or each idle client
+    /// pays the next class, 64 bytes more.
     #[test]
-    fn print_sizes() {
-        eprintln!("Session {}", std::mem::size_of::<super::Session>());
-        eprintln!(
-            "SessionInner {}",
-            std::mem::size_of::<super::SessionInner>()
-        );
-        eprintln!(
-            "SessionHandle {}",
-            std::mem::size_of::<super::SessionHandle>()
-        );
-        eprintln!(
-            "Message {}",
-            std::mem::size_of::<crate::core::message::Message>()
-        );
+    fn a_session_handle_fits_its_allocation_class() {
+        let arc = std::mem::size_of::<super::SessionHandle>() + 16;
+        assert!(arc <= 320, "Arc<SessionHandle> is {arc} bytes");
     }
 }

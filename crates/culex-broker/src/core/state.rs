@@ -570,7 +570,7 @@ impl Core {
             inner.session.detach();
             // Nobody waits for a session without a connection.
             resume_all(inner.paused.take_all());
-            inner.disconnected_at = Some(now);
+            inner.since = Some(now);
             let will = inner
                 .will
                 .take()
@@ -791,7 +791,7 @@ impl Core {
         for handle in self.sessions.all() {
             let expired = {
                 let inner = handle.inner.lock();
-                match (inner.conn.is_some(), inner.disconnected_at, inner.expiry) {
+                match (inner.conn.is_some(), inner.since, inner.expiry) {
                     (false, Some(at), Some(secs)) => {
                         now.saturating_duration_since(at) >= Duration::from_secs(u64::from(secs))
                     }
@@ -863,7 +863,8 @@ fn attach(
     inner.peer = claim.peer;
     inner.protocol = claim.protocol;
     inner.keep_alive = claim.keep_alive;
-    inner.connected_at = Some(now);
+    inner.since = Some(now);
+    inner.has_connected = true;
     inner.kicked = false;
     inner.conn = Some(claim.conn.clone());
     (inner.will, inner.will_delay) = match will {
@@ -873,7 +874,6 @@ fn attach(
     inner.username = claim.username.clone();
     inner.listener = claim.listener;
     inner.expiry = claim.expiry;
-    inner.disconnected_at = None;
     inner.session.detach();
     inner.generation
 }
