@@ -449,3 +449,25 @@ fn random_u64() -> u64 {
     );
     hasher.finish()
 }
+
+/// Installs the npm packages of `dir` from its committed lock file
+/// (`npm ci`) unless `package` is already in its `node_modules`.
+pub fn npm_ci(dir: &Path, package: &str) {
+    if dir
+        .join("node_modules")
+        .join(package)
+        .join("package.json")
+        .is_file()
+    {
+        return;
+    }
+    let mut npm = Command::new(tool("npm"));
+    npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(dir);
+    let out = run_with_timeout(&mut npm, Duration::from_secs(180));
+    assert!(
+        out.status.success(),
+        "npm ci in {} failed (scripts/test installs node and npm): {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

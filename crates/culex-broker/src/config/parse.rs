@@ -6,14 +6,17 @@
 //! (persistence, tuning knobs); refused because serving it wrongly would be
 //! worse (bridges, plugins, and what rustls cannot do: PSK, OpenSSL
 //! engines); or unknown, which is an error. A listener's TLS, WebSocket and
-//! PROXY options are read in `transport.rs`.
+//! PROXY options are read in `transport.rs`, culex's own admin HTTP
+//! listener and cluster options in `own.rs`.
 
+mod own;
 mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use self::own::HttpDraft;
 use super::bridge::{is_bridge_option, Bridge, BridgeDraft};
 use super::{
     Config, ConfigError, HttpListener, Limits, Listener, LogConfig, LogDest, Persistence, Security,
@@ -130,15 +133,6 @@ struct Parser {
     bridges: Vec<Bridge>,
     /// The bridge that bridge options apply to (since its `connection`).
     bridge: Option<(BridgeDraft, Loc)>,
-}
-
-/// The admin HTTP listener as read.
-#[derive(Debug, Clone)]
-struct HttpDraft {
-    addr: SocketAddr,
-    certfile: Option<PathBuf>,
-    keyfile: Option<PathBuf>,
-    password_file: Option<PathBuf>,
 }
 
 /// Reads `path` (and its `include_dir`s) into a [`Config`]; `cmd_ports` are
@@ -483,29 +477,8 @@ impl Parser {
                     Duration::from_secs(parse_num::<u64>(option, one(option, rest, loc)?, loc)?);
             }
             "presence_events" => self.presence_events = parse_bool(option, rest, loc)?,
-            // culex's own: a node of a cluster on NATS JetStream.
-            "cluster_servers" => {
-                let servers: Vec<String> = rest
-                    .split([',', ' ', '\t'])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if servers.is_empty() {
-                    return Err(loc.invalid(option, "missing value"));
-                }
-                if let Some(bad) = servers.iter().find(|s| !s.starts_with("nats://")) {
-                    return Err(loc.invalid(option, format!("'{bad}': expected nats://HOST:PORT")));
-                }
-                self.cluster_servers = Some((servers, loc.clone()));
-            }
-            "cluster_node" => {
-                let name = cluster_name(option, rest, 64, loc)?;
-                self.cluster_node = Some((name, loc.clone()));
-            }
-            "cluster_namespace" => {
-                self.cluster_namespace = Some(cluster_name(option, rest, 32, loc)?);
-            }
+
+            o if self.cluster_option(o, rest, loc)? => {}
 
             // Logging.
             "log_dest" => {
@@ -686,77 +659,6 @@ impl Parser {
         Ok(())
     }
 
-    /// `http_listener PORT [ADDRESS]`: the admin HTTP listener, on
-    /// 127.0.0.1 unless an address is given.
-    fn http_listener(&mut self, rest: &str, loc: &Loc) -> Result<(), ConfigError> {
-        let option = "http_listener";
-        if self.http.is_some() {
-            return Err(loc.invalid(option, "only one http_listener may be configured"));
-        }
-        let (port, address) = split_word(without_comment(rest));
-        let port = parse_num::<u16>(option, port, loc)?;
-        let ip = match address {
-            "" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            a if a.contains(char::is_whitespace) => {
-                return Err(loc.invalid(option, format!("too many values in '{rest}'")));
-            }
-            a => resolve(a, option, loc)?
-                .first()
-                .copied()
-                .ok_or_else(|| loc.invalid(option, format!("cannot resolve '{a}'")))?,
-        };
-        self.http = Some(HttpDraft {
-            addr: SocketAddr::new(ip, port),
-            certfile: None,
-            keyfile: None,
-            password_file: None,
-        });
-        self.in_http = true;
-        Ok(())
-    }
-
-    /// An option on the lines after `http_listener`: `certfile` and
-    /// `keyfile` are the HTTP listener's, as is `password_file` with
-    /// `per_listener_settings true`; options of MQTT listeners are refused
-    /// there. `false` for any other option (global ones).
-    fn http_option(&mut self, option: &str, rest: &str, loc: &Loc) -> Result<bool, ConfigError> {
-        let per_listener = self.per_listener_settings;
-        let Some(http) = self.http.as_mut() else {
-            return Ok(false);
-        };
-        let slot = match option {
-            "certfile" => &mut http.certfile,
-            "keyfile" => &mut http.keyfile,
-            "password_file" if per_listener => &mut http.password_file,
-            "acl_file" | "allow_anonymous" | "allow_zero_length_clientid" | "auto_id_prefix"
-                if per_listener =>
-            {
-                return Err(not_http(option, loc));
-            }
-            "mount_point"
-            | "max_connections"
-            | "socket_domain"
-            | "protocol"
-            | "cafile"
-            | "capath"
-            | "crlfile"
-            | "ciphers"
-            | "ciphers_tls1.3"
-            | "tls_version"
-            | "require_certificate"
-            | "use_identity_as_username"
-            | "use_subject_as_username" => {
-                return Err(not_http(option, loc));
-            }
-            _ => return Ok(false),
-        };
-        if slot.is_some() {
-            return Err(loc.invalid(option, "duplicate value in configuration"));
-        }
-        *slot = Some(path_value(option, rest, loc)?);
-        Ok(true)
-    }
-
     /// Reads every `*.conf` file of `dir`, in mosquitto's order.
     fn include_dir(&mut self, dir: &Path, loc: &Loc) -> Result<(), ConfigError> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
@@ -909,14 +811,6 @@ impl Parser {
     }
 }
 
-/// An option of MQTT listeners on the lines of the HTTP listener.
-fn not_http(option: &str, loc: &Loc) -> ConfigError {
-    loc.invalid(
-        option,
-        "not an option of http_listener: put it before http_listener, or after a listener line",
-    )
-}
-
 /// The addresses of a listener's host: an IP address, or a name looked up.
 fn resolve(address: &str, option: &str, loc: &Loc) -> Result<Vec<IpAddr>, ConfigError> {
     if let Ok(ip) = address.parse::<IpAddr>() {
@@ -1052,19 +946,4 @@ fn parse_expiration(option: &str, value: &str, loc: &Loc) -> Result<Duration, Co
         .checked_mul(seconds)
         .map(Duration::from_secs)
         .ok_or_else(bad)
-}
-
-/// A cluster node or namespace name: 1 to `max` of `[A-Za-z0-9_-]` (it
-/// becomes part of NATS subjects and stream names).
-fn cluster_name(option: &str, rest: &str, max: usize, loc: &Loc) -> Result<String, ConfigError> {
-    let name = one(option, rest, loc)?;
-    let valid = !name.is_empty()
-        && name.len() <= max
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid {
-        return Err(loc.invalid(option, format!("1 to {max} of A-Z a-z 0-9 - _")));
-    }
-    Ok(name.to_owned())
 }

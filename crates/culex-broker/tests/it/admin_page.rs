@@ -16,23 +16,7 @@ fn browser_dir() -> PathBuf {
 
 /// Installs playwright-core from the committed lock file unless it is there.
 fn ensure_playwright() {
-    let dir = browser_dir();
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return;
-    }
-    let mut npm = Command::new(tool("npm"));
-    npm.args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir);
-    let out = run_with_timeout(&mut npm, Duration::from_secs(180));
-    assert!(
-        out.status.success(),
-        "npm ci in {} failed (scripts/test installs node and npm): {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    culex_testkit::npm_ci(&browser_dir(), "playwright-core");
 }
 
 /// Sensors publishing every 200 ms: a JSON document and plain numbers.
