@@ -1,7 +1,7 @@
 //! mosquitto's bridge options: a `connection NAME` line starts a bridge,
 //! and the bridge options after it configure that bridge.
 //!
-//! The parser hands every line to [`BridgeDraft::option`] while a bridge
+//! The parser hands every line to `BridgeDraft::option` while a bridge
 //! is open; it knows no file or line (the caller adds them to errors).
 
 use std::path::PathBuf;

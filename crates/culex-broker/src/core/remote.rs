@@ -4,9 +4,9 @@
 //!
 //! A session moves between nodes as a [`SessionSnapshot`], the form the
 //! store restores one from: subscriptions, in-flight and queued messages,
-//! inbound QoS 2 ids. The node that loses it [`Core::export_session`]s it
+//! inbound QoS 2 ids. The node that loses it `Core::export_session`s it
 //! (its connection is kicked, the session ends here without its will); the
-//! node that gains it [`Core::install_session`]s it, before the client's
+//! node that gains it `Core::install_session`s it, before the client's
 //! connection claims it like any local session.
 
 use std::sync::Arc;
