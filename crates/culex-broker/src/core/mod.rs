@@ -21,6 +21,7 @@
 //! the [`cluster::Cluster`] or the [`EventSink`].
 
 pub mod cluster;
+mod compact;
 pub mod drops;
 pub mod lazy;
 pub mod message;
@@ -37,6 +38,7 @@ pub mod subscriptions;
 pub mod topics;
 pub mod wake;
 
+pub(crate) use compact::Moment;
 pub(crate) use route::Origin;
 pub(crate) use sessions::SessionRef;
 pub(crate) use state::{Claim, Leave};

@@ -15,6 +15,7 @@ use std::time::Instant;
 use culex_codec::{QoS, SubscriptionOptions};
 
 use super::cluster::RetainedRequest;
+use super::compact::Moment;
 use super::message::Message;
 use super::session::{Delivery, Exported, SubscriptionEntry};
 use super::sessions::{resume_all, SessionHandle, SessionKey};
@@ -131,15 +132,12 @@ impl Core {
                 conn.kick();
             }
             resume_all(inner.paused.take_all());
-            if shard
-                .get(client_id)
-                .is_some_and(|h| Arc::ptr_eq(h, &handle))
-            {
+            if shard.get(client_id).is_some_and(|e| e.is(&handle)) {
                 shard.remove(client_id);
             }
             let clean = inner.expiry == Some(0);
             let will = inner.will.take().filter(|_| clean);
-            let will = will.map(|w| (w, inner.username.clone(), inner.listener));
+            let will = will.map(|w| (w, inner.username.clone(), inner.listener as usize));
             let subscriptions = subscriptions_of(&inner.session);
             let filters = inner.session.take_subscriptions();
             let Exported {
@@ -190,7 +188,7 @@ impl Core {
             let mut inner = handle.inner.lock();
             if inner.conn.is_none() {
                 inner.expiry = saved.expiry_interval;
-                inner.since = Some(now);
+                inner.since = Moment::at(now);
             }
             let session = &mut inner.session;
             // A persistent session's changes (messages queued for it while

@@ -327,7 +327,7 @@ impl Core {
             let acl = self.acl_active.load(Ordering::Relaxed);
             for delivery in deliveries {
                 if acl
-                    && !self.policy(inner.listener).can_read(
+                    && !self.policy(inner.listener as usize).can_read(
                         &handle.client_id,
                         inner.username.as_deref(),
                         &delivery.msg.topic,

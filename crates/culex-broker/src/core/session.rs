@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use culex_codec::{PacketId, QoS, SubscriptionOptions};
 
+use super::compact::Moment;
 use super::drops::{DropLog, DropReason, Drops};
 use super::lazy::Lazy;
 use super::message::Message;
@@ -151,7 +152,13 @@ pub enum AckError {
 /// One client's session. See the module docs for the call order.
 #[derive(Debug)]
 pub struct Session {
-    limits: SessionLimits,
+    // The limits, flattened so that the small fields pack (an idle
+    // client's session handle must stay in its allocation class).
+    max_inflight: u16,
+    /// `u32::MAX`: no limit.
+    max_queued: u32,
+    /// `u64::MAX`: no limit.
+    max_queued_bytes: u64,
     /// The client's Receive Maximum (5.0), capping the window further.
     client_receive_maximum: u16,
     connected: bool,
@@ -174,7 +181,7 @@ pub struct Session {
     drop_notice: bool,
     queued_bytes: usize,
     /// When the connection last took a packet or acknowledged one.
-    last_progress: Option<Instant>,
+    last_progress: Moment,
     /// Boxed: most sessions journal nothing, and `None` is then 8 bytes.
     #[allow(clippy::box_collection)]
     journal: Option<Box<Vec<Change>>>,
@@ -187,7 +194,13 @@ impl Session {
     /// A new, empty, detached session.
     pub fn new(limits: SessionLimits) -> Session {
         Session {
-            limits,
+            max_inflight: limits.max_inflight,
+            max_queued: limits
+                .max_queued
+                .map_or(u32::MAX, |m| u32::try_from(m).unwrap_or(u32::MAX - 1)),
+            max_queued_bytes: limits
+                .max_queued_bytes
+                .map_or(u64::MAX, |m| u64::try_from(m).unwrap_or(u64::MAX - 1)),
             client_receive_maximum: u16::MAX,
             connected: false,
             next_id: 1,
@@ -202,7 +215,7 @@ impl Session {
             dropping: false,
             drop_notice: false,
             queued_bytes: 0,
-            last_progress: None,
+            last_progress: Moment::NONE,
             journal: None,
             subscriptions: Lazy::new(),
         }
@@ -238,7 +251,7 @@ impl Session {
     /// PUBREL [MQTT-4.4.0-1], then queued messages fill the window.
     pub fn attach(&mut self, client_receive_maximum: u16, now: Instant) {
         self.connected = true;
-        self.last_progress = Some(now);
+        self.last_progress = Moment::at(now);
         self.client_receive_maximum = client_receive_maximum.max(1);
         self.ready.clear();
         self.ready_qos0 = 0;
@@ -267,7 +280,7 @@ impl Session {
 
     /// Resets everything but the limits (a clean start on an old session).
     pub fn clear(&mut self) {
-        let limits = self.limits;
+        let limits = self.limits();
         let journaling = self.journal.is_some();
         *self = Session::new(limits);
         self.set_journaling(journaling);
@@ -359,12 +372,22 @@ impl Session {
     /// Whether one more message of `size` bytes would pass
     /// `max_queued_messages` or `max_queued_bytes`, given what waits.
     fn over_limits(&self, waiting: usize, bytes: usize, size: usize) -> bool {
-        let too_many = self.limits.max_queued.is_some_and(|max| waiting >= max);
-        let too_big = self
-            .limits
+        let limits = self.limits();
+        let too_many = limits.max_queued.is_some_and(|max| waiting >= max);
+        let too_big = limits
             .max_queued_bytes
             .is_some_and(|max| bytes.saturating_add(size) > max);
         too_many || too_big
+    }
+
+    /// The limits the session was made with.
+    fn limits(&self) -> SessionLimits {
+        SessionLimits {
+            max_inflight: self.max_inflight,
+            max_queued: (self.max_queued != u32::MAX).then_some(self.max_queued as usize),
+            max_queued_bytes: (self.max_queued_bytes != u64::MAX)
+                .then(|| usize::try_from(self.max_queued_bytes).unwrap_or(usize::MAX)),
+        }
     }
 
     fn drop_for_limits(&mut self, reason: DropReason) -> Delivered {
@@ -396,7 +419,7 @@ impl Session {
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
         self.record(|| Change::Outbound(id, None));
-        self.last_progress = Some(now);
+        self.last_progress = Moment::at(now);
         self.fill(now);
         Ok(())
     }
@@ -427,7 +450,7 @@ impl Session {
             .ok_or(AckError::NotFound)?;
         self.inflight.remove(pos);
         self.record(|| Change::Outbound(id, None));
-        self.last_progress = Some(now);
+        self.last_progress = Moment::at(now);
         self.fill(now);
         Ok(())
     }
@@ -497,7 +520,7 @@ impl Session {
             taken += 1;
         }
         if taken > 0 {
-            self.last_progress = Some(now);
+            self.last_progress = Moment::at(now);
         }
         if self.dropping && self.backlog() == 0 {
             self.dropping = false;
@@ -516,6 +539,7 @@ impl Session {
         self.connected
             && self
                 .last_progress
+                .get()
                 .is_some_and(|t| now.saturating_duration_since(t) < STALL_AFTER)
     }
 
@@ -537,7 +561,7 @@ impl Session {
     }
 
     fn pause_at(&self) -> usize {
-        match self.limits.max_queued {
+        match self.limits().max_queued {
             Some(max) => max.saturating_sub(max / 4).max(1),
             None => UNLIMITED_PAUSE_AT,
         }
@@ -702,10 +726,10 @@ impl Session {
     }
 
     fn window(&self) -> usize {
-        let ours = if self.limits.max_inflight == 0 {
+        let ours = if self.max_inflight == 0 {
             u16::MAX
         } else {
-            self.limits.max_inflight
+            self.max_inflight
         };
         usize::from(ours.min(self.client_receive_maximum))
     }

@@ -7,14 +7,15 @@
 //! same locks ([`SessionRef`] carries it).
 
 use ::core::net::SocketAddr;
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Instant;
 
 use culex_codec::Protocol;
 use parking_lot::Mutex;
 
+use super::compact::{Moment, PeerAddr};
 use super::lazy::Lazy;
 use super::message::Message;
 use super::session::{Session, SessionLimits};
@@ -39,13 +40,13 @@ pub(super) struct SessionInner {
     /// not detach its successor.
     pub generation: u64,
     pub username: Option<Arc<str>>,
-    pub listener: usize,
+    pub listener: u32,
     /// Seconds the session outlives its connection; `None`: forever.
     pub expiry: Option<u32>,
     /// When a connection last took the session (while one holds it) or
     /// left it (while none does): one field for both, as only one is
     /// ever needed.
-    pub since: Option<Instant>,
+    pub since: Moment,
     /// Set once the session has been removed from the map.
     pub ended: bool,
     /// Publishers paused until this session drains (back-pressure).
@@ -58,7 +59,7 @@ pub(super) struct SessionInner {
     pub will_delay: u32,
     /// What the last connection to claim the session said of itself, for
     /// the admin API (the protocol's connection is parked most of the time).
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     pub protocol: Protocol,
     /// The keep-alive the client asked for, in seconds.
     pub keep_alive: u16,
@@ -106,12 +107,12 @@ impl SessionHandle {
                 username: None,
                 listener: 0,
                 expiry: Some(0),
-                since: None,
+                since: Moment::NONE,
                 ended: false,
                 paused: Lazy::new(),
                 will: None,
                 will_delay: 0,
-                peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                peer: PeerAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))),
                 protocol: Protocol::V3_1_1,
                 keep_alive: 0,
                 has_connected: false,
@@ -158,7 +159,37 @@ impl Hash for SessionKey {
     }
 }
 
-type Shard = Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>;
+/// A session in the map, hashed and compared by its client id, so that the
+/// map needs no key of its own: 8 bytes a session rather than 24.
+#[derive(Debug, Clone)]
+pub(super) struct Entry(Arc<SessionHandle>);
+
+impl Entry {
+    /// Whether this is the session `handle`.
+    pub fn is(&self, handle: &Arc<SessionHandle>) -> bool {
+        Arc::ptr_eq(&self.0, handle)
+    }
+}
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        &self.0.client_id
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.client_id == other.0.client_id
+    }
+}
+impl Eq for Entry {}
+impl Hash for Entry {
+    /// As the client id's `str` hashes, as `Borrow` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.client_id.as_ref().hash(state);
+    }
+}
+
+type Shard = Mutex<HashSet<Entry>>;
 
 /// Sessions by client id.
 pub(super) struct Sessions {
@@ -176,8 +207,8 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     pub fn new() -> Sessions {
         Sessions {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            fallback: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            fallback: Mutex::new(HashSet::new()),
         }
     }
 
@@ -221,25 +252,28 @@ impl Sessions {
         existing: impl FnOnce(&SessionHandle),
     ) -> (Arc<SessionHandle>, bool) {
         let mut shard = self.shard(client_id).lock();
-        if let Some(h) = shard.get(client_id) {
+        if let Some(Entry(h)) = shard.get(&**client_id) {
             existing(h);
             return (h.clone(), true);
         }
         let h = Arc::new(SessionHandle::new(client_id.clone(), limits));
-        shard.insert(client_id.clone(), h.clone());
+        shard.insert(Entry(h.clone()));
         (h, false)
     }
 
     /// The session of `client_id`, if there is one.
     pub fn get(&self, client_id: &str) -> Option<Arc<SessionHandle>> {
-        self.shard(client_id).lock().get(client_id).cloned()
+        self.shard(client_id)
+            .lock()
+            .get(client_id)
+            .map(|e| e.0.clone())
     }
 
     /// Every session.
     pub fn all(&self) -> Vec<Arc<SessionHandle>> {
         self.shards
             .iter()
-            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .flat_map(|s| s.lock().iter().map(|e| e.0.clone()).collect::<Vec<_>>())
             .collect()
     }
 
@@ -251,11 +285,11 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     /// Every client holds one session handle, in an `Arc` (16 bytes more):
-    /// it must fit jemalloc's 320-byte size class, or each idle client
+    /// it must fit jemalloc's 256-byte size class, or each idle client
     /// pays the next class, 64 bytes more.
     #[test]
     fn a_session_handle_fits_its_allocation_class() {
         let arc = std::mem::size_of::<super::SessionHandle>() + 16;
-        assert!(arc <= 320, "Arc<SessionHandle> is {arc} bytes");
+        assert!(arc <= 256, "Arc<SessionHandle> is {arc} bytes");
     }
 }

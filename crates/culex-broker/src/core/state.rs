@@ -11,6 +11,7 @@ use culex_codec::{PacketId, Protocol, SubscriptionOptions};
 use parking_lot::{Mutex, RwLock};
 
 use super::cluster::Cluster;
+use super::compact::Moment;
 use super::drops::DropReason;
 use super::message::Message;
 use super::retained::RetainedTree;
@@ -570,11 +571,15 @@ impl Core {
             inner.session.detach();
             // Nobody waits for a session without a connection.
             resume_all(inner.paused.take_all());
-            inner.since = Some(now);
-            let will = inner
-                .will
-                .take()
-                .map(|w| (w, inner.will_delay, inner.username.clone(), inner.listener));
+            inner.since = Moment::at(now);
+            let will = inner.will.take().map(|w| {
+                (
+                    w,
+                    inner.will_delay,
+                    inner.username.clone(),
+                    inner.listener as usize,
+                )
+            });
             (inner.expiry == Some(0), will)
         };
         self.events.event(Event::Disconnected {
@@ -657,11 +662,8 @@ impl Core {
             }
             inner.ended = true;
             resume_all(inner.paused.take_all());
-            if shard
-                .get(&handle.client_id)
-                .is_some_and(|h| Arc::ptr_eq(h, handle))
-            {
-                shard.remove(&handle.client_id);
+            if shard.get(&*handle.client_id).is_some_and(|e| e.is(handle)) {
+                shard.remove(&*handle.client_id);
             }
             inner.session.take_subscriptions()
         };
@@ -756,7 +758,7 @@ impl Core {
                 inner
                     .will
                     .take()
-                    .map(|w| (w, inner.username.clone(), inner.listener))
+                    .map(|w| (w, inner.username.clone(), inner.listener as usize))
             };
             if let Some((will, username, listener)) = fired {
                 self.fire_will(&handle.client_id, username.as_deref(), listener, *will, now);
@@ -791,7 +793,7 @@ impl Core {
         for handle in self.sessions.all() {
             let expired = {
                 let inner = handle.inner.lock();
-                match (inner.conn.is_some(), inner.since, inner.expiry) {
+                match (inner.conn.is_some(), inner.since.get(), inner.expiry) {
                     (false, Some(at), Some(secs)) => {
                         now.saturating_duration_since(at) >= Duration::from_secs(u64::from(secs))
                     }
@@ -846,7 +848,7 @@ fn take_over(
     let old_clean = inner.expiry == Some(0);
     let will = inner.will.take().filter(|_| old_clean || clean_start);
     (
-        will.map(|w| (w, inner.username.clone(), inner.listener)),
+        will.map(|w| (w, inner.username.clone(), inner.listener as usize)),
         true,
     )
 }
@@ -860,10 +862,10 @@ fn attach(
     now: Instant,
 ) -> u64 {
     inner.generation = inner.generation.wrapping_add(1);
-    inner.peer = claim.peer;
+    inner.peer = claim.peer.into();
     inner.protocol = claim.protocol;
     inner.keep_alive = claim.keep_alive;
-    inner.since = Some(now);
+    inner.since = Moment::at(now);
     inner.has_connected = true;
     inner.kicked = false;
     inner.conn = Some(claim.conn.clone());
@@ -872,7 +874,8 @@ fn attach(
         None => (None, 0),
     };
     inner.username = claim.username.clone();
-    inner.listener = claim.listener;
+    // Listeners are few: an index fits.
+    inner.listener = u32::try_from(claim.listener).unwrap_or(u32::MAX);
     inner.expiry = claim.expiry;
     inner.session.detach();
     inner.generation
