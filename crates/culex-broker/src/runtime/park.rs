@@ -34,6 +34,11 @@ const PARKING: u32 = 1;
 const PARKED: u32 = 2;
 const MODE: u32 = 3;
 const WOKEN: u32 = 4;
+/// What a wake may be for, kept beside the mode (one word for all: the
+/// connection's signal then fits a 64-byte allocation).
+const KICKED: u32 = 8;
+const RESUME: u32 = 16;
+const FLAGS: u32 = KICKED | RESUME;
 
 /// The parker's own wake-up (new records or wakes in the inbox).
 const INBOX: mio::Token = mio::Token(usize::MAX);
@@ -71,24 +76,20 @@ impl ParkedConn {
     }
 }
 
-/// How the core and the parker reach one connection: its [`Wake`], and
-/// the flags a wake may be for.
+/// How the core and the parker reach one connection: its [`Wake`], whose
+/// state word also holds what a wake may be for: another connection took
+/// the session over (`KICKED`), or a session this connection's publishes
+/// were paused for has drained (`RESUME`).
 #[derive(Debug)]
 pub(crate) struct ConnSignal {
     /// Reaches the connection whether its task runs or it is parked.
     pub wake: Wake,
-    /// Another connection took the session over.
-    kicked: AtomicBool,
-    /// A session this connection's publishes were paused for has drained.
-    resume: AtomicBool,
 }
 
 impl ConnSignal {
     pub fn new(parker: Arc<Parker>) -> ConnSignal {
         ConnSignal {
             wake: Wake::new(parker),
-            kicked: AtomicBool::new(false),
-            resume: AtomicBool::new(false),
         }
     }
 }
@@ -98,18 +99,18 @@ impl Waker for ConnSignal {
         self.wake.notify_one();
     }
     fn kick(&self) {
-        self.kicked.store(true, Ordering::Release);
+        self.wake.state.fetch_or(KICKED, Ordering::SeqCst);
         self.wake.notify_one();
     }
     fn resume(&self) {
-        self.resume.store(true, Ordering::Release);
+        self.wake.state.fetch_or(RESUME, Ordering::SeqCst);
         self.wake.notify_one();
     }
     fn is_kicked(&self) -> bool {
-        self.kicked.load(Ordering::Acquire)
+        self.wake.state.load(Ordering::Acquire) & KICKED != 0
     }
     fn take_resume(&self) -> bool {
-        self.resume.swap(false, Ordering::AcqRel)
+        self.wake.state.fetch_and(!RESUME, Ordering::AcqRel) & RESUME != 0
     }
 }
 
@@ -156,18 +157,36 @@ impl Wake {
 
     /// The task is about to check that nothing is pending before parking.
     pub fn begin_park(&self) {
-        // A swap, not a store: it reads the last wake's `fetch_or`, so what
-        // that waker set before waking is visible to the checks that follow.
-        self.state.swap(PARKING, Ordering::SeqCst);
+        // A read-modify-write, not a store: it reads the last wake's
+        // `fetch_or`, so what that waker set before waking is visible to
+        // the checks that follow.
+        self.set_mode(PARKING);
     }
 
     /// The task found something to do and stays; a wake that came while it
     /// was checking is delivered to it now.
     pub fn cancel_park(&self) {
-        let prev = self.state.swap(RUNNING, Ordering::SeqCst);
+        let prev = self.set_mode(RUNNING);
         if prev & WOKEN != 0 {
             self.notify.notify_one();
         }
+    }
+
+    /// Sets the mode and clears `WOKEN`, keeping the flags; the state
+    /// before.
+    fn set_mode(&self, mode: u32) -> u32 {
+        self.replace_mode(|_| Some(mode))
+            .unwrap_or_else(|prev| prev)
+    }
+
+    /// Moves to the mode `to` returns for the mode and `WOKEN` bits,
+    /// clearing `WOKEN` and keeping the flags; the state before, `Err` when
+    /// `to` said no.
+    fn replace_mode(&self, to: impl Fn(u32) -> Option<u32>) -> Result<u32, u32> {
+        self.state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                to(s & !FLAGS).map(|mode| mode | (s & FLAGS))
+            })
     }
 
     fn key(&self) -> usize {
@@ -300,8 +319,7 @@ impl Parker {
         let wake = parked.wake();
         if inbox.stop
             || wake
-                .state
-                .compare_exchange(PARKING, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+                .replace_mode(|s| (s == PARKING).then_some(PARKED))
                 .is_err()
         {
             drop(inbox);
@@ -527,10 +545,52 @@ impl ParkerThread {
 
     fn spawn(&self, parked: ParkedConn) {
         // Running again: from here on a wake notifies the task, which starts
-        // by looking at everything a wake may have been for. A swap, so that
-        // what an earlier waker set is visible to the task.
-        parked.wake().state.swap(RUNNING, Ordering::SeqCst);
+        // by looking at everything a wake may have been for. A
+        // read-modify-write, so that what an earlier waker set is visible
+        // to the task.
+        parked.wake().set_mode(RUNNING);
         let first_pass = self.parker.first_pass();
         (self.resume)(parked, first_pass);
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds one signal, in an `Arc` (16 bytes more): it
+    /// must fit jemalloc's 64-byte size class, or each idle client pays
+    /// the next class, 16 bytes more.
+    #[test]
+    fn a_connection_signal_fits_its_allocation_class() {
+        let arc = std::mem::size_of::<ConnSignal>() + 16;
+        assert!(arc <= 64, "Arc<ConnSignal> is {arc} bytes");
+    }
+
+    /// The flags a wake is for live beside the mode: moving between modes
+    /// keeps them, and taking one clears only it.
+    #[test]
+    fn flags_survive_the_mode_changes_of_parking() {
+        let (parker, _poll) = Parker::new();
+        let signal = ConnSignal::new(parker);
+        signal.kick();
+        signal.resume();
+        signal.wake.begin_park();
+        assert_eq!(signal.wake.state.load(Ordering::SeqCst) & !FLAGS, PARKING);
+        assert!(signal
+            .wake
+            .replace_mode(|s| (s == PARKING).then_some(PARKED))
+            .is_ok());
+        signal.wake.set_mode(RUNNING);
+        assert!(signal.is_kicked());
+        assert!(signal.take_resume());
+        assert!(!signal.take_resume());
+        assert!(signal.is_kicked());
+        // A wake while parking keeps the task: the move to PARKED fails.
+        signal.wake.begin_park();
+        signal.wake();
+        assert!(signal
+            .wake
+            .replace_mode(|s| (s == PARKING).then_some(PARKED))
+            .is_err());
     }
 }
