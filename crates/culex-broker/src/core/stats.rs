@@ -57,6 +57,11 @@ impl ListenerStats {
         load(&self.connects, protocol_index(protocol))
     }
 
+    /// Clients connected through this listener now, any protocol.
+    pub fn connected_all(&self) -> u64 {
+        PROTOCOLS.iter().map(|&p| self.connected(p)).sum()
+    }
+
     /// Clients connected through this listener with `protocol` now.
     pub fn connected(&self, protocol: Protocol) -> u64 {
         let n = self

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,8 +135,9 @@ pub(crate) async fn accept_loop(rt: Arc<Runtime>, listener: Listener, index: usi
         };
         match accepted {
             Ok((socket, peer)) => {
-                let current = rt.core.stats().connected.load(Ordering::Relaxed);
-                if max_connections.is_some_and(|max| current >= max) {
+                // Per listener, counted from accept, as in mosquitto: a
+                // socket that never sends CONNECT holds its place too.
+                if max_connections.is_some_and(|max| rt.listener_load(index) >= max) {
                     tracing::info!(
                         "Client connection from {} denied: max_connections exceeded.",
                         peer.host()
@@ -145,6 +145,7 @@ pub(crate) async fn accept_loop(rt: Arc<Runtime>, listener: Listener, index: usi
                     drop(socket);
                     continue;
                 }
+                rt.begin_handshake(index);
                 // Spawned as is: a wrapping `async move` block would keep
                 // the arguments beside the connection's own state.
                 tokio::spawn(super::serve::run(rt.clone(), socket, peer, index, port));

@@ -106,6 +106,7 @@ pub(crate) async fn run(rt: Arc<Runtime>, socket: Socket, peer: Peer, listener: 
         }
         Err(_) => false,
     };
+    conn.rt.end_handshake(listener);
     if !accepted {
         Box::pin(conn.final_flush()).await;
         return;
@@ -139,6 +140,7 @@ fn accepted(
         Some(Ok(Some(layers))) => Transport::layered(socket, layers),
         Some(Err(e)) => {
             tracing::error!("Error: unable to start TLS for {peer}: {e}");
+            rt.end_handshake(listener);
             return None;
         }
     };

@@ -2,7 +2,7 @@
 //! each listener's transport layers, the handshake permits and the
 //! shutdown signals.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use culex_transport::Acceptor;
@@ -28,6 +28,10 @@ pub(crate) struct Runtime {
     /// so a flood of handshakes cannot keep established connections from
     /// being served.
     handshakes: Semaphore,
+    /// Each listener's accepted connections whose CONNECT is not yet
+    /// settled, by listener index: with the clients connected through it,
+    /// what `max_connections` counts (as mosquitto counts from accept).
+    handshaking: Vec<AtomicUsize>,
     /// Set when shutdown starts: listeners and background tasks stop.
     pub shutdown: watch::Receiver<bool>,
     /// Connections close: set once the wills of every connected client
@@ -56,11 +60,13 @@ impl Runtime {
             .map_or(1, |h| h.metrics().num_workers())
             .saturating_sub(1)
             .max(1);
+        let handshaking = acceptors.iter().map(|_| AtomicUsize::new(0)).collect();
         Runtime {
             core,
             parker,
             cluster: None,
             acceptors,
+            handshaking,
             handshakes: Semaphore::new(workers),
             shutdown,
             closing: AtomicBool::new(false),
@@ -76,6 +82,39 @@ impl Runtime {
     /// Every listener's layers, by index.
     pub fn acceptors(&self) -> &[Option<Acceptor>] {
         &self.acceptors
+    }
+
+    /// The connections listener `index` holds: connected clients, and
+    /// those accepted and not yet through their handshake.
+    pub fn listener_load(&self, index: usize) -> usize {
+        let connected = self
+            .core
+            .stats()
+            .listeners()
+            .get(index)
+            .map_or(0, |l| l.connected_all());
+        let handshaking = self
+            .handshaking
+            .get(index)
+            .map_or(0, |n| n.load(Ordering::Relaxed));
+        usize::try_from(connected)
+            .unwrap_or(usize::MAX)
+            .saturating_add(handshaking)
+    }
+
+    /// A connection accepted on listener `index` starts its handshake.
+    pub fn begin_handshake(&self, index: usize) {
+        if let Some(n) = self.handshaking.get(index) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection [`Runtime::begin_handshake`] counted is through its
+    /// handshake (connected or not): exactly once per begin.
+    pub fn end_handshake(&self, index: usize) {
+        if let Some(n) = self.handshaking.get(index) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// A turn to run one handshake step (see `handshakes`); `None` only if

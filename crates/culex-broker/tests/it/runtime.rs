@@ -35,6 +35,71 @@ fn max_connections_is_enforced() {
     assert!(matches!(first.recv().packet(), Packet::PingResp));
 }
 
+/// `max_connections` counts from accept, per listener, as mosquitto does:
+/// sockets that have not sent CONNECT hold their places, and give them back
+/// when they close.
+#[test]
+fn max_connections_counts_connections_from_accept() {
+    let mut config = local_config();
+    config.limits.max_connections = Some(2);
+    let broker = BrokerThread::start_with(config);
+    let silent = Raw::open(broker.port(), Protocol::V3_1_1);
+    let mut quiet = Raw::open(broker.port(), Protocol::V3_1_1);
+    // Both are accepted before the third arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = Raw::open(broker.port(), Protocol::V3_1_1);
+    assert!(
+        third.is_closed_within(Duration::from_secs(2)),
+        "a third socket while two wait for CONNECT"
+    );
+    let (present, reason) = quiet.handshake(ConnectOpts {
+        client_id: "quiet",
+        ..ConnectOpts::default()
+    });
+    assert!(!present);
+    assert_eq!(
+        reason,
+        ReasonCode::Success,
+        "a counted socket may still connect"
+    );
+    drop(silent);
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut again, _) = Raw::connect(broker.port(), "again", true);
+    again.send(&Packet::PingReq);
+    assert!(
+        matches!(again.recv().packet(), Packet::PingResp),
+        "the closed socket's place is free again"
+    );
+}
+
+/// Each listener has its own `max_connections`.
+#[test]
+fn max_connections_is_per_listener() {
+    let ports = [culex_testkit::free_port(), culex_testkit::free_port()];
+    let mut config = local_config();
+    config.listeners = ports
+        .iter()
+        .map(|&port| Listener {
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            port,
+            max_connections: Some(1),
+            security: None,
+            mount_point: None,
+            unix_path: None,
+            transport: Default::default(),
+        })
+        .collect();
+    let _broker = BrokerThread::start_with(config);
+    let (mut one, _) = Raw::connect(ports[0], "one", true);
+    let (mut two, _) = Raw::connect(ports[1], "two", true);
+    for c in [&mut one, &mut two] {
+        c.send(&Packet::PingReq);
+        assert!(matches!(c.recv().packet(), Packet::PingResp));
+    }
+    let mut over = Raw::open(ports[0], Protocol::V3_1_1);
+    assert!(over.is_closed_within(Duration::from_secs(2)));
+}
+
 /// Reloading the policy (what SIGHUP does) applies a new password file to new
 /// connections and leaves existing ones connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
