@@ -10,18 +10,16 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// An optional [`Instant`]: nanoseconds from a process-wide origin,
-/// negative before it, `i64::MIN` for none. Exact for any instant within
-/// 292 years of the origin (all a process ever sees).
+/// An optional [`Instant`]: nanoseconds from a process-wide origin (the
+/// first instant ever stored: the core reads no clock), negative before
+/// it, `i64::MIN` for none. Exact for any instant within 292 years of the
+/// origin (all a process ever sees).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Moment(i64);
 
 const NONE: i64 = i64::MIN;
 
-fn origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
-}
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
 impl Moment {
     /// No instant.
@@ -29,7 +27,7 @@ impl Moment {
 
     /// The instant `t`.
     pub fn at(t: Instant) -> Moment {
-        let origin = origin();
+        let origin = *ORIGIN.get_or_init(|| t);
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         Moment(match t.checked_duration_since(origin) {
             Some(after) => nanos(after),
@@ -43,7 +41,8 @@ impl Moment {
         if self.0 == NONE {
             return None;
         }
-        let origin = origin();
+        // Set by the `at` that made this moment.
+        let origin = *ORIGIN.get()?;
         let d = Duration::from_nanos(self.0.unsigned_abs());
         Some(if self.0 >= 0 {
             origin.checked_add(d).unwrap_or(origin)
@@ -120,7 +119,7 @@ mod tests {
     #[test]
     fn instants_before_and_after_the_origin_come_back_exactly() {
         let now = Instant::now();
-        let _ = origin();
+        let _ = Moment::at(now);
         for t in [
             now,
             now + Duration::from_nanos(1),

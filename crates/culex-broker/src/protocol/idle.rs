@@ -91,8 +91,8 @@ impl Connection {
 }
 
 impl Idle {
-    /// The connection again, woken through `signal`.
-    pub fn resume(self, core: Arc<Core>, signal: ConnWaker) -> Connection {
+    /// The connection again, woken through `signal` at `now`.
+    pub fn resume(self, core: Arc<Core>, signal: ConnWaker, now: Instant) -> Connection {
         let Idle {
             session,
             last_seen,
@@ -112,7 +112,7 @@ impl Idle {
         } = rare.map(|r| *r).unwrap_or_default();
         // Only the handshake's log lines and its back-off use the address.
         let peer = SocketAddr::from(([0, 0, 0, 0], 0));
-        let last_seen = last_seen.get().unwrap_or_else(Instant::now);
+        let last_seen = last_seen.get().unwrap_or(now);
         let mut conn = Connection::new(core, usize::from(listener), peer, signal, last_seen);
         conn.protocol = protocol;
         conn.client_id = session.client_id().clone();

@@ -177,7 +177,7 @@ pub(crate) async fn resume(rt: Arc<Runtime>, parked: ParkedConn, first_pass: Fir
     // closed is then done within this one poll.
     let (rbuf, closed) = read_ahead(&rt, &mut stream);
     let waker: ConnWaker = signal.clone();
-    let proto = idle.resume(rt.core.clone(), waker);
+    let proto = idle.resume(rt.core.clone(), waker, Instant::now());
     let conn = Box::new(Conn {
         rt,
         stream,
