@@ -14,6 +14,14 @@ use super::ClusterLink;
 /// How far before a lost NATS connection the recovery reads back.
 const RECOVER_MARGIN: Duration = Duration::from_secs(2);
 
+/// How long a failed recovery is tried again: right after a NATS server is
+/// lost, JetStream elects new leaders and requests time out for a while
+/// (4–6 s measured), and a recovery given up loses what it was to fill.
+const RECOVER_FOR: Duration = Duration::from_secs(120);
+
+/// The first pause before trying a recovery again (doubling up to 5 s).
+const RECOVER_RETRY: Duration = Duration::from_millis(500);
+
 /// How long a kick waits for the round trip that flushes earlier messages.
 const KICK_BARRIER: Duration = Duration::from_millis(500);
 
@@ -83,14 +91,8 @@ async fn handle(link: &Arc<ClusterLink>, node: &Node, event: Event) {
             let since = *link.down_since.lock();
             link.set_up(true);
             if let Some(since) = since {
-                let node = node.clone();
-                tokio::spawn(async move {
-                    let from = since.checked_sub(RECOVER_MARGIN).unwrap_or(since);
-                    match node.recover_routed(from).await {
-                        Ok(n) => tracing::info!("Cluster: {n} messages missed meanwhile recovered."),
-                        Err(e) => tracing::warn!("Cluster: missed messages not recovered: {e}"),
-                    }
-                });
+                let from = since.checked_sub(RECOVER_MARGIN).unwrap_or(since);
+                tokio::spawn(recover(node.clone(), from));
             }
         }
         Event::Disconnected => {
@@ -107,6 +109,30 @@ async fn handle(link: &Arc<ClusterLink>, node: &Node, event: Event) {
         // Handled where the inbound channel is at hand (`run`).
         Event::Kick(request) => request.reply(KickReply::NotConnected),
         Event::Adopted(adoption) => adopt(link, node, *adoption).await,
+    }
+}
+
+/// Passes on what this node missed since `from` while its NATS connection
+/// was down, trying again for [`RECOVER_FOR`] when NATS cannot answer yet.
+async fn recover(node: Node, from: std::time::SystemTime) {
+    let give_up = Instant::now() + RECOVER_FOR;
+    let mut pause = RECOVER_RETRY;
+    loop {
+        match node.recover_routed(from).await {
+            Ok(n) => {
+                tracing::info!("Cluster: {n} messages missed meanwhile recovered.");
+                return;
+            }
+            Err(e) if Instant::now() + pause < give_up => {
+                tracing::info!("Cluster: recovering missed messages: {e}; trying again.");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!("Cluster: missed messages not recovered: {e}");
+                return;
+            }
+        }
     }
 }
 
