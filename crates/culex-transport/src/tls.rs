@@ -589,11 +589,7 @@ impl TlsLayer {
                     step
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    match fill(out, 1024, |buf| match encode.encode(buf) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
-                        Err(_) => Err(None),
-                    }) {
+                    match encode_record(out, 1024, &mut encode) {
                         Ok(()) => Step::Continue,
                         Err(()) => {
                             Step::Failed(rustls::Error::General("encoding a record failed".into()))
@@ -666,11 +662,7 @@ impl TlsLayer {
                     }
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    match fill(out, 1024, |buf| match encode.encode(buf) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
-                        Err(_) => Err(None),
-                    }) {
+                    match encode_record(out, 1024, &mut encode) {
                         Ok(()) => Step::Continue,
                         Err(()) => {
                             Step::Failed(rustls::Error::General("encoding a record failed".into()))
@@ -724,12 +716,7 @@ impl TlsLayer {
                     true
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    fill(out, 1024, |buf| match encode.encode(buf) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
-                        Err(_) => Err(None),
-                    })
-                    .is_err()
+                    encode_record(out, 1024, &mut encode).is_err()
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     transmit.done();
@@ -758,16 +745,25 @@ impl TlsLayer {
             let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state else {
                 return;
             };
-            let encoded = fill(out, 64, |buf| match encode.encode(buf) {
-                Ok(n) => Ok(n),
-                Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
-                Err(_) => Err(None),
-            });
+            let encoded = encode_record(out, 64, &mut encode);
             if encoded.is_err() {
                 return;
             }
         }
     }
+}
+
+/// Appends the record rustls has ready to `out` (see [`fill`]).
+fn encode_record(
+    out: &mut BytesMut,
+    guess: usize,
+    encode: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
+) -> Result<(), ()> {
+    fill(out, guess, |buf| match encode.encode(buf) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
+        Err(_) => Err(None),
+    })
 }
 
 /// Appends to `out` what `write` puts into a slice: first `guess` bytes of
