@@ -497,6 +497,29 @@ impl std::fmt::Debug for TlsLayer {
     }
 }
 
+/// Appends the application data of every record `$records` holds to
+/// `$up`, counting what it consumed into `$discard`; the step that
+/// follows. (A macro: rustls's `ReadTraffic` and `ReadEarlyData` share no
+/// trait, and each record borrows the iterator.)
+macro_rules! read_records {
+    ($records:ident, $discard:ident, $up:ident) => {{
+        let mut step = Step::Continue;
+        while let Some(record) = $records.next_record() {
+            match record {
+                Ok(record) => {
+                    $discard += record.discard;
+                    $up.extend_from_slice(record.payload);
+                }
+                Err(e) => {
+                    step = Step::Failed(e);
+                    break;
+                }
+            }
+        }
+        step
+    }};
+}
+
 enum Step {
     Continue,
     Wait,
@@ -555,38 +578,12 @@ impl TlsLayer {
             let step = match status.state {
                 Err(e) => Step::Failed(e),
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    let mut step = Step::Continue;
-                    while let Some(record) = traffic.next_record() {
-                        match record {
-                            Ok(record) => {
-                                discard += record.discard;
-                                up.extend_from_slice(record.payload);
-                            }
-                            Err(e) => {
-                                step = Step::Failed(e);
-                                break;
-                            }
-                        }
-                    }
-                    step
+                    read_records!(traffic, discard, up)
                 }
                 // Early data is never enabled; should rustls offer some, it
                 // is read like any other data.
                 Ok(ConnectionState::ReadEarlyData(mut early)) => {
-                    let mut step = Step::Continue;
-                    while let Some(record) = early.next_record() {
-                        match record {
-                            Ok(record) => {
-                                discard += record.discard;
-                                up.extend_from_slice(record.payload);
-                            }
-                            Err(e) => {
-                                step = Step::Failed(e);
-                                break;
-                            }
-                        }
-                    }
-                    step
+                    read_records!(early, discard, up)
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     match encode_record(out, 1024, &mut encode) {
