@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use culex_codec::{Protocol, QoS};
+use culex_codec::{Protocol, QoS, SubscriptionOptions};
 
 /// One `connection` block: a link to a remote broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,34 @@ pub enum Direction {
     In,
     /// Both.
     Both,
+}
+
+impl Bridge {
+    /// The subscriptions one end of the bridge makes: on this broker
+    /// (`local`) for the topics that go out, on the remote for those that
+    /// come in. What the bridge sends must not come back, and retain flags
+    /// cross as published: 5.0 says so in the options, 3.x has no such
+    /// options (the bridge bit asks for them).
+    pub fn subscriptions(&self, local: bool) -> Vec<(String, SubscriptionOptions)> {
+        self.topics
+            .iter()
+            .filter(|t| if local { t.goes_out() } else { t.comes_in() })
+            .map(|t| {
+                let options = SubscriptionOptions {
+                    qos: t.qos,
+                    no_local: self.protocol.is_v5(),
+                    retain_as_published: self.protocol.is_v5(),
+                    ..SubscriptionOptions::default()
+                };
+                let filter = if local {
+                    t.local_filter()
+                } else {
+                    t.remote_filter()
+                };
+                (filter, options)
+            })
+            .collect()
+    }
 }
 
 /// A `topic` line.

@@ -139,21 +139,7 @@ impl Local {
     }
 
     fn subscribe(&mut self, bridge: &Bridge, now: Instant) -> Result<(), LocalError> {
-        let filters: Vec<(String, SubscriptionOptions)> = bridge
-            .topics
-            .iter()
-            .filter(|t| t.goes_out())
-            .map(|t| {
-                let options = SubscriptionOptions {
-                    qos: t.qos,
-                    // 3.x has no such options: the bridge bit asks for them.
-                    no_local: bridge.protocol.is_v5(),
-                    retain_as_published: bridge.protocol.is_v5(),
-                    ..SubscriptionOptions::default()
-                };
-                (t.local_filter(), options)
-            })
-            .collect();
+        let filters = bridge.subscriptions(true);
         if filters.is_empty() {
             return Ok(());
         }

@@ -169,22 +169,7 @@ impl Remote {
     }
 
     async fn subscribe(&mut self, bridge: &Bridge) -> Result<(), RemoteError> {
-        let filters: Vec<(String, SubscriptionOptions)> = bridge
-            .topics
-            .iter()
-            .filter(|t| t.comes_in())
-            .map(|t| {
-                let options = SubscriptionOptions {
-                    qos: t.qos,
-                    // What this bridge sends the remote must not come back.
-                    // 3.x has no such options: the bridge bit asks for them.
-                    no_local: bridge.protocol.is_v5(),
-                    retain_as_published: bridge.protocol.is_v5(),
-                    ..SubscriptionOptions::default()
-                };
-                (t.remote_filter(), options)
-            })
-            .collect();
+        let filters = bridge.subscriptions(false);
         let list: Vec<(TopicFilter<'_>, SubscriptionOptions)> = filters
             .iter()
             .filter_map(|(f, o)| TopicFilter::new(f).ok().map(|f| (f, *o)))
@@ -220,40 +205,17 @@ impl Remote {
     /// Once connected: the bridge's state, `1`, retained on the remote
     /// (`notifications`; its will says `0`).
     pub async fn announce(remote: &mut Remote, bridge: &Bridge) -> Result<(), RemoteError> {
-        if !bridge.notifications || bridge.notifications_local_only {
-            return Ok(());
+        match state_notification(bridge, b"1") {
+            Some(state) => remote.send(&state, bridge).await,
+            None => Ok(()),
         }
-        let Ok(topic) = TopicName::new(&bridge.notification_topic) else {
-            return Ok(());
-        };
-        let state = Packet::Publish(culex_codec::packet::Publish {
-            dup: false,
-            qos: QoS::AtMostOnce,
-            retain: true,
-            topic,
-            packet_id: None,
-            properties: Properties::default(),
-            payload: b"1",
-        });
-        remote.send(&state, bridge).await
     }
 
     /// At shutdown: `0` on the remote (a normal DISCONNECT sends no will),
     /// then DISCONNECT.
     pub async fn goodbye(remote: &mut Remote, bridge: &Bridge) {
-        if bridge.notifications && !bridge.notifications_local_only {
-            if let Ok(topic) = TopicName::new(&bridge.notification_topic) {
-                let state = Packet::Publish(culex_codec::packet::Publish {
-                    dup: false,
-                    qos: QoS::AtMostOnce,
-                    retain: true,
-                    topic,
-                    packet_id: None,
-                    properties: Properties::default(),
-                    payload: b"0",
-                });
-                let _ = remote.send(&state, bridge).await;
-            }
+        if let Some(state) = state_notification(bridge, b"0") {
+            let _ = remote.send(&state, bridge).await;
         }
         let disconnect = Packet::Disconnect(culex_codec::packet::Disconnect {
             reason: ReasonCode::Success,
@@ -391,6 +353,24 @@ fn read_key(path: &std::path::Path) -> Result<rustls::pki_types::PrivateKeyDer<'
     rustls_pemfile::private_key(&mut reader)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .ok_or_else(|| format!("{}: no private key", path.display()))
+}
+
+/// The retained PUBLISH of the bridge's state (`1` or `0`) on the remote,
+/// when notifications go there.
+fn state_notification<'a>(bridge: &'a Bridge, state: &'a [u8]) -> Option<Packet<'a>> {
+    if !bridge.notifications || bridge.notifications_local_only {
+        return None;
+    }
+    let topic = TopicName::new(&bridge.notification_topic).ok()?;
+    Some(Packet::Publish(culex_codec::packet::Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: true,
+        topic,
+        packet_id: None,
+        properties: Properties::default(),
+        payload: state,
+    }))
 }
 
 /// `bridge_insecure true`: the remote's certificate must still chain to a
