@@ -42,6 +42,12 @@ impl Connection {
     /// A failed commit closes the connection unacknowledged: the client
     /// sends again.
     pub fn release_acks(&mut self, out: &mut BytesMut) -> Result<(), Close> {
+        let result = self.release_durable_acks(out);
+        self.count_packets();
+        result
+    }
+
+    fn release_durable_acks(&mut self, out: &mut BytesMut) -> Result<(), Close> {
         if self.acks.held.is_empty() {
             return Ok(());
         }

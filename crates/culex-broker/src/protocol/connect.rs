@@ -45,6 +45,17 @@ impl Connection {
         input: &mut BytesMut,
         out: &mut BytesMut,
     ) -> Result<Handshake, Close> {
+        let result = self.connect_step(now, input, out);
+        self.count_packets();
+        result
+    }
+
+    fn connect_step(
+        &mut self,
+        now: Instant,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> Result<Handshake, Close> {
         let frame = match self.pending_connect.take() {
             Some(frame) => frame,
             None => {
@@ -53,6 +64,7 @@ impl Connection {
                 else {
                     return Ok(Handshake::Incomplete);
                 };
+                self.packets_in += 1;
                 input.split_to(len).freeze()
             }
         };

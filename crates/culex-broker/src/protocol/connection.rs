@@ -1,6 +1,7 @@
 //! [`Connection`]: the state of one client connection, and its frame loop.
 
 use ::core::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -193,6 +194,11 @@ pub struct Connection {
     pub(super) received: Tally,
     /// PUBLISH packets written in this call of `poll_transmit`.
     pub(super) sent: Tally,
+    /// Control packets read and written since the counters were last
+    /// updated (see [`Connection::count_packets`]): a shared counter
+    /// touched per packet by every thread costs more than the packet.
+    pub(super) packets_in: u32,
+    pub(super) packets_out: Cell<u32>,
     /// The login turn of this CONNECT was taken (auth back-off).
     pub(super) turn_taken: bool,
     /// A CONNECT waiting for its login turn, or for its cluster claim.
@@ -270,6 +276,8 @@ impl Connection {
             yield_hint: false,
             received: Tally::default(),
             sent: Tally::default(),
+            packets_in: 0,
+            packets_out: Cell::new(0),
             turn_taken: false,
             pending_connect: None,
             claim_pending: None,
@@ -334,7 +342,27 @@ impl Connection {
         let stats = self.core.stats();
         self.received
             .flush(&stats.publish_received, &stats.publish_received_bytes);
+        self.count_packets();
         result
+    }
+
+    /// Adds the packets read and written since the last call to the
+    /// broker's counters. Called at the end of each entry point that reads
+    /// or writes packets, and before the connection parks.
+    pub(super) fn count_packets(&mut self) {
+        let stats = self.core.stats();
+        if self.packets_in > 0 {
+            let n = std::mem::take(&mut self.packets_in);
+            stats
+                .packets_received
+                .fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+        let out = self.packets_out.take();
+        if out > 0 {
+            stats
+                .packets_sent
+                .fetch_add(u64::from(out), Ordering::Relaxed);
+        }
     }
 
     fn process_batch(
@@ -364,10 +392,7 @@ impl Connection {
             };
             self.last_seen = now;
             self.partial_since = None;
-            self.core
-                .stats()
-                .packets_received
-                .fetch_add(1, Ordering::Relaxed);
+            self.packets_in += 1;
             // A subscriber's stream of PUBACKs: read without a `Packet`.
             if let Some((culex_codec::PacketType::PubAck, id)) = input
                 .get(..len)
@@ -665,6 +690,7 @@ impl Connection {
             }
             self.encode(&Packet::Disconnect(Disconnect { reason, properties }), out);
         }
+        self.count_packets();
         if !self.connected {
             return false;
         }
@@ -719,10 +745,7 @@ impl Connection {
         out: &mut BytesMut,
         write: impl FnOnce(Protocol, &mut BytesMut) -> Result<usize, culex_codec::EncodeError>,
     ) {
-        self.core
-            .stats()
-            .packets_sent
-            .fetch_add(1, Ordering::Relaxed);
+        self.packets_out.set(self.packets_out.get().wrapping_add(1));
         if let Err(e) = write(self.protocol, out) {
             tracing::warn!(
                 "Warning: unable to encode {:?} for {}: {e}",

@@ -42,7 +42,8 @@ struct Rare {
 impl Connection {
     /// The idle form of a connected client (see [`Connection::may_park`]);
     /// the connection back when it holds no session.
-    pub(crate) fn park(self) -> Result<Idle, Box<Connection>> {
+    pub(crate) fn park(mut self) -> Result<Idle, Box<Connection>> {
+        self.count_packets();
         let (Some(session), Ok(listener)) = (self.session.clone(), u16::try_from(self.listener))
         else {
             return Err(Box::new(self));

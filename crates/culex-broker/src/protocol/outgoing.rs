@@ -41,6 +41,7 @@ impl Connection {
         let stats = self.core.stats();
         self.sent
             .flush(&stats.publish_sent, &stats.publish_sent_bytes);
+        self.count_packets();
         more
     }
 

@@ -308,6 +308,11 @@ fn connections_and_messages_are_counted() {
     assert_eq!(stats.publish_received_bytes[0].load(Relaxed), 5);
     assert_eq!(stats.publish_sent[0].load(Relaxed), 1);
     assert_eq!(stats.publish_sent_bytes[0].load(Relaxed), 5);
+    // Control packets, counted per batch rather than per packet: in, two
+    // CONNECTs, a SUBSCRIBE and a PUBLISH; out, two CONNACKs, a SUBACK and
+    // the PUBLISH to the subscriber.
+    assert_eq!(stats.packets_received.load(Relaxed), 4);
+    assert_eq!(stats.packets_sent.load(Relaxed), 4);
     drop(p5);
     sub.sync();
     assert_eq!(listener.connected(Protocol::V5), 0);
