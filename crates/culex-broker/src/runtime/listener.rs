@@ -148,7 +148,7 @@ pub(crate) async fn accept_loop(rt: Arc<Runtime>, listener: Listener, index: usi
                 rt.begin_handshake(index);
                 // Spawned as is: a wrapping `async move` block would keep
                 // the arguments beside the connection's own state.
-                tokio::spawn(super::serve::run(rt.clone(), socket, peer, index, port));
+                rt.spawn_conn(super::serve::run(rt.clone(), socket, peer, index, port));
             }
             Err(e) => {
                 // Out of file descriptors and the like: log, pause briefly.

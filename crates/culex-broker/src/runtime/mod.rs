@@ -13,6 +13,7 @@ mod park;
 mod serve;
 mod state;
 mod sys;
+mod threads;
 mod transport;
 
 use std::net::SocketAddr;
@@ -49,6 +50,9 @@ pub enum BrokerError {
     /// No listener could be opened at all.
     #[error("no listen socket could be opened")]
     NoListener,
+    /// The connection threads could not be started.
+    #[error("unable to start connection threads: {0}")]
+    Threads(std::io::Error),
     /// The password or ACL file could not be loaded.
     #[error("{0}")]
     Policy(String),
@@ -168,7 +172,22 @@ impl Broker {
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
         let acceptors = transport::acceptors(core.config())?;
         let (parker, poll) = Parker::new();
-        let mut rt = Runtime::new(core, parker, acceptors, shutdown_rx, alive_tx);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = threads::ConnThreads::start(cores).map_err(BrokerError::Threads)?;
+        // The connection threads end with the runtime the broker runs on.
+        let guard = threads::StopOnDrop(threads.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        let mut rt = Runtime::new(
+            core,
+            parker,
+            acceptors,
+            shutdown_rx,
+            alive_tx,
+            Some(threads),
+        );
         rt.cluster = link;
         let rt = Arc::new(rt);
         rt.parker.start(poll, resumer(&rt));
@@ -232,15 +251,15 @@ fn load_policies(config: &Config) -> Result<Vec<Policy>, BrokerError> {
         .collect()
 }
 
-/// How the parker runs a connection again: a task on the current tokio
-/// runtime. Weak: the broker must not outlive its runtime through the
+/// How the parker runs a connection again: a task on the next connection
+/// thread. Weak: the broker must not outlive its runtime through the
 /// parker's thread.
 fn resumer(rt: &Arc<Runtime>) -> park::Resume {
-    let runtime = tokio::runtime::Handle::current();
     let weak: Weak<Runtime> = Arc::downgrade(rt);
     Box::new(move |parked: ParkedConn, first_pass| match weak.upgrade() {
         Some(rt) => {
-            runtime.spawn(serve::resume(rt, parked, first_pass));
+            let task = serve::resume(rt.clone(), parked, first_pass);
+            rt.spawn_conn(task);
         }
         None => drop(parked),
     })

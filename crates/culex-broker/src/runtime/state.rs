@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch, Semaphore, SemaphorePermit};
 
 use super::cluster::ClusterLink;
 use super::park::Parker;
+use super::threads::ConnThreads;
 use crate::core::Core;
 
 /// The runtime side of one broker.
@@ -21,6 +22,8 @@ pub(crate) struct Runtime {
     pub parker: Arc<Parker>,
     /// The cluster, when this broker is a node of one.
     pub cluster: Option<Arc<ClusterLink>>,
+    /// Where connections run (`None` in unit tests: the current runtime).
+    threads: Option<Arc<ConnThreads>>,
     /// Each listener's layers, by listener index (`None`: plain MQTT).
     acceptors: Vec<Option<Acceptor>>,
     /// Handshake steps (TLS key exchange and signatures are CPU work) run
@@ -55,16 +58,20 @@ impl Runtime {
         acceptors: Vec<Option<Acceptor>>,
         shutdown: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
+        threads: Option<Arc<ConnThreads>>,
     ) -> Runtime {
-        let workers = tokio::runtime::Handle::try_current()
-            .map_or(1, |h| h.metrics().num_workers())
-            .saturating_sub(1)
-            .max(1);
+        let workers = match &threads {
+            Some(t) => t.len(),
+            None => tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
+        }
+        .saturating_sub(1)
+        .max(1);
         let handshaking = acceptors.iter().map(|_| AtomicUsize::new(0)).collect();
         Runtime {
             core,
             parker,
             cluster: None,
+            threads,
             acceptors,
             handshaking,
             handshakes: Semaphore::new(workers),
@@ -77,6 +84,19 @@ impl Runtime {
     /// The layers of listener `index`; `None` for plain MQTT.
     pub fn acceptor(&self, index: usize) -> Option<&Acceptor> {
         self.acceptors.get(index).and_then(Option::as_ref)
+    }
+
+    /// Runs a connection's task on a connection thread.
+    pub fn spawn_conn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match &self.threads {
+            Some(threads) => threads.spawn(task),
+            None => {
+                tokio::spawn(task);
+            }
+        }
     }
 
     /// Every listener's layers, by index.
@@ -164,7 +184,14 @@ impl Runtime {
             Arc::new(crate::core::cluster::LocalCluster),
             Arc::new(crate::core::NoEvents),
         ));
-        Arc::new(Runtime::new(core, Parker::new().0, Vec::new(), rx, alive))
+        Arc::new(Runtime::new(
+            core,
+            Parker::new().0,
+            Vec::new(),
+            rx,
+            alive,
+            None,
+        ))
     }
 }
 
