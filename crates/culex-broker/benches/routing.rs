@@ -52,13 +52,7 @@ fn bench(c: &mut Criterion) {
     let mut ready = Vec::new();
     c.bench_function("deliver QoS 1 + take + ack", |b| {
         b.iter(|| {
-            let d = Delivery {
-                msg: msg.clone(),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                subscription_ids: Vec::new(),
-                share: None,
-            };
+            let d = Delivery::new(msg.clone(), QoS::AtLeastOnce, false);
             session.deliver(d, now);
             ready.clear();
             session.take_ready(&mut ready, 16, usize::MAX, now);

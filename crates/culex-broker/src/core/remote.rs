@@ -104,12 +104,10 @@ impl Core {
         let deliveries = messages
             .into_iter()
             .filter(|m| !m.is_expired(now))
-            .map(|msg| Delivery {
-                qos: msg.qos.min(request.qos),
-                msg,
-                retain: true,
-                subscription_ids: request.subscription_id.into_iter().collect(),
-                share: None,
+            .map(|msg| {
+                let qos = msg.qos.min(request.qos);
+                let ids = request.subscription_id.into_iter().collect();
+                Delivery::with(msg, qos, true, ids, None)
             });
         self.deliver_retained(&request.session, deliveries, now);
     }
@@ -177,13 +175,7 @@ impl Core {
     pub(crate) fn install_session(&self, saved: SessionSnapshot, now: Instant) {
         let client_id: Arc<str> = Arc::from(saved.client_id.as_str());
         let (handle, _) = self.sessions.get_or_create(&client_id, self.limits);
-        let delivery = |(msg, qos): (Message, QoS)| Delivery {
-            msg: Arc::new(msg),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-            share: None,
-        };
+        let delivery = |(msg, qos): (Message, QoS)| Delivery::new(Arc::new(msg), qos, false);
         {
             let mut inner = handle.inner.lock();
             if inner.conn.is_none() {

@@ -169,7 +169,7 @@ impl Core {
             // Shared-group members are ranked on their state at routing
             // time, so their deliveries are not held back.
             let delivery = match from.as_deref_mut() {
-                Some(o) if defer && delivery.share.is_none() => {
+                Some(o) if defer && delivery.share().is_none() => {
                     match self.hold(handle, delivery, now, o) {
                         Ok(h) => {
                             handed.add(h);
@@ -207,14 +207,9 @@ impl Core {
         } else {
             msg.qos.min(qos)
         };
-        let delivery = Delivery {
-            msg: msg.clone(),
-            qos,
-            // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
-            retain: msg.retain && options.retain_as_published,
-            subscription_ids: ids,
-            share,
-        };
+        // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
+        let retain = msg.retain && options.retain_as_published;
+        let delivery = Delivery::with(msg.clone(), qos, retain, ids, share);
         Some((handle, delivery))
     }
 

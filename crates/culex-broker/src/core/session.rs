@@ -25,6 +25,11 @@ use super::message::Message;
 use super::store::OutboundState;
 
 /// One message on its way to one subscriber.
+///
+/// Kept to 24 bytes: a delivery is written by the publisher's thread and
+/// read by the subscriber's, in its queue, window and ready list, so its
+/// size is cache traffic per message per subscriber. What few deliveries
+/// carry is behind `extra`.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The shared message.
@@ -33,10 +38,65 @@ pub struct Delivery {
     pub qos: QoS,
     /// The RETAIN flag to send.
     pub retain: bool,
+    /// Subscription identifiers and shared group; `None` when it has neither.
+    extra: Option<Arc<DeliveryExtra>>,
+}
+
+/// What a delivery through a shared group or a subscription with an
+/// identifier carries besides the message.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct DeliveryExtra {
     /// 5.0 subscription identifiers of every matching subscription.
-    pub subscription_ids: Vec<u32>,
+    subscription_ids: Vec<u32>,
     /// The `$share/GROUP/FILTER` it was delivered through, if shared.
-    pub share: Option<Arc<str>>,
+    share: Option<Arc<str>>,
+}
+
+impl Delivery {
+    /// A delivery with no subscription identifier, outside shared groups.
+    pub fn new(msg: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
+        Delivery {
+            msg,
+            qos,
+            retain,
+            extra: None,
+        }
+    }
+
+    /// A delivery through subscriptions with `subscription_ids`, and through
+    /// the shared group `share` if any.
+    pub fn with(
+        msg: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<u32>,
+        share: Option<Arc<str>>,
+    ) -> Delivery {
+        let extra = (!subscription_ids.is_empty() || share.is_some()).then(|| {
+            Arc::new(DeliveryExtra {
+                subscription_ids,
+                share,
+            })
+        });
+        Delivery {
+            msg,
+            qos,
+            retain,
+            extra,
+        }
+    }
+
+    /// 5.0 subscription identifiers of every matching subscription.
+    pub fn subscription_ids(&self) -> &[u32] {
+        self.extra
+            .as_deref()
+            .map_or(&[], |e| e.subscription_ids.as_slice())
+    }
+
+    /// The `$share/GROUP/FILTER` it was delivered through, if shared.
+    pub fn share(&self) -> Option<&Arc<str>> {
+        self.extra.as_deref().and_then(|e| e.share.as_ref())
+    }
 }
 
 /// A packet the session wants written to its client.
@@ -659,7 +719,7 @@ impl Session {
         let mut taken = Vec::new();
         let mut kept = VecDeque::new();
         for f in self.inflight.drain(..) {
-            if f.delivery.share.is_some() && f.delivery.qos == QoS::AtLeastOnce {
+            if f.delivery.share().is_some() && f.delivery.qos == QoS::AtLeastOnce {
                 taken.push(f.delivery);
             } else {
                 kept.push_back(f);
@@ -667,7 +727,7 @@ impl Session {
         }
         self.inflight = kept.into();
         let (shared, rest): (Vec<Delivery>, Vec<Delivery>) =
-            self.queue.drain(..).partition(|d| d.share.is_some());
+            self.queue.drain(..).partition(|d| d.share().is_some());
         self.queued_bytes = rest.iter().map(|d| d.msg.payload.len()).sum();
         self.queue = rest.into();
         taken.extend(shared);
@@ -824,13 +884,32 @@ mod tests {
     }
 
     fn d(m: &Arc<Message>, qos: QoS) -> Delivery {
-        Delivery {
-            msg: m.clone(),
-            qos,
-            retain: false,
-            subscription_ids: Vec::new(),
-            share: None,
-        }
+        Delivery::new(m.clone(), qos, false)
+    }
+
+    /// Deliveries cross from the publisher's thread to the subscriber's in
+    /// the queue, the window and the ready list: each byte is paid per
+    /// message per subscriber.
+    #[test]
+    fn deliveries_stay_compact() {
+        let size = std::mem::size_of::<Delivery>();
+        assert!(size <= 24, "Delivery is {size} bytes");
+        let outgoing = std::mem::size_of::<Outgoing>();
+        assert!(outgoing <= 32, "Outgoing is {outgoing} bytes");
+    }
+
+    /// Subscription identifiers and the shared group travel with the
+    /// delivery only when there are any.
+    #[test]
+    fn a_delivery_carries_its_identifiers_and_group() {
+        let m = msg("t", QoS::AtLeastOnce, Instant::now());
+        let plain = Delivery::with(m.clone(), QoS::AtLeastOnce, false, Vec::new(), None);
+        assert!(plain.extra.is_none());
+        assert_eq!(plain.subscription_ids(), &[] as &[u32]);
+        let share: Arc<str> = Arc::from("$share/g/t");
+        let rich = Delivery::with(m, QoS::AtLeastOnce, false, vec![7, 9], Some(share.clone()));
+        assert_eq!(rich.subscription_ids(), &[7, 9]);
+        assert_eq!(rich.share(), Some(&share));
     }
 
     fn pid(n: u16) -> PacketId {

@@ -686,7 +686,7 @@ impl Core {
     fn reroute_shared(&self, handle: &SessionHandle, now: Instant) {
         let orphans = handle.inner.lock().session.take_shared();
         for delivery in orphans {
-            let Some(filter) = delivery.share.clone() else {
+            let Some(filter) = delivery.share().cloned() else {
                 continue;
             };
             let members = self.subscriptions.read().group_members(&filter);

@@ -139,7 +139,7 @@ impl Connection {
                 properties.topic_alias = Some(alias);
             }
         }
-        properties.subscription_identifiers = Seq::Items(&delivery.subscription_ids);
+        properties.subscription_identifiers = Seq::Items(delivery.subscription_ids());
         properties.user_properties = Seq::Items(&user);
         let packet = Packet::Publish(Publish {
             dup,

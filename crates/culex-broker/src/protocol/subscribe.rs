@@ -150,12 +150,9 @@ impl Connection {
             return;
         };
         let sub_id = suback.sub_id;
-        let deliveries = suback.retained.into_iter().map(|(msg, qos)| Delivery {
-            qos: msg.qos.min(qos),
-            msg,
-            retain: true,
-            subscription_ids: sub_id.into_iter().collect(),
-            share: None,
+        let deliveries = suback.retained.into_iter().map(|(msg, qos)| {
+            let qos = msg.qos.min(qos);
+            Delivery::with(msg, qos, true, sub_id.into_iter().collect(), None)
         });
         self.core
             .deliver_retained(session.handle(), deliveries, self.last_seen);
