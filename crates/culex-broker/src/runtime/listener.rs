@@ -1,6 +1,9 @@
 //! Listeners: listen sockets (TCP, or unix with `listener 0 /path`) and
-//! their accept loops, one per listen address, with a connection cap and
-//! a back-off when accepting fails.
+//! their accept loops, with a connection cap and a back-off when accepting
+//! fails. A TCP address has one listen socket per connection thread
+//! (`SO_REUSEPORT`: the kernel spreads new connections over them), each
+//! accepted on by its own thread, so a new connection is served where it
+//! was accepted; a unix socket has one, on the broker's runtime.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,21 +16,82 @@ use super::state::{shutdown_requested, Runtime};
 use super::transport::Socket;
 use crate::protocol::Peer;
 
+/// A listen socket opened and not yet registered with a runtime: its
+/// accept loop registers it with the runtime it runs on.
+pub(crate) enum Open {
+    /// One of a TCP address's listen sockets.
+    Tcp(mio::net::TcpListener),
+    /// A unix socket and its path.
+    Unix(mio::net::UnixListener, Arc<str>),
+}
+
+impl Open {
+    /// The TCP address bound (`None` for a unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Open::Tcp(l) => l.local_addr().ok(),
+            Open::Unix(..) => None,
+        }
+    }
+
+    /// Registers the socket with the current runtime.
+    fn register(self) -> std::io::Result<Listener> {
+        // `AsyncFd::new` is deprecated because a `T` that does not own its
+        // descriptor could close it while registered; mio's listeners own
+        // theirs, and the `AsyncFd` owns the listener.
+        #[allow(deprecated)]
+        match self {
+            Open::Tcp(l) => AsyncFd::new(l).map(Listener::Tcp),
+            Open::Unix(l, name) => AsyncFd::new(l).map(|l| Listener::Unix(l, name)),
+        }
+    }
+}
+
 /// A listen socket: mio's accept non-blocking sockets that stay out of
 /// tokio until a connection has to wait for one (`transport.rs`).
-pub(crate) enum Listener {
+enum Listener {
     /// TCP on an address.
     Tcp(AsyncFd<mio::net::TcpListener>),
     /// A unix socket; its clients are known by its path.
     Unix(AsyncFd<mio::net::UnixListener>, Arc<str>),
 }
 
-/// Opens a listen socket with a large backlog; IPv6 sockets are v6-only so
-/// that `0.0.0.0` and `::` can both be bound on one port.
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
+/// Opens `copies` listen sockets on `addr` with a large backlog, sharing
+/// its port through `SO_REUSEPORT` when there is more than one. The port
+/// is first bound alone, so that one another program (or another broker)
+/// listens on is refused as mosquitto refuses it rather than shared, and
+/// so that port 0 picks the port all of them take. IPv6 sockets are
+/// v6-only so that `0.0.0.0` and `::` can both be bound on one port.
+pub(crate) fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<Vec<Open>> {
+    if copies <= 1 {
+        return Ok(vec![Open::Tcp(listen_socket(addr, false)?)]);
+    }
+    let probe = tcp_socket(addr, false)?;
+    probe.bind(&addr.into())?;
+    let addr = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an IP address"))?;
+    drop(probe);
+    (0..copies)
+        .map(|_| listen_socket(addr, true).map(Open::Tcp))
+        .collect()
+}
+
+fn listen_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<mio::net::TcpListener> {
+    let socket = tcp_socket(addr, reuse_port)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -35,20 +99,14 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
     // Linux gives accepted sockets the listener's TCP_NODELAY: one system
     // call per listener instead of one per connection.
     socket.set_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    // `AsyncFd::new` is deprecated because a `T` that does not own its
-    // descriptor could close it while registered; mio's listener owns it,
-    // and the `AsyncFd` owns the listener.
-    #[allow(deprecated)]
-    AsyncFd::new(mio::net::TcpListener::from_std(socket.into())).map(Listener::Tcp)
+    Ok(socket)
 }
 
 /// Opens a unix listen socket at `path`, as mosquitto does: a socket file
 /// left there (by a broker that did not stop cleanly) is replaced, and the
 /// new one is readable and writable by its owner and group only (0770).
 /// Anything else at `path` is left alone and the listener fails.
-pub(crate) fn bind_unix(path: &Path) -> std::io::Result<Listener> {
+pub(crate) fn bind_unix(path: &Path) -> std::io::Result<Open> {
     use socket2::{Domain, SockAddr, Socket, Type};
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     match std::fs::symlink_metadata(path) {
@@ -69,9 +127,7 @@ pub(crate) fn bind_unix(path: &Path) -> std::io::Result<Listener> {
     socket.listen(4096)?;
     let name = Arc::from(path.to_string_lossy().as_ref());
     let listener = std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket));
-    // As for TCP above: mio's listener owns its descriptor.
-    #[allow(deprecated)]
-    AsyncFd::new(mio::net::UnixListener::from_std(listener)).map(|l| Listener::Unix(l, name))
+    Ok(Open::Unix(mio::net::UnixListener::from_std(listener), name))
 }
 
 /// Removes a unix listener's socket file at shutdown (only if it still is
@@ -84,14 +140,6 @@ pub(crate) fn remove_unix(path: &PathBuf) {
 }
 
 impl Listener {
-    /// The TCP address bound (`None` for a unix socket).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(l) => l.get_ref().local_addr().ok(),
-            Listener::Unix(..) => None,
-        }
-    }
-
     /// Accepts one connection (TCP sockets with TCP_NODELAY).
     async fn accept(&self) -> std::io::Result<(Socket, Peer)> {
         match self {
@@ -117,10 +165,20 @@ impl Listener {
     }
 }
 
-/// Accepts connections on `listener` (listener `index` of the config, on
-/// `port`) until shutdown, each served by its own task.
-pub(crate) async fn accept_loop(rt: Arc<Runtime>, listener: Listener, index: usize, port: u16) {
+/// Accepts connections on `open` (listener `index` of the config, on
+/// `port`) until shutdown, each served by its own task: on this thread for
+/// TCP (each connection thread accepts on a socket of its own), dealt to
+/// the connection threads for a unix socket.
+pub(crate) async fn accept_loop(rt: Arc<Runtime>, open: Open, index: usize, port: u16) {
     let _alive = rt.alive_token();
+    let here = matches!(open, Open::Tcp(_));
+    let listener = match open.register() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("Error: unable to watch a listen socket: {e}");
+            return;
+        }
+    };
     let mut shutdown = rt.shutdown.clone();
     let config = rt.core.config();
     let max_connections = config
@@ -148,7 +206,12 @@ pub(crate) async fn accept_loop(rt: Arc<Runtime>, listener: Listener, index: usi
                 rt.begin_handshake(index);
                 // Spawned as is: a wrapping `async move` block would keep
                 // the arguments beside the connection's own state.
-                rt.spawn_conn(super::serve::run(rt.clone(), socket, peer, index, port));
+                let task = super::serve::run(rt.clone(), socket, peer, index, port);
+                if here {
+                    tokio::spawn(task);
+                } else {
+                    rt.spawn_conn(task);
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: log, pause briefly.
@@ -172,14 +235,53 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-            let addr = listener.local_addr().unwrap();
+            let open = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap().remove(0);
+            let addr = open.local_addr().unwrap();
+            let listener = open.register().unwrap();
             let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (socket, _) = listener.accept().await.unwrap();
             let Socket::Tcp(stream) = socket else {
                 panic!("not a direct TCP socket")
             };
             assert!(stream.nodelay().unwrap());
+        });
+    }
+
+    /// A TCP address gets one listen socket per connection thread, all on
+    /// the port the first bind picked, each accepting; a port another
+    /// socket listens on is refused, not shared.
+    #[test]
+    fn listen_sockets_share_their_port_and_nobody_elses() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let group = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+            let addrs: Vec<_> = group.iter().map(|o| o.local_addr().unwrap()).collect();
+            assert_eq!(addrs.len(), 3);
+            assert!(addrs.iter().all(|a| *a == addrs[0] && a.port() != 0));
+            let listeners: Vec<_> = group.into_iter().map(|o| o.register().unwrap()).collect();
+            // The kernel spreads connections over the group: each one
+            // arrives at exactly one of the sockets.
+            let mut clients = Vec::new();
+            for _ in 0..30 {
+                clients.push(tokio::net::TcpStream::connect(addrs[0]).await.unwrap());
+            }
+            let mut accepted = 0;
+            for l in &listeners {
+                while let Ok(Ok(_)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(100), l.accept()).await
+                {
+                    accepted += 1;
+                }
+            }
+            assert_eq!(accepted, 30);
+            // Taken: by our own group, and by a plain listener.
+            assert!(bind(addrs[0], 2).is_err());
+            let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            assert!(bind(plain.local_addr().unwrap(), 2).is_err());
+            assert!(bind(plain.local_addr().unwrap(), 1).is_err());
         });
     }
 
@@ -197,7 +299,7 @@ mod tests {
             let path = dir.path().join("mqtt.sock");
             let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
             drop(stale);
-            let listener = bind_unix(&path).unwrap();
+            let listener = bind_unix(&path).unwrap().register().unwrap();
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o770);
             let _client = tokio::net::UnixStream::connect(&path).await.unwrap();

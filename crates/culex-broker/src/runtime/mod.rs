@@ -32,7 +32,7 @@ use crate::core::store::{MemoryStore, Store};
 use crate::core::{Core, EventSink};
 use admin::events::{EventRing, Tee};
 use admin::Admin;
-use listener::Listener;
+use listener::Open;
 use park::{ParkedConn, Parker};
 use state::{shutdown_requested, Runtime};
 
@@ -191,7 +191,7 @@ impl Broker {
         rt.cluster = link;
         let rt = Arc::new(rt);
         rt.parker.start(poll, resumer(&rt));
-        let (listeners, local_addrs) = open_listeners(rt.core.config())?;
+        let (listeners, local_addrs) = open_listeners(rt.core.config(), rt.conn_threads())?;
         let admin = match (&rt.core.config().http, ring) {
             (Some(http), Some(ring)) => {
                 let labels = listener_labels(rt.core.config(), &listeners);
@@ -201,8 +201,17 @@ impl Broker {
             }
             _ => None,
         };
-        for (l, index, port) in listeners {
-            tokio::spawn(listener::accept_loop(rt.clone(), l, index, port));
+        for (sockets, index, port) in listeners {
+            for (i, open) in sockets.into_iter().enumerate() {
+                // TCP: each connection thread accepts on a socket of its own.
+                let tcp = matches!(open, Open::Tcp(_));
+                let accept = listener::accept_loop(rt.clone(), open, index, port);
+                if tcp {
+                    rt.spawn_on(i, accept);
+                } else {
+                    tokio::spawn(accept);
+                }
+            }
         }
         tokio::spawn(housekeeping(rt.clone()));
         bridge::start(&rt);
@@ -221,11 +230,11 @@ impl Broker {
 
 /// Each listener's name in metrics: its port (the one bound, for port
 /// 0), with `#N` added when two listeners share it.
-fn listener_labels(config: &Config, open: &[(Listener, usize, u16)]) -> Vec<String> {
+fn listener_labels(config: &Config, open: &[(Vec<Open>, usize, u16)]) -> Vec<String> {
     let port_of = |index: usize| {
         open.iter()
             .find(|(_, i, _)| *i == index)
-            .and_then(|(l, _, _)| l.local_addr())
+            .and_then(|(l, _, _)| l.first()?.local_addr())
             .map_or(0, |a| a.port())
     };
     let ports: Vec<u16> = (0..config.listeners.len()).map(port_of).collect();
@@ -265,12 +274,14 @@ fn resumer(rt: &Arc<Runtime>) -> park::Resume {
     })
 }
 
-/// Every listen socket of `config`, with its listener index and port, and
-/// the addresses bound.
+/// Every listen socket of `config` (`threads` for each TCP address, one per
+/// connection thread), with its listener index and port, and the
+/// addresses bound.
 #[allow(clippy::type_complexity)]
 fn open_listeners(
     config: &Config,
-) -> Result<(Vec<(Listener, usize, u16)>, Vec<SocketAddr>), BrokerError> {
+    threads: usize,
+) -> Result<(Vec<(Vec<Open>, usize, u16)>, Vec<SocketAddr>), BrokerError> {
     let mut local_addrs = Vec::new();
     let mut listeners = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
@@ -283,18 +294,18 @@ fn open_listeners(
                     source,
                 }
             })?;
-            listeners.push((l, index, listener.port));
+            listeners.push((vec![l], index, listener.port));
             continue;
         }
         for addr in &listener.addrs {
             let family = if addr.is_ipv4() { "ipv4" } else { "ipv6" };
             tracing::info!("Opening {family} listen socket on port {}.", listener.port);
-            match listener::bind(*addr) {
-                Ok(l) => {
-                    if let Some(a) = l.local_addr() {
+            match listener::bind(*addr, threads) {
+                Ok(sockets) => {
+                    if let Some(a) = sockets.first().and_then(Open::local_addr) {
                         local_addrs.push(a);
                     }
-                    listeners.push((l, index, listener.port));
+                    listeners.push((sockets, index, listener.port));
                 }
                 Err(source) => {
                     // mosquitto prints the bare strerror text.

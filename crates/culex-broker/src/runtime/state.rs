@@ -26,10 +26,11 @@ pub(crate) struct Runtime {
     threads: Option<Arc<ConnThreads>>,
     /// Each listener's layers, by listener index (`None`: plain MQTT).
     acceptors: Vec<Option<Acceptor>>,
-    /// Handshake steps (TLS key exchange and signatures are CPU work) run
-    /// under one of these: at most all worker threads but one at a time,
-    /// so a flood of handshakes cannot keep established connections from
-    /// being served.
+    /// Handshake steps run under one of these, as many at once as there
+    /// are connection threads. TLS steps (key exchange and signatures are
+    /// CPU work) run on blocking threads, so that a flood of handshakes
+    /// shares the cores with established connections instead of holding
+    /// their threads.
     handshakes: Semaphore,
     /// Each listener's accepted connections whose CONNECT is not yet
     /// settled, by listener index: with the clients connected through it,
@@ -64,7 +65,6 @@ impl Runtime {
             Some(t) => t.len(),
             None => tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
         }
-        .saturating_sub(1)
         .max(1);
         let handshaking = acceptors.iter().map(|_| AtomicUsize::new(0)).collect();
         Runtime {
@@ -93,6 +93,24 @@ impl Runtime {
     {
         match &self.threads {
             Some(threads) => threads.spawn(task),
+            None => {
+                tokio::spawn(task);
+            }
+        }
+    }
+
+    /// How many connection threads there are (1 in unit tests).
+    pub fn conn_threads(&self) -> usize {
+        self.threads.as_ref().map_or(1, |t| t.len())
+    }
+
+    /// Runs a task on connection thread `i`.
+    pub fn spawn_on<F>(&self, i: usize, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match &self.threads {
+            Some(threads) => threads.spawn_on(i, task),
             None => {
                 tokio::spawn(task);
             }

@@ -1,8 +1,9 @@
 //! Connection threads: one single-threaded tokio runtime per core, each
-//! serving the connections handed to it, round-robin.
+//! serving the connections it accepted on its own listen socket (see
+//! `listener.rs`) and those handed to it round-robin (resumed after
+//! parking, or from a unix socket).
 //!
-//! A connection's task stays on the thread it was given until it parks (a
-//! resumed connection is handed out again). Nothing is stolen: a wake-up
+//! A connection's task stays on its thread until it parks. Nothing is stolen: a wake-up
 //! of a connection on the same thread is a push on that thread's run queue,
 //! one on another thread is a push on its queue and, when that thread
 //! sleeps, one write to its event descriptor. On tokio's work-stealing
@@ -12,8 +13,10 @@
 //! subscribers, that cost half again as much CPU per delivery (see
 //! BENCHMARKS.md, "Connection threads").
 //!
-//! Listeners, housekeeping, the admin listener, bridges and the cluster stay
-//! on the runtime the broker was started on.
+//! Nothing may take a thread's connections from it, so nothing may hold a
+//! thread long: TLS handshake steps run on blocking threads (`transport.rs`).
+//! Unix listeners, housekeeping, the admin listener, bridges and the
+//! cluster stay on the runtime the broker was started on.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +85,16 @@ impl ConnThreads {
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
         if let Some(handle) = self.handles.get(i) {
+            handle.spawn(task);
+        }
+    }
+
+    /// Runs a task on thread `i` (modulo their number).
+    pub fn spawn_on<F>(&self, i: usize, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(handle) = self.handles.get(i % self.handles.len().max(1)) {
             handle.spawn(task);
         }
     }

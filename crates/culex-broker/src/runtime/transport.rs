@@ -379,9 +379,8 @@ impl Transport {
     /// that came with the last handshake message are left in `rbuf`.
     ///
     /// Handshakes are CPU work (key exchange and signatures): each step
-    /// runs under one of the runtime's handshake permits, which leave at
-    /// least one worker thread to established connections, and yields
-    /// after it.
+    /// runs under one of the runtime's handshake permits, a TLS step on a
+    /// blocking thread (see `handshake_step`), and yields after it.
     async fn establish(
         &mut self,
         rt: &Runtime,
@@ -397,6 +396,37 @@ impl Transport {
             let _ = tokio::time::timeout(REFUSAL_WRITE, self.write_wire_out()).await;
         }
         result
+    }
+
+    /// Runs one step of the layers' handshake on what was read. A TLS step
+    /// is CPU work (key exchange, signatures): it runs on a blocking thread,
+    /// so that this connection thread, which nothing else may take its
+    /// established connections from, keeps serving them meanwhile.
+    async fn handshake_step(
+        &mut self,
+        mut layers: Box<Stack>,
+        rbuf: &mut BytesMut,
+    ) -> Result<Progress, HandshakeError> {
+        if layers.tls().is_none() {
+            let progress = layers.read(Instant::now(), &mut self.wire_in, rbuf, &mut self.wire_out);
+            self.layers = Some(layers);
+            return Ok(progress?);
+        }
+        let mut wire_in = std::mem::take(&mut self.wire_in);
+        let mut up = std::mem::take(rbuf);
+        let mut wire_out = std::mem::take(&mut self.wire_out);
+        let step = tokio::task::spawn_blocking(move || {
+            let progress = layers.read(Instant::now(), &mut wire_in, &mut up, &mut wire_out);
+            (layers, wire_in, up, wire_out, progress)
+        });
+        let (layers, wire_in, up, wire_out, progress) = step
+            .await
+            .map_err(|e| io::Error::other(format!("handshake step failed: {e}")))?;
+        self.layers = Some(layers);
+        self.wire_in = wire_in;
+        *rbuf = up;
+        self.wire_out = wire_out;
+        Ok(progress?)
     }
 
     async fn handshake(
@@ -432,10 +462,10 @@ impl Transport {
                 .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
             let progress = {
                 let _permit = rt.handshake_permit().await;
-                let Some(layers) = self.layers.as_deref_mut() else {
+                let Some(layers) = self.layers.take() else {
                     return Ok(self.opened());
                 };
-                layers.read(Instant::now(), &mut self.wire_in, rbuf, &mut self.wire_out)?
+                self.handshake_step(layers, rbuf).await?
             };
             if proxy_pending
                 && !self
