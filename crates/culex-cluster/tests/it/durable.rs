@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use culex_cluster::{Envelope, Error, Event, Inbound, Node, QoS};
 use culex_testkit::NatsCluster;
-use futures_util::StreamExt;
 
 use crate::{
     await_route, collect_inbound, connect, is_probe, message, routed, stream_leader, wait_event,
@@ -70,21 +69,26 @@ async fn durable_publishes_reach_other_nodes_once() {
     let own = collect_inbound(&mut a_rx.inbound, Duration::from_millis(100)).await;
     assert!(own.is_empty(), "A got its own messages back: {own:?}");
 
-    // Catch one durable publish as it goes out, then send it again.
+    // Read one durable publish back from the stream as it was sent, then
+    // send it again. (A tap subscribed on another connection could miss it:
+    // nothing orders that connection's SUB before the node's publish.)
     let raw = async_nats::connect(nats.urls[0].as_str())
         .await
         .expect("connect");
-    let mut tap = raw.subscribe("culex.q.u.d.retry").await.expect("tap");
-    raw.flush().await.expect("flush");
     let retry = message("d/retry", "once", QoS::ExactlyOnce);
     let sequence = a.publish_durable(&retry, "pub").await.expect("durable");
-    let sent = tokio::time::timeout(Duration::from_secs(5), tap.next())
+    let jetstream = async_nats::jetstream::new(raw);
+    let sent = jetstream
+        .get_stream("culex_MSGS")
         .await
-        .expect("tapped in time")
-        .expect("tapped");
-    let headers = sent.headers.clone().expect("a message id header");
+        .expect("the stream")
+        .get_raw_message(sequence)
+        .await
+        .expect("stored");
+    assert_eq!(sent.subject.as_str(), "culex.q.u.d.retry");
+    let headers = sent.headers.clone();
     assert!(headers.get("Nats-Msg-Id").is_some());
-    let ack = async_nats::jetstream::new(raw)
+    let ack = jetstream
         .publish_with_headers(sent.subject.clone(), headers, sent.payload.clone())
         .await
         .expect("publish again")
