@@ -8,14 +8,23 @@
 //! frames is routed through its [`Origin`]: deliveries to one session are
 //! gathered in the origin's outbox and handed over under one lock, and the
 //! subscribers' connections are woken once the whole batch is routed.
+//!
+//! An origin also keeps the subscribers of the topic it last published to,
+//! for as long as the subscription tree does not change: a client that
+//! publishes to one topic again and again (a sensor, a benchmark's
+//! publisher) is matched once, and each of its messages reaches each
+//! subscriber without a walk of the tree or a new reference to the
+//! subscriber's session (whose count other threads write).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use culex_codec::{QoS, SubscriptionOptions};
+
 use super::drops::DropReason;
 use super::message::Message;
-use super::session::{Delivered, Delivery};
+use super::session::{Delivered, Delivery, DeliveryExtra};
 use super::sessions::{SessionHandle, SessionKey};
 use super::state::{Core, Event};
 use super::store::Durability;
@@ -55,6 +64,37 @@ pub(crate) struct Origin {
     outbox: Vec<Held>,
     /// Matches of the message being routed (reused).
     matches: Vec<Match<SessionKey>>,
+    /// The subscribers of the topic last routed.
+    last: LastTopic,
+}
+
+/// The subscribers of the topic an origin last published to, as the
+/// subscription tree of `generation` matched it. Only kept when no shared
+/// group matched (a group's member is chosen per message).
+#[derive(Debug, Default)]
+struct LastTopic {
+    topic: Option<Arc<str>>,
+    generation: u64,
+    targets: Vec<Target>,
+}
+
+/// One subscriber of the last topic, with what each delivery to it carries.
+#[derive(Debug)]
+struct Target {
+    handle: Arc<SessionHandle>,
+    qos: QoS,
+    options: SubscriptionOptions,
+    extra: Option<Arc<DeliveryExtra>>,
+}
+
+impl LastTopic {
+    fn is_for(&self, topic: &Arc<str>, generation: u64) -> bool {
+        self.generation == generation
+            && self
+                .topic
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(t, topic) || t == topic)
+    }
 }
 
 /// One session's deliveries in the outbox; `None` marks a free slot.
@@ -68,6 +108,7 @@ impl Origin {
             wakes: Vec::new(),
             outbox: Vec::new(),
             matches: Vec::new(),
+            last: LastTopic::default(),
         }
     }
 
@@ -149,12 +190,39 @@ impl Core {
         mut from: Option<&mut Origin>,
         matched: &mut usize,
     ) -> Handed {
+        let generation = self.subscriptions.generation();
+        if let Some(o) = from.as_deref_mut() {
+            if o.last.is_for(&msg.topic, generation) {
+                let last = std::mem::take(&mut o.last);
+                *matched = last.targets.len();
+                let handed = self.hand_to_targets(msg, &last.targets, now, o);
+                o.last = last;
+                return handed;
+            }
+        }
         matches.clear();
         let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
         self.subscriptions
             .read()
             .matches_ranked(&msg.topic, matches, &rank);
         *matched = matches.len();
+        if let Some(o) = from.as_deref_mut() {
+            if matches.iter().all(|m| m.share.is_none()) {
+                let mut last = std::mem::take(&mut o.last);
+                last.topic = Some(msg.topic.clone());
+                last.generation = generation;
+                last.targets.clear();
+                last.targets.extend(matches.drain(..).map(|m| Target {
+                    handle: m.key.0,
+                    qos: m.qos,
+                    options: m.options,
+                    extra: DeliveryExtra::new(m.ids, None),
+                }));
+                let handed = self.hand_to_targets(msg, &last.targets, now, o);
+                o.last = last;
+                return handed;
+            }
+        }
         let skip_shared = !self.cluster_is_local && self.cluster.serving();
         let defer = !self.store.is_durable();
         let mut handed = Handed::default();
@@ -170,7 +238,7 @@ impl Core {
             // time, so their deliveries are not held back.
             let delivery = match from.as_deref_mut() {
                 Some(o) if defer && delivery.share().is_none() => {
-                    match self.hold(handle, delivery, now, o) {
+                    match self.hold(handle, delivery, now, o, None) {
                         Ok(h) => {
                             handed.add(h);
                             continue;
@@ -181,6 +249,38 @@ impl Core {
                 _ => delivery,
             };
             handed.add(self.hand_over(handle, [delivery], now, from.as_deref_mut(), false));
+        }
+        handed
+    }
+
+    /// Hands `msg` to each of the last topic's subscribers, through the
+    /// origin's outbox.
+    fn hand_to_targets(
+        &self,
+        msg: &Arc<Message>,
+        targets: &[Target],
+        now: Instant,
+        from: &mut Origin,
+    ) -> Handed {
+        let defer = !self.store.is_durable();
+        let mut handed = Handed::default();
+        for (i, t) in targets.iter().enumerate() {
+            let Some(delivery) = self.delivery_to(msg, &t.handle, t.qos, t.options, &t.extra)
+            else {
+                continue;
+            };
+            let delivery = if defer {
+                match self.hold(&t.handle, delivery, now, from, Some(i)) {
+                    Ok(h) => {
+                        handed.add(h);
+                        continue;
+                    }
+                    Err(delivery) => delivery,
+                }
+            } else {
+                delivery
+            };
+            handed.add(self.hand_over(&t.handle, [delivery], now, Some(from), false));
         }
         handed
     }
@@ -199,6 +299,22 @@ impl Core {
             ids,
             share,
         } = m;
+        let extra = DeliveryExtra::new(ids, share);
+        let delivery = self.delivery_to(msg, &handle, qos, options, &extra)?;
+        Some((handle, delivery))
+    }
+
+    /// The delivery of `msg` to the session `handle` through a
+    /// subscription of `qos` and `options`, or `None` when 5.0 No Local
+    /// keeps it from the publisher [MQTT-3.8.3-3].
+    fn delivery_to(
+        &self,
+        msg: &Arc<Message>,
+        handle: &SessionHandle,
+        qos: QoS,
+        options: SubscriptionOptions,
+        extra: &Option<Arc<DeliveryExtra>>,
+    ) -> Option<Delivery> {
         if options.no_local && msg.origin.as_deref() == Some(&*handle.client_id) {
             return None;
         }
@@ -209,8 +325,12 @@ impl Core {
         };
         // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
         let retain = msg.retain && options.retain_as_published;
-        let delivery = Delivery::with(msg.clone(), qos, retain, ids, share);
-        Some((handle, delivery))
+        Some(Delivery::with_extra(
+            msg.clone(),
+            qos,
+            retain,
+            extra.clone(),
+        ))
     }
 
     fn set_retained(&self, msg: &Arc<Message>) -> Durability {
@@ -250,29 +370,38 @@ impl Core {
         delivery: Delivery,
         now: Instant,
         from: &mut Origin,
+        hint: Option<usize>,
     ) -> Result<Handed, Delivery> {
-        let mut outbox = std::mem::take(&mut from.outbox);
-        let result = match outbox_slot(&mut outbox, handle) {
-            Some((held, list)) => {
-                if held.is_none() {
-                    *held = Some(handle.clone());
-                }
-                list.push(delivery);
-                if list.len() < OUTBOX_FLUSH_AT {
-                    Ok(Handed::default())
-                } else {
-                    Ok(self.hand_over(handle, list.drain(..), now, Some(from), false))
-                }
-            }
-            None => Err(delivery),
+        let Some(slot) = outbox_slot(&mut from.outbox, handle, hint) else {
+            return Err(delivery);
         };
-        from.outbox = outbox;
-        result
+        let Some((held, list)) = from.outbox.get_mut(slot) else {
+            return Err(delivery);
+        };
+        if held.is_none() {
+            *held = Some(handle.clone());
+        }
+        list.push(delivery);
+        if list.len() < OUTBOX_FLUSH_AT {
+            return Ok(Handed::default());
+        }
+        let mut batch = std::mem::take(list);
+        let handed = self.hand_over(handle, batch.drain(..), now, Some(from), false);
+        // The emptied list goes back, its allocation kept.
+        if let Some((_, list)) = from.outbox.get_mut(slot) {
+            *list = batch;
+        }
+        Ok(handed)
     }
 
     /// Hands every session its share of the outbox, each under one lock;
     /// returns (overflow, pause) of the batch.
     pub(crate) fn deliver_outbox(&self, from: &mut Origin, now: Instant) -> (bool, bool) {
+        // Subscribers the tree no longer holds are let go at the end of a
+        // batch, not kept until this client publishes again.
+        if from.last.topic.is_some() && from.last.generation != self.subscriptions.generation() {
+            from.last = LastTopic::default();
+        }
         let mut outbox = std::mem::take(&mut from.outbox);
         let mut handed = Handed::default();
         for (held, list) in outbox.iter_mut() {
@@ -372,28 +501,36 @@ impl Core {
     }
 }
 
-/// The outbox slot of `handle`: its own, a free one, or a new one while
-/// there are fewer than [`OUTBOX_SESSIONS`].
-fn outbox_slot<'a>(outbox: &'a mut Vec<Held>, handle: &Arc<SessionHandle>) -> Option<&'a mut Held> {
-    let mut slot = None;
-    let mut free = None;
-    for (i, (held, _)) in outbox.iter().enumerate() {
-        match held {
-            Some(h) if Arc::ptr_eq(h, handle) => {
-                slot = Some(i);
-                break;
-            }
-            None if free.is_none() => free = Some(i),
-            _ => {}
+/// The outbox slot of `handle`: its own (looked for first at `hint`, where
+/// a target of the last topic usually finds it), a free one, or a new one
+/// while there are fewer than [`OUTBOX_SESSIONS`].
+fn outbox_slot(
+    outbox: &mut Vec<Held>,
+    handle: &Arc<SessionHandle>,
+    hint: Option<usize>,
+) -> Option<usize> {
+    let owns =
+        |held: &Option<Arc<SessionHandle>>| held.as_ref().is_some_and(|h| Arc::ptr_eq(h, handle));
+    if let Some(i) = hint {
+        if outbox.get(i).is_some_and(|(held, _)| owns(held)) {
+            return Some(i);
         }
     }
-    let slot = match (slot, free) {
-        (Some(i), _) | (None, Some(i)) => i,
-        (None, None) if outbox.len() < OUTBOX_SESSIONS => {
-            outbox.push((None, Vec::new()));
-            outbox.len() - 1
+    let mut free = None;
+    for (i, (held, _)) in outbox.iter().enumerate() {
+        if owns(held) {
+            return Some(i);
         }
-        (None, None) => return None,
-    };
-    outbox.get_mut(slot)
+        if held.is_none() && free.is_none() {
+            free = Some(i);
+        }
+    }
+    match free {
+        Some(i) => Some(i),
+        None if outbox.len() < OUTBOX_SESSIONS => {
+            outbox.push((None, Vec::new()));
+            Some(outbox.len() - 1)
+        }
+        None => None,
+    }
 }

@@ -45,11 +45,25 @@ pub struct Delivery {
 /// What a delivery through a shared group or a subscription with an
 /// identifier carries besides the message.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct DeliveryExtra {
+pub struct DeliveryExtra {
     /// 5.0 subscription identifiers of every matching subscription.
     subscription_ids: Vec<u32>,
     /// The `$share/GROUP/FILTER` it was delivered through, if shared.
     share: Option<Arc<str>>,
+}
+
+impl DeliveryExtra {
+    /// The extras of deliveries through subscriptions with
+    /// `subscription_ids`, and through the shared group `share` if any;
+    /// `None` when there are neither.
+    pub fn new(subscription_ids: Vec<u32>, share: Option<Arc<str>>) -> Option<Arc<DeliveryExtra>> {
+        (!subscription_ids.is_empty() || share.is_some()).then(|| {
+            Arc::new(DeliveryExtra {
+                subscription_ids,
+                share,
+            })
+        })
+    }
 }
 
 impl Delivery {
@@ -72,12 +86,18 @@ impl Delivery {
         subscription_ids: Vec<u32>,
         share: Option<Arc<str>>,
     ) -> Delivery {
-        let extra = (!subscription_ids.is_empty() || share.is_some()).then(|| {
-            Arc::new(DeliveryExtra {
-                subscription_ids,
-                share,
-            })
-        });
+        let extra = DeliveryExtra::new(subscription_ids, share);
+        Delivery::with_extra(msg, qos, retain, extra)
+    }
+
+    /// A delivery with extras made once for many deliveries (see
+    /// [`DeliveryExtra::new`]).
+    pub fn with_extra(
+        msg: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        extra: Option<Arc<DeliveryExtra>>,
+    ) -> Delivery {
         Delivery {
             msg,
             qos,

@@ -19,7 +19,7 @@ use super::session::{Change, Outgoing, Session, SessionLimits, SubscriptionEntry
 use super::sessions::{resume_all, SessionHandle, SessionInner, SessionKey, SessionRef, Sessions};
 use super::stats::Stats;
 use super::store::{Durability, Snapshot, Store};
-use super::subscriptions::SubscriptionTree;
+use super::subscriptions::SharedTree;
 use super::topics::TopicWatch;
 use super::wake::ConnWaker;
 use crate::auth::backoff::AuthBackoff;
@@ -145,7 +145,7 @@ pub struct Core {
     pub(super) cluster_is_local: bool,
     pub(super) events: Arc<dyn EventSink>,
     pub(super) sessions: Sessions,
-    pub(super) subscriptions: RwLock<SubscriptionTree<SessionKey>>,
+    pub(super) subscriptions: SharedTree<SessionKey>,
     pub(super) retained: RwLock<RetainedTree>,
     /// 5.0 wills waiting for their Will Delay Interval, by client id.
     pub(super) delayed_wills: Mutex<HashMap<Arc<str>, (Instant, Message)>>,
@@ -187,7 +187,7 @@ impl Core {
             cluster,
             events,
             sessions: Sessions::new(),
-            subscriptions: RwLock::new(SubscriptionTree::new()),
+            subscriptions: SharedTree::default(),
             retained: RwLock::new(RetainedTree::new()),
             delayed_wills: Mutex::new(HashMap::new()),
             stats,

@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use culex_codec::{QoS, SubscriptionOptions};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// One subscription in the tree.
 #[derive(Debug, Clone)]
@@ -327,6 +328,72 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         let start = out.len();
         let mut cx = Collect { out, start, rank };
         collect(&self.root, topic, dollar, &mut cx);
+    }
+}
+
+/// A tree behind its lock, with a generation that moves on at every
+/// change: what lets a publisher keep the subscribers of the topic it last
+/// published to (see `route.rs`) and know when they may be stale.
+#[derive(Debug)]
+pub struct SharedTree<K> {
+    tree: RwLock<SubscriptionTree<K>>,
+    generation: AtomicU64,
+}
+
+impl<K> Default for SharedTree<K> {
+    fn default() -> Self {
+        SharedTree {
+            tree: RwLock::new(SubscriptionTree::default()),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<K> SharedTree<K> {
+    /// The tree, for a match or a look.
+    pub fn read(&self) -> RwLockReadGuard<'_, SubscriptionTree<K>> {
+        self.tree.read()
+    }
+
+    /// The tree, for a change: the generation moves on when the guard
+    /// drops, before the lock is released.
+    pub fn write(&self) -> TreeWriteGuard<'_, K> {
+        TreeWriteGuard {
+            tree: self.tree.write(),
+            generation: &self.generation,
+        }
+    }
+
+    /// Read before a match, so that a match made while the tree changed is
+    /// kept under the older generation, and so is not trusted again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Write access to a [`SharedTree`].
+pub struct TreeWriteGuard<'a, K> {
+    tree: RwLockWriteGuard<'a, SubscriptionTree<K>>,
+    generation: &'a AtomicU64,
+}
+
+impl<K> std::ops::Deref for TreeWriteGuard<'_, K> {
+    type Target = SubscriptionTree<K>;
+    fn deref(&self) -> &SubscriptionTree<K> {
+        &self.tree
+    }
+}
+
+impl<K> std::ops::DerefMut for TreeWriteGuard<'_, K> {
+    fn deref_mut(&mut self) -> &mut SubscriptionTree<K> {
+        &mut self.tree
+    }
+}
+
+impl<K> Drop for TreeWriteGuard<'_, K> {
+    fn drop(&mut self) {
+        // Runs before the field's guard releases the lock.
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 

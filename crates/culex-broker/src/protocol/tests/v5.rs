@@ -659,3 +659,79 @@ fn acl_reason_codes_v5() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A publisher that sends to one topic again and again is matched against
+/// the subscriptions as they are at each message, though the broker keeps
+/// its last topic's subscribers between messages: a subscription made
+/// since gets the next message with its identifier [MQTT-3.3.4-3], one
+/// removed gets nothing more [MQTT-3.10.4-2], and once nobody is left the
+/// PUBACK says so (0x10, [MQTT 5.0, 3.4.2.1]).
+#[test]
+fn a_repeated_topic_follows_the_subscriptions_as_they_change() {
+    let broker = Sim::start();
+    let port = broker.port();
+    let (mut a, _, _) = v5(port, "first", true, None);
+    subscribe(&mut a, "r/1", SubscriptionOptions::default(), Some(3));
+    let (mut publ, _, _) = v5(port, "repeater", true, None);
+    let mut send = |payload: &[u8], id: u16| {
+        publ.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: TopicName::new("r/1").unwrap(),
+            packet_id: Some(pid(id)),
+            properties: Properties::default(),
+            payload,
+        }));
+        match publ.recv().packet() {
+            Packet::PubAck(ack) => ack.reason,
+            other => panic!("{other:?}"),
+        }
+    };
+    let got = |c: &mut Raw| match c.recv().packet() {
+        Packet::Publish(p) => (
+            p.payload.to_vec(),
+            p.properties
+                .subscription_identifiers
+                .iter()
+                .collect::<Vec<u32>>(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    for (i, payload) in [&b"one"[..], b"two"].into_iter().enumerate() {
+        assert_eq!(send(payload, i as u16 + 1), ReasonCode::Success);
+        assert_eq!(got(&mut a), (payload.to_vec(), vec![3]));
+    }
+    let (mut b, _, _) = v5(port, "second", true, None);
+    subscribe(&mut b, "r/+", SubscriptionOptions::default(), Some(8));
+    assert_eq!(send(b"three", 3), ReasonCode::Success);
+    assert_eq!(got(&mut a), (b"three".to_vec(), vec![3]));
+    assert_eq!(got(&mut b), (b"three".to_vec(), vec![8]));
+    let filters = [TopicFilter::new("r/1").unwrap()];
+    a.send(&Packet::Unsubscribe(culex_codec::packet::Unsubscribe {
+        packet_id: pid(2),
+        properties: Properties::default(),
+        filters: Seq::Items(&filters),
+    }));
+    assert!(matches!(a.recv().packet(), Packet::UnsubAck(_)));
+    assert_eq!(send(b"four", 4), ReasonCode::Success);
+    assert_eq!(got(&mut b), (b"four".to_vec(), vec![8]));
+    assert!(
+        a.try_recv(Duration::from_millis(300)).is_none(),
+        "unsubscribed"
+    );
+    // The second subscriber's session ends with its connection.
+    b.disconnect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let reason = send(b"five", 5);
+        if reason == ReasonCode::NoMatchingSubscribers {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still matched: {reason:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
