@@ -16,6 +16,7 @@
 //! subscriber without a walk of the tree or a new reference to the
 //! subscriber's session (whose count other threads write).
 
+use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,13 +79,25 @@ struct LastTopic {
     targets: Vec<Target>,
 }
 
-/// One subscriber of the last topic, with what each delivery to it carries.
+/// One subscriber a message goes to, with what each delivery to it
+/// carries.
 #[derive(Debug)]
 struct Target {
     handle: Arc<SessionHandle>,
     qos: QoS,
     options: SubscriptionOptions,
     extra: Option<Arc<DeliveryExtra>>,
+}
+
+impl From<Match<SessionKey>> for Target {
+    fn from(m: Match<SessionKey>) -> Target {
+        Target {
+            handle: m.key.0,
+            qos: m.qos,
+            options: m.options,
+            extra: DeliveryExtra::new(m.ids, m.share),
+        }
+    }
 }
 
 impl LastTopic {
@@ -94,6 +107,19 @@ impl LastTopic {
                 .topic
                 .as_ref()
                 .is_some_and(|t| Arc::ptr_eq(t, topic) || t == topic)
+    }
+
+    /// Keeps `matches` (none of them shared) as the subscribers of `topic`.
+    fn refill(
+        &mut self,
+        topic: &Arc<str>,
+        generation: u64,
+        matches: impl Iterator<Item = Match<SessionKey>>,
+    ) {
+        self.topic = Some(topic.clone());
+        self.generation = generation;
+        self.targets.clear();
+        self.targets.extend(matches.map(Target::from));
     }
 }
 
@@ -191,54 +217,60 @@ impl Core {
         matched: &mut usize,
     ) -> Handed {
         let generation = self.subscriptions.generation();
-        if let Some(o) = from.as_deref_mut() {
-            if o.last.is_for(&msg.topic, generation) {
-                let last = std::mem::take(&mut o.last);
-                *matched = last.targets.len();
-                let handed = self.hand_to_targets(msg, &last.targets, now, o);
-                o.last = last;
-                return handed;
+        let mut use_last = from
+            .as_deref()
+            .is_some_and(|o| o.last.is_for(&msg.topic, generation));
+        if !use_last {
+            matches.clear();
+            let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
+            self.subscriptions
+                .read()
+                .matches_ranked(&msg.topic, matches, &rank);
+            if let Some(o) = from.as_deref_mut() {
+                if matches.iter().all(|m| m.share.is_none()) {
+                    o.last.refill(&msg.topic, generation, matches.drain(..));
+                    use_last = true;
+                }
             }
         }
-        matches.clear();
-        let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
-        self.subscriptions
-            .read()
-            .matches_ranked(&msg.topic, matches, &rank);
+        if let Some(o) = from.as_deref_mut().filter(|_| use_last) {
+            let last = std::mem::take(&mut o.last);
+            *matched = last.targets.len();
+            let handed = self.hand_to_targets(msg, &last.targets, now, Some(o));
+            o.last = last;
+            return handed;
+        }
         *matched = matches.len();
-        if let Some(o) = from.as_deref_mut() {
-            if matches.iter().all(|m| m.share.is_none()) {
-                let mut last = std::mem::take(&mut o.last);
-                last.topic = Some(msg.topic.clone());
-                last.generation = generation;
-                last.targets.clear();
-                last.targets.extend(matches.drain(..).map(|m| Target {
-                    handle: m.key.0,
-                    qos: m.qos,
-                    options: m.options,
-                    extra: DeliveryExtra::new(m.ids, None),
-                }));
-                let handed = self.hand_to_targets(msg, &last.targets, now, o);
-                o.last = last;
-                return handed;
-            }
-        }
         let skip_shared = !self.cluster_is_local && self.cluster.serving();
+        let targets = matches
+            .drain(..)
+            .filter(|m| !(skip_shared && m.share.is_some()))
+            .map(Target::from);
+        self.hand_to_targets(msg, targets, now, from)
+    }
+
+    /// Hands `msg` to each target: through the origin's outbox when there
+    /// is one (the index of a target is where its slot is looked for
+    /// first), else at once.
+    fn hand_to_targets<T: Borrow<Target>>(
+        &self,
+        msg: &Arc<Message>,
+        targets: impl IntoIterator<Item = T>,
+        now: Instant,
+        mut from: Option<&mut Origin>,
+    ) -> Handed {
         let defer = !self.store.is_durable();
         let mut handed = Handed::default();
-        for m in matches.drain(..) {
-            if skip_shared && m.share.is_some() {
-                continue;
-            }
-            let Some((handle, delivery)) = self.delivery_for(msg, m) else {
+        for (i, t) in targets.into_iter().enumerate() {
+            let t = t.borrow();
+            let Some(delivery) = self.delivery_to(msg, t) else {
                 continue;
             };
-            let handle = &handle;
             // Shared-group members are ranked on their state at routing
             // time, so their deliveries are not held back.
             let delivery = match from.as_deref_mut() {
                 Some(o) if defer && delivery.share().is_none() => {
-                    match self.hold(handle, delivery, now, o, None) {
+                    match self.hold(&t.handle, delivery, now, o, Some(i)) {
                         Ok(h) => {
                             handed.add(h);
                             continue;
@@ -248,39 +280,7 @@ impl Core {
                 }
                 _ => delivery,
             };
-            handed.add(self.hand_over(handle, [delivery], now, from.as_deref_mut(), false));
-        }
-        handed
-    }
-
-    /// Hands `msg` to each of the last topic's subscribers, through the
-    /// origin's outbox.
-    fn hand_to_targets(
-        &self,
-        msg: &Arc<Message>,
-        targets: &[Target],
-        now: Instant,
-        from: &mut Origin,
-    ) -> Handed {
-        let defer = !self.store.is_durable();
-        let mut handed = Handed::default();
-        for (i, t) in targets.iter().enumerate() {
-            let Some(delivery) = self.delivery_to(msg, &t.handle, t.qos, t.options, &t.extra)
-            else {
-                continue;
-            };
-            let delivery = if defer {
-                match self.hold(&t.handle, delivery, now, from, Some(i)) {
-                    Ok(h) => {
-                        handed.add(h);
-                        continue;
-                    }
-                    Err(delivery) => delivery,
-                }
-            } else {
-                delivery
-            };
-            handed.add(self.hand_over(&t.handle, [delivery], now, Some(from), false));
+            handed.add(self.hand_over(&t.handle, [delivery], now, from.as_deref_mut(), false));
         }
         handed
     }
@@ -292,44 +292,29 @@ impl Core {
         msg: &Arc<Message>,
         m: Match<SessionKey>,
     ) -> Option<(Arc<SessionHandle>, Delivery)> {
-        let Match {
-            key: SessionKey(handle),
-            qos,
-            options,
-            ids,
-            share,
-        } = m;
-        let extra = DeliveryExtra::new(ids, share);
-        let delivery = self.delivery_to(msg, &handle, qos, options, &extra)?;
-        Some((handle, delivery))
+        let target = Target::from(m);
+        let delivery = self.delivery_to(msg, &target)?;
+        Some((target.handle, delivery))
     }
 
-    /// The delivery of `msg` to the session `handle` through a
-    /// subscription of `qos` and `options`, or `None` when 5.0 No Local
+    /// The delivery of `msg` to one target, or `None` when 5.0 No Local
     /// keeps it from the publisher [MQTT-3.8.3-3].
-    fn delivery_to(
-        &self,
-        msg: &Arc<Message>,
-        handle: &SessionHandle,
-        qos: QoS,
-        options: SubscriptionOptions,
-        extra: &Option<Arc<DeliveryExtra>>,
-    ) -> Option<Delivery> {
-        if options.no_local && msg.origin.as_deref() == Some(&*handle.client_id) {
+    fn delivery_to(&self, msg: &Arc<Message>, t: &Target) -> Option<Delivery> {
+        if t.options.no_local && msg.origin.as_deref() == Some(&*t.handle.client_id) {
             return None;
         }
         let qos = if self.config.limits.upgrade_outgoing_qos {
-            qos
+            t.qos
         } else {
-            msg.qos.min(qos)
+            msg.qos.min(t.qos)
         };
         // Normal deliveries clear RETAIN unless retain-as-published [MQTT-3.3.1-9].
-        let retain = msg.retain && options.retain_as_published;
+        let retain = msg.retain && t.options.retain_as_published;
         Some(Delivery::with_extra(
             msg.clone(),
             qos,
             retain,
-            extra.clone(),
+            t.extra.clone(),
         ))
     }
 
