@@ -175,11 +175,8 @@ impl Broker {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = threads::ConnThreads::start(cores).map_err(BrokerError::Threads)?;
         // The connection threads end with the runtime the broker runs on.
-        let guard = threads::StopOnDrop(threads.clone());
-        tokio::spawn(async move {
-            let _guard = guard;
-            std::future::pending::<()>().await;
-        });
+        let ending = threads.clone();
+        when_runtime_ends(move || ending.stop());
         let mut rt = Runtime::new(
             core,
             parker,
@@ -258,6 +255,25 @@ fn load_policies(config: &Config) -> Result<Vec<Policy>, BrokerError> {
             Policy::load(config.security_of(i)).map_err(|e| BrokerError::Policy(e.to_string()))
         })
         .collect()
+}
+
+/// Runs `f` when the current tokio runtime drops its tasks (at shutdown,
+/// or when it is dropped without one): what ends the broker's own threads
+/// with the runtime it was started on.
+fn when_runtime_ends(f: impl FnOnce() + Send + 'static) {
+    struct OnDrop<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    let guard = OnDrop(Some(f));
+    tokio::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    });
 }
 
 /// How the parker runs a connection again: a task on the next connection

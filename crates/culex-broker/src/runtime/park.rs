@@ -287,11 +287,8 @@ impl Parker {
             self.open.store(true, Ordering::SeqCst);
             // Dropped with the runtime's tasks: a broker whose runtime ends
             // without a shutdown must not keep parked sockets open.
-            let guard = StopOnDrop(self.clone());
-            tokio::spawn(async move {
-                let _guard = guard;
-                std::future::pending::<()>().await;
-            });
+            let parker = self.clone();
+            super::when_runtime_ends(move || parker.stop());
         }
     }
 
@@ -372,14 +369,6 @@ impl Parker {
                 tracing::error!("Error: unable to wake the connection parker: {e}");
             }
         }
-    }
-}
-
-struct StopOnDrop(Arc<Parker>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.stop();
     }
 }
 

@@ -83,10 +83,7 @@ impl ConnThreads {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len().max(1);
-        if let Some(handle) = self.handles.get(i) {
-            handle.spawn(task);
-        }
+        self.spawn_on(self.next.fetch_add(1, Ordering::Relaxed), task);
     }
 
     /// Runs a task on thread `i` (modulo their number).
@@ -104,16 +101,6 @@ impl ConnThreads {
         for stop in self.stops.lock().drain(..) {
             let _ = stop.send(());
         }
-    }
-}
-
-/// Stops the connection threads when dropped: held by a task on the
-/// broker's own runtime, so that they end with it.
-pub(crate) struct StopOnDrop(pub Arc<ConnThreads>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.stop();
     }
 }
 
