@@ -361,10 +361,14 @@ impl Conn {
                 break;
             };
             let frame = rest.get(..len).ok_or(ConnError::Closed)?;
-            let packet = decode_packet(frame, self.protocol)?;
-            if let Packet::Disconnect(d) = packet {
-                return Err(ConnError::Disconnected(d.reason));
-            }
+            // Matched where it was decoded: a `Packet` is some 600 bytes,
+            // and moving it out of its `Result` copied it for every message.
+            let decoded = decode_packet(frame, self.protocol);
+            let packet = match &decoded {
+                Ok(Packet::Disconnect(d)) => return Err(ConnError::Disconnected(d.reason)),
+                Ok(packet) => packet,
+                Err(e) => return Err((*e).into()),
+            };
             role.on_packet(packet, &mut self.wbuf, self.protocol)?;
             consumed += len;
         }
@@ -400,7 +404,7 @@ pub trait Role {
     /// Handles one incoming packet; acknowledgements go to `out`.
     fn on_packet(
         &mut self,
-        packet: Packet<'_>,
+        packet: &Packet<'_>,
         out: &mut BytesMut,
         protocol: Protocol,
     ) -> Result<(), ConnError>;

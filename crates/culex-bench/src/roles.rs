@@ -219,7 +219,7 @@ impl Role for Publisher {
 
     fn on_packet(
         &mut self,
-        packet: Packet<'_>,
+        packet: &Packet<'_>,
         out: &mut BytesMut,
         protocol: Protocol,
     ) -> Result<(), ConnError> {
@@ -329,7 +329,7 @@ impl Role for Subscriber {
 
     fn on_packet(
         &mut self,
-        packet: Packet<'_>,
+        packet: &Packet<'_>,
         out: &mut BytesMut,
         protocol: Protocol,
     ) -> Result<(), ConnError> {
@@ -419,11 +419,11 @@ impl Role for Idle {
 
     fn on_packet(
         &mut self,
-        packet: Packet<'_>,
+        packet: &Packet<'_>,
         _out: &mut BytesMut,
         _protocol: Protocol,
     ) -> Result<(), ConnError> {
-        if packet != Packet::PingResp {
+        if *packet != Packet::PingResp {
             self.shared.error(format!(
                 "unexpected {:?} to an idle connection",
                 packet.packet_type()
