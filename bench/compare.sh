@@ -18,6 +18,9 @@
 #   qos1-w20      QoS 1, 8 pairs flat out, each publisher with 20 unacknowledged
 #   qos1-w100     the same with 100 (any qos1-wN)
 #   fanout-w100   QoS 1, 1 publisher (window 100) -> 8 subscribers (any fanout-wN)
+#   shared-w100   QoS 1, 8 publishers (window 100) -> 8 subscribers in one
+#                 shared group, $share/bench/ (any shared-wN; not in the
+#                 default set)
 #   fanin         QoS 0, 8 publishers flooding 1 subscriber
 #   latency       10 pairs x 1000 msg/s, QoS 0: p50 / p99
 #   conn          CONNS idle connections, 64 connecting at once: connect rate,
@@ -299,6 +302,7 @@ scenario_args() {
     qos1-w*) echo "pairs -c 8 -q 1 --inflight ${1#qos1-w}" ;;
     fanout) echo "fanout -c 8 -q 1 --inflight 100" ;;
     fanout-w*) echo "fanout -c 8 -q 1 --inflight ${1#fanout-w}" ;;
+    shared-w*) echo "fanout --publishers 8 -c 8 -q 1 --share bench --inflight ${1#shared-w}" ;;
     fanin) echo "fanin -c 8 -q 0" ;;
     latency) echo "latency -c 10 -r 1000" ;;
     conn) echo "conn -c $CONNS --source-ips 4" ;;
@@ -531,6 +535,8 @@ def title(s):
         return f"QoS 0, 8 pairs, {s[len('qos0-at-'):]}/s offered in all: received/s, delivered, p50 / p99, broker RSS"
     if s.startswith("qos1"):
         return f"QoS 1, 8 pairs flat out, publisher window {window('qos1-w')}: received/s, delivered, p99, broker RSS"
+    if s.startswith("shared-w"):
+        return f"shared group: 8 publishers → 8 subscribers in $share/bench/, QoS 1, publisher window {window('shared-w')}: received/s, delivered, p99, broker RSS"
     if s.startswith("fanout"):
         return f"fan-out 1 → 8, QoS 1, publisher window {window('fanout-w')}: deliveries/s, delivered, p99, broker RSS"
     return s

@@ -76,6 +76,11 @@ pub struct Opts {
     /// Topic pattern; %i becomes the client index (or + in a fanin/fanout filter).
     #[arg(short, long, default_value = "bench/%i")]
     pub topic: String,
+    /// Subscribers join the shared subscription GROUP (`$share/GROUP/`
+    /// before their filter): each message reaches one of them, as in a
+    /// pool of workers.
+    #[arg(long, value_name = "GROUP")]
+    pub share: Option<String>,
     /// QoS of publications and subscriptions.
     #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
@@ -256,6 +261,8 @@ pub struct Plan {
     pub fanout_factor: Option<u64>,
     /// Topic pattern.
     pub topic: String,
+    /// The shared subscription group subscribers join.
+    pub share: Option<String>,
     /// QoS.
     pub qos: QoS,
     /// Payload size.
@@ -343,8 +350,23 @@ impl Plan {
                 "at most {MAX_CLIENTS} clients in one run"
             )));
         }
+        if o.share.is_some() && subscribers == 0 {
+            return Err(BenchError::Usage(
+                "--share needs a scenario with subscribers".into(),
+            ));
+        }
+        // [MQTT-4.8.2-2]: a share name is not empty and has no `/`, `+` or `#`.
+        if let Some(group) = &o.share {
+            if group.is_empty() || group.contains(['/', '+', '#']) {
+                return Err(BenchError::Usage(format!(
+                    "--share {group:?}: a group name is not empty and has no '/', '+' or '#'"
+                )));
+            }
+        }
         let fanout_factor = match scenario {
             Scenario::Pairs | Scenario::Latency => Some(1),
+            // A shared group takes each message once [MQTT-4.8.2-2].
+            Scenario::Fanin | Scenario::Fanout if o.share.is_some() => Some(1),
             Scenario::Fanin | Scenario::Fanout => Some(u64::from(subscribers)),
             Scenario::Conn | Scenario::Pub | Scenario::Sub => None,
         };
@@ -370,7 +392,13 @@ impl Plan {
         };
         let qos =
             QoS::from_u8(o.qos).ok_or_else(|| BenchError::Usage("qos must be 0, 1 or 2".into()))?;
-        check_topic(&o.topic, publishers > 0, subscribers > 0, subscribe_to)?;
+        check_topic(
+            &o.topic,
+            publishers > 0,
+            subscribers > 0,
+            subscribe_to,
+            o.share.as_deref(),
+        )?;
         let source_ips = match &o.source_ips {
             None => Vec::new(),
             Some(spec) => parse_source_ips(spec)?,
@@ -407,6 +435,7 @@ impl Plan {
             subscribe_to,
             fanout_factor,
             topic: o.topic,
+            share: o.share,
             qos,
             size: o.size,
             rate,
@@ -437,10 +466,11 @@ impl Plan {
 
     /// The filter subscriber `index` subscribes to.
     pub fn subscribe_filter(&self, index: u32) -> String {
-        match self.subscribe_to {
+        let filter = match self.subscribe_to {
             SubscribeTo::Own => self.topic.replace("%i", &index.to_string()),
             SubscribeTo::Wildcard => self.topic.replace("%i", "+"),
-        }
+        };
+        shared(self.share.as_deref(), filter)
     }
 }
 
@@ -450,6 +480,7 @@ fn check_topic(
     publishes: bool,
     subscribes: bool,
     subscribe_to: SubscribeTo,
+    share: Option<&str>,
 ) -> Result<(), BenchError> {
     use culex_codec::topic::{TopicFilter, TopicName};
     let sample = pattern.replace("%i", "0");
@@ -463,11 +494,20 @@ fn check_topic(
             SubscribeTo::Own => sample,
             SubscribeTo::Wildcard => pattern.replace("%i", "+"),
         };
+        let filter = shared(share, filter);
         TopicFilter::new(&filter).map_err(|e| {
             BenchError::Usage(format!("{filter:?} is not a valid topic filter: {e}"))
         })?;
     }
     Ok(())
+}
+
+/// `filter` in the shared subscription `group`, if any.
+fn shared(group: Option<&str>, filter: String) -> String {
+    match group {
+        Some(group) => format!("$share/{group}/{filter}"),
+        None => filter,
+    }
 }
 
 /// Parses `127.0.0.1-127.0.0.8`, `127.0.0.1,127.0.0.2` or a count `8`.
@@ -634,5 +674,33 @@ mod tests {
         assert!(plan(&["pairs", "-r", "10", "--total-rate", "80"]).is_err());
         assert!(plan(&["conn", "--total-rate", "80"]).is_err());
         assert!(plan(&["pairs", "--total-rate=-5"]).is_err());
+        assert!(plan(&["pub", "--share", "g"]).is_err());
+        assert!(plan(&["fanout", "--share", "a/b"]).is_err());
+        assert!(plan(&["fanout", "--share", "a+"]).is_err());
+        assert!(plan(&["fanout", "--share", ""]).is_err());
+    }
+
+    /// A shared group's subscribers split the messages between them: each
+    /// is expected once, whatever the number of subscribers.
+    #[test]
+    fn shared_subscribers_expect_each_message_once() {
+        let p = plan(&[
+            "fanout",
+            "--publishers",
+            "4",
+            "-c",
+            "3",
+            "--share",
+            "workers",
+        ])
+        .unwrap();
+        assert_eq!(p.subscribe_filter(1), "$share/workers/bench/+");
+        assert_eq!(p.publish_topic(1), "bench/1");
+        assert_eq!(p.fanout_factor, Some(1));
+        let p = plan(&["pairs", "--share", "g"]).unwrap();
+        assert_eq!(p.subscribe_filter(2), "$share/g/bench/2");
+        assert_eq!(p.fanout_factor, Some(1));
+        let p = plan(&["fanin", "--subscribers", "2", "--share", "g"]).unwrap();
+        assert_eq!(p.fanout_factor, Some(1));
     }
 }

@@ -25,6 +25,8 @@ pub struct Report {
     pub publishers: u32,
     /// Subscribers asked for.
     pub subscribers: u32,
+    /// The shared subscription group the subscribers joined, if any.
+    pub share: Option<String>,
     /// The duration asked for, in seconds.
     pub duration_s: f64,
     /// The measured phase as it ran (shorter when interrupted), in seconds.
@@ -181,10 +183,16 @@ impl Report {
         if self.publishers + self.subscribers > 0 {
             row(
                 "clients",
-                format!(
-                    "{} publishers, {} subscribers",
-                    self.publishers, self.subscribers
-                ),
+                match &self.share {
+                    Some(group) => format!(
+                        "{} publishers, {} subscribers sharing $share/{group}/",
+                        self.publishers, self.subscribers
+                    ),
+                    None => format!(
+                        "{} publishers, {} subscribers",
+                        self.publishers, self.subscribers
+                    ),
+                },
             );
         }
         let c = &self.connections;

@@ -313,6 +313,7 @@ pub async fn run(plan: Plan, addr: SocketAddr, sub_addr: SocketAddr) -> Result<R
         rate_per_publisher: plan.rate,
         publishers: plan.publishers,
         subscribers: plan.subscribers,
+        share: plan.share.clone(),
         duration_s: plan.duration.as_secs_f64(),
         elapsed_s,
         connections: Connections {

@@ -42,6 +42,39 @@ fn fanout_at_qos2_delivers_sent_times_subscribers() {
     assert_eq!(count(&s, "/messages/received"), sent * 3, "{s:#}");
 }
 
+/// A shared group of workers takes each message once between them
+/// [MQTT-4.8.2-2], over both protocol versions: what three subscribers
+/// receive together is what two publishers sent, not three times it.
+#[test]
+fn a_shared_group_takes_each_message_once() {
+    let broker = unlimited_broker();
+    for version in ["3.1.1", "5"] {
+        let s = bench_json(
+            broker.port(),
+            &[
+                "fanout",
+                "--publishers",
+                "2",
+                "-c",
+                "3",
+                "-q",
+                "1",
+                "--share",
+                "workers",
+                "-V",
+                version,
+                "-d",
+                "1s",
+            ],
+        );
+        let sent = count(&s, "/messages/sent");
+        assert!(sent > 0, "{s:#}");
+        assert_eq!(s["share"], "workers", "{s:#}");
+        assert_eq!(count(&s, "/messages/expected"), sent, "{s:#}");
+        assert_eq!(count(&s, "/messages/received"), sent, "{s:#}");
+    }
+}
+
 /// conn reaches every connection.
 #[test]
 fn conn_reaches_n_connections() {

@@ -66,6 +66,21 @@ fn fanout_delivers_sent_times_subscribers() {
     assert_eq!(count(&s, "/messages/received"), sent * 3);
 }
 
+/// With `--share`, mosquitto's shared group takes each message once: the
+/// subscribers together receive what was sent.
+#[test]
+fn shared_fanout_delivers_each_message_once() {
+    let broker = Mosquitto::start(UNLIMITED_QUEUES);
+    let s = bench_json(
+        broker.port,
+        &["fanout", "-c", "3", "-q", "1", "--share", "g", "-d", "1s"],
+    );
+    let sent = count(&s, "/messages/sent");
+    assert!(sent > 0);
+    assert_eq!(count(&s, "/messages/expected"), sent);
+    assert_eq!(count(&s, "/messages/received"), sent);
+}
+
 /// Fan-in: messages of all publishers reach the one wildcard subscriber. At a
 /// modest fixed rate QoS 0 loses nothing on loopback.
 #[test]
