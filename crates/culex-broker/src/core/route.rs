@@ -14,7 +14,8 @@
 //! publishes to one topic again and again (a sensor, a benchmark's
 //! publisher) is matched once, and each of its messages reaches each
 //! subscriber without a walk of the tree or a new reference to the
-//! subscriber's session (whose count other threads write).
+//! subscriber's session (whose count other threads write). A shared group
+//! is kept whole, and its member picked per message.
 
 use std::borrow::Borrow;
 use std::sync::atomic::Ordering;
@@ -29,7 +30,7 @@ use super::session::{Delivered, Delivery, DeliveryExtra};
 use super::sessions::{SessionHandle, SessionKey};
 use super::state::{Core, Event};
 use super::store::Durability;
-use super::subscriptions::Match;
+use super::subscriptions::{pick_turn, GroupMatch, Match};
 use super::wake::ConnWaker;
 
 /// Sessions one batch may hold deliveries for; deliveries to others go at once.
@@ -65,18 +66,43 @@ pub(crate) struct Origin {
     outbox: Vec<Held>,
     /// Matches of the message being routed (reused).
     matches: Vec<Match<SessionKey>>,
+    /// Shared groups the message being routed matched (reused).
+    groups: Vec<GroupMatch<SessionKey>>,
     /// The subscribers of the topic last routed.
     last: LastTopic,
 }
 
 /// The subscribers of the topic an origin last published to, as the
-/// subscription tree of `generation` matched it. Only kept when no shared
-/// group matched (a group's member is chosen per message).
+/// subscription tree of `generation` matched it: each subscriber outside
+/// shared groups, and each shared group whole (its member is picked per
+/// message).
 #[derive(Debug, Default)]
 struct LastTopic {
     topic: Option<Arc<str>>,
     generation: u64,
     targets: Vec<Target>,
+    groups: Vec<SharedGroup>,
+}
+
+/// A shared group the last topic matched: every member, and whose turn is
+/// next (this origin's own turn, which started at the group's).
+#[derive(Debug)]
+struct SharedGroup {
+    members: Vec<Target>,
+    turn: usize,
+}
+
+impl SharedGroup {
+    /// The member whose turn it is, ranked on its session's state now (see
+    /// [`Session::share_rank`]); the turn moves past it.
+    ///
+    /// [`Session::share_rank`]: super::session::Session::share_rank
+    fn pick(&mut self) -> Option<&Target> {
+        let rank = |t: &Target| t.handle.inner.lock().session.share_rank();
+        let (i, skipped) = pick_turn(&self.members, self.turn, rank)?;
+        self.turn = self.turn.wrapping_add(skipped).wrapping_add(1);
+        self.members.get(i)
+    }
 }
 
 /// One subscriber a message goes to, with what each delivery to it
@@ -109,17 +135,23 @@ impl LastTopic {
                 .is_some_and(|t| Arc::ptr_eq(t, topic) || t == topic)
     }
 
-    /// Keeps `matches` (none of them shared) as the subscribers of `topic`.
+    /// Keeps `matches` and `groups` as the subscribers of `topic`.
     fn refill(
         &mut self,
         topic: &Arc<str>,
         generation: u64,
         matches: impl Iterator<Item = Match<SessionKey>>,
+        groups: impl Iterator<Item = GroupMatch<SessionKey>>,
     ) {
         self.topic = Some(topic.clone());
         self.generation = generation;
         self.targets.clear();
         self.targets.extend(matches.map(Target::from));
+        self.groups.clear();
+        self.groups.extend(groups.map(|g| SharedGroup {
+            members: g.members.into_iter().map(Target::from).collect(),
+            turn: g.turn,
+        }));
     }
 }
 
@@ -134,6 +166,7 @@ impl Origin {
             wakes: Vec::new(),
             outbox: Vec::new(),
             matches: Vec::new(),
+            groups: Vec::new(),
             last: LastTopic::default(),
         }
     }
@@ -213,40 +246,46 @@ impl Core {
         msg: &Arc<Message>,
         matches: &mut Vec<Match<SessionKey>>,
         now: Instant,
-        mut from: Option<&mut Origin>,
+        from: Option<&mut Origin>,
         matched: &mut usize,
     ) -> Handed {
-        let generation = self.subscriptions.generation();
-        let mut use_last = from
-            .as_deref()
-            .is_some_and(|o| o.last.is_for(&msg.topic, generation));
-        if !use_last {
+        let skip_shared = !self.cluster_is_local && self.cluster.serving();
+        let Some(o) = from else {
             matches.clear();
             let rank = |k: &SessionKey| k.0.inner.lock().session.share_rank();
             self.subscriptions
                 .read()
                 .matches_ranked(&msg.topic, matches, &rank);
-            if let Some(o) = from.as_deref_mut() {
-                if matches.iter().all(|m| m.share.is_none()) {
-                    o.last.refill(&msg.topic, generation, matches.drain(..));
-                    use_last = true;
+            *matched = matches.len();
+            let targets = matches
+                .drain(..)
+                .filter(|m| !(skip_shared && m.share.is_some()))
+                .map(Target::from);
+            return self.hand_to_targets(msg, targets, now, None);
+        };
+        let generation = self.subscriptions.generation();
+        if !o.last.is_for(&msg.topic, generation) {
+            matches.clear();
+            let mut groups = std::mem::take(&mut o.groups);
+            self.subscriptions
+                .read()
+                .matches_grouped(&msg.topic, matches, &mut groups);
+            o.last
+                .refill(&msg.topic, generation, matches.drain(..), groups.drain(..));
+            o.groups = groups;
+        }
+        let mut last = std::mem::take(&mut o.last);
+        *matched = last.targets.len() + last.groups.len();
+        let mut handed = self.hand_to_targets(msg, &last.targets, now, Some(o));
+        if !skip_shared {
+            for group in &mut last.groups {
+                if let Some(member) = group.pick() {
+                    handed.add(self.hand_to_targets(msg, [member], now, Some(o)));
                 }
             }
         }
-        if let Some(o) = from.as_deref_mut().filter(|_| use_last) {
-            let last = std::mem::take(&mut o.last);
-            *matched = last.targets.len();
-            let handed = self.hand_to_targets(msg, &last.targets, now, Some(o));
-            o.last = last;
-            return handed;
-        }
-        *matched = matches.len();
-        let skip_shared = !self.cluster_is_local && self.cluster.serving();
-        let targets = matches
-            .drain(..)
-            .filter(|m| !(skip_shared && m.share.is_some()))
-            .map(Target::from);
-        self.hand_to_targets(msg, targets, now, from)
+        o.last = last;
+        handed
     }
 
     /// Hands `msg` to each target: through the origin's outbox when there

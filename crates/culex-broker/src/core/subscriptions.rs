@@ -147,6 +147,17 @@ pub struct Match<K> {
     pub share: Option<Arc<str>>,
 }
 
+/// A shared group a topic matched, with every member (each as a
+/// [`Match`] naming the group), for a caller that picks one per message
+/// itself; `turn` is the group's turn, taken for this caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMatch<K> {
+    /// Every member, in the group's order.
+    pub members: Vec<Match<K>>,
+    /// The group's turn when it matched (see [`pick_turn`]).
+    pub turn: usize,
+}
+
 /// Topic filters and their subscribers.
 #[derive(Debug)]
 pub struct SubscriptionTree<K> {
@@ -326,7 +337,32 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     pub fn matches_ranked(&self, topic: &str, out: &mut Vec<Match<K>>, rank: &dyn Fn(&K) -> u8) {
         let dollar = topic.starts_with('$');
         let start = out.len();
-        let mut cx = Collect { out, start, rank };
+        let mut cx = Collect {
+            out,
+            start,
+            rank,
+            groups: None,
+        };
+        collect(&self.root, topic, dollar, &mut cx);
+    }
+
+    /// As [`SubscriptionTree::matches`], except that each shared group
+    /// goes to `groups` whole, for the caller to pick a member per message
+    /// (see [`pick_turn`]); each group's turn moves on by one.
+    pub fn matches_grouped(
+        &self,
+        topic: &str,
+        out: &mut Vec<Match<K>>,
+        groups: &mut Vec<GroupMatch<K>>,
+    ) {
+        let dollar = topic.starts_with('$');
+        let start = out.len();
+        let mut cx = Collect {
+            out,
+            start,
+            rank: &|_| READY,
+            groups: Some(groups),
+        };
         collect(&self.root, topic, dollar, &mut cx);
     }
 }
@@ -460,6 +496,8 @@ struct Collect<'a, K> {
     out: &'a mut Vec<Match<K>>,
     start: usize,
     rank: &'a dyn Fn(&K) -> u8,
+    /// Where whole groups go, instead of one member picked.
+    groups: Option<&'a mut Vec<GroupMatch<K>>>,
 }
 
 /// Walks the tree along the levels of `topic` without recursion: the exact
@@ -533,36 +571,59 @@ fn add<K: Clone + Eq>(cx: &mut Collect<'_, K>, e: &Entry<K>) {
 /// highest rank; the turn moves on past the member chosen, so skipped
 /// members do not give their turns to their neighbour.
 fn pick<K: Clone>(cx: &mut Collect<'_, K>, g: &Group<K>) {
-    let n = g.members.len();
-    if n == 0 {
+    let member = |e: &Entry<K>| Match {
+        key: e.key.clone(),
+        qos: e.options.qos,
+        options: e.options,
+        ids: e.id.into_iter().collect(),
+        share: Some(g.name.clone()),
+    };
+    if g.members.is_empty() {
         return;
     }
-    let start = g.next.fetch_add(1, Ordering::Relaxed) % n;
-    let mut best: Option<(usize, u8, &Entry<K>)> = None;
+    let turn = g.next.fetch_add(1, Ordering::Relaxed);
+    if let Some(groups) = cx.groups.as_deref_mut() {
+        groups.push(GroupMatch {
+            members: g.members.iter().map(member).collect(),
+            turn,
+        });
+        return;
+    }
+    if let Some((i, skipped)) = pick_turn(&g.members, turn, |e| (cx.rank)(&e.key)) {
+        if skipped > 0 {
+            g.next.fetch_add(skipped, Ordering::Relaxed);
+        }
+        if let Some(e) = g.members.get(i) {
+            cx.out.push(member(e));
+        }
+    }
+}
+
+/// The member of a shared group whose turn it is: from `turn`, the first
+/// of rank [`READY`], else the first of the highest rank there is. Returns
+/// its index and how many members it skipped: the turn moves on past the
+/// member chosen, so that skipped members do not give their turns to their
+/// neighbour. `None` when there are no members.
+pub fn pick_turn<T>(members: &[T], turn: usize, rank: impl Fn(&T) -> u8) -> Option<(usize, usize)> {
+    let n = members.len();
+    if n == 0 {
+        return None;
+    }
+    let start = turn % n;
+    let mut best: Option<(usize, u8)> = None;
     for offset in 0..n {
-        let Some(e) = g.members.get((start + offset) % n) else {
+        let Some(m) = members.get((start + offset) % n) else {
             continue;
         };
-        let r = (cx.rank)(&e.key);
-        if best.is_none_or(|(_, b, _)| r > b) {
-            best = Some((offset, r, e));
+        let r = rank(m);
+        if best.is_none_or(|(_, b)| r > b) {
+            best = Some((offset, r));
         }
         if r >= READY {
             break;
         }
     }
-    if let Some((offset, _, e)) = best {
-        if offset > 0 {
-            g.next.fetch_add(offset, Ordering::Relaxed);
-        }
-        cx.out.push(Match {
-            key: e.key.clone(),
-            qos: e.options.qos,
-            options: e.options,
-            ids: e.id.into_iter().collect(),
-            share: Some(g.name.clone()),
-        });
-    }
+    best.map(|(offset, _)| ((start + offset) % n, offset))
 }
 
 /// The rank of a shared-group member that can take a message at once.

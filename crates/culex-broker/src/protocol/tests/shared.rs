@@ -137,3 +137,61 @@ fn unacknowledged_qos2_is_not_handed_to_another_member() {
     let received = std::iter::from_fn(|| other.try_recv(SHORT)).count();
     assert_eq!(received, 0, "the other member got the QoS 2 message");
 }
+
+/// A publisher that repeats its topic keeps the group it matched, and
+/// picks a member per message: members who join since share the next
+/// messages in turn, one who unsubscribes gets no more [MQTT-3.10.4-2], and
+/// a plain subscriber of the same topic gets every message throughout
+/// [MQTT-4.8.2-2]. Once the group has no member left, only the plain
+/// subscriber receives.
+#[test]
+fn a_repeated_topic_follows_the_group_as_it_changes() {
+    let broker = Sim::start();
+    let port = broker.port();
+    let (mut plain, _) = Raw::connect(port, "follow-plain", true);
+    assert_eq!(plain.subscribe(&[("job/1", QoS::AtLeastOnce)]), vec![1]);
+    let (mut a, _) = Raw::connect(port, "follow-a", true);
+    assert_eq!(
+        a.subscribe(&[("$share/g/job/+", QoS::AtLeastOnce)]),
+        vec![1]
+    );
+    let (mut publ, _) = Raw::connect(port, "follow-pub", true);
+    let mut id = 0u16;
+    let mut send = |publ: &mut Raw, n: usize| {
+        for _ in 0..n {
+            id += 1;
+            let payload = format!("{id}");
+            publ.publish_acked("job/1", payload.as_bytes(), QoS::AtLeastOnce, false, id);
+        }
+    };
+    send(&mut publ, 2);
+    assert_eq!(drain(&mut a, true).len(), 2);
+    assert_eq!(drain(&mut plain, true).len(), 2);
+
+    let (mut b, _) = Raw::connect(port, "follow-b", true);
+    assert_eq!(
+        b.subscribe(&[("$share/g/job/+", QoS::AtLeastOnce)]),
+        vec![1]
+    );
+    send(&mut publ, 4);
+    let (got_a, got_b) = (drain(&mut a, true), drain(&mut b, true));
+    assert_eq!((got_a.len(), got_b.len()), (2, 2), "{got_a:?} {got_b:?}");
+    assert_eq!(drain(&mut plain, true).len(), 4);
+
+    let filters = [culex_codec::topic::TopicFilter::new("$share/g/job/+").unwrap()];
+    a.send(&Packet::Unsubscribe(culex_codec::packet::Unsubscribe {
+        packet_id: crate::testing::raw::pid(9),
+        properties: culex_codec::Properties::default(),
+        filters: culex_codec::Seq::Items(&filters),
+    }));
+    assert!(matches!(a.recv().packet(), Packet::UnsubAck(_)));
+    send(&mut publ, 3);
+    assert_eq!(drain(&mut b, true).len(), 3);
+    assert!(drain(&mut a, true).is_empty(), "unsubscribed");
+    assert_eq!(drain(&mut plain, true).len(), 3);
+
+    // b's session ends with its connection: the group is empty.
+    b.disconnect();
+    send(&mut publ, 2);
+    assert_eq!(drain(&mut plain, true).len(), 2);
+}
