@@ -335,15 +335,7 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
     /// offline), so that an offline member is only chosen when every member
     /// is offline. The group's turn moves past the member chosen.
     pub fn matches_ranked(&self, topic: &str, out: &mut Vec<Match<K>>, rank: &dyn Fn(&K) -> u8) {
-        let dollar = topic.starts_with('$');
-        let start = out.len();
-        let mut cx = Collect {
-            out,
-            start,
-            rank,
-            groups: None,
-        };
-        collect(&self.root, topic, dollar, &mut cx);
+        self.walk(topic, out, rank, None);
     }
 
     /// As [`SubscriptionTree::matches`], except that each shared group
@@ -355,13 +347,23 @@ impl<K: Clone + Eq + Hash> SubscriptionTree<K> {
         out: &mut Vec<Match<K>>,
         groups: &mut Vec<GroupMatch<K>>,
     ) {
+        self.walk(topic, out, &|_| READY, Some(groups));
+    }
+
+    fn walk(
+        &self,
+        topic: &str,
+        out: &mut Vec<Match<K>>,
+        rank: &dyn Fn(&K) -> u8,
+        groups: Option<&mut Vec<GroupMatch<K>>>,
+    ) {
         let dollar = topic.starts_with('$');
         let start = out.len();
         let mut cx = Collect {
             out,
             start,
-            rank: &|_| READY,
-            groups: Some(groups),
+            rank,
+            groups,
         };
         collect(&self.root, topic, dollar, &mut cx);
     }
