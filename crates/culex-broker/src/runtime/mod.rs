@@ -8,6 +8,7 @@
 mod admin;
 mod bridge;
 mod cluster;
+mod fds;
 mod listener;
 mod park;
 mod serve;
@@ -171,6 +172,8 @@ impl Broker {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
         let acceptors = transport::acceptors(core.config())?;
+        // Before the broker's own threads start (see `fds.rs`).
+        fds::reserve_table();
         let (parker, poll) = Parker::new();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = threads::ConnThreads::start(cores).map_err(BrokerError::Threads)?;
