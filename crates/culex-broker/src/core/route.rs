@@ -66,8 +66,6 @@ pub(crate) struct Origin {
     outbox: Vec<Held>,
     /// Matches of the message being routed (reused).
     matches: Vec<Match<SessionKey>>,
-    /// Shared groups the message being routed matched (reused).
-    groups: Vec<GroupMatch<SessionKey>>,
     /// The subscribers of the topic last routed.
     last: LastTopic,
 }
@@ -166,7 +164,6 @@ impl Origin {
             wakes: Vec::new(),
             outbox: Vec::new(),
             matches: Vec::new(),
-            groups: Vec::new(),
             last: LastTopic::default(),
         }
     }
@@ -266,13 +263,17 @@ impl Core {
         let generation = self.subscriptions.generation();
         if !o.last.is_for(&msg.topic, generation) {
             matches.clear();
-            let mut groups = std::mem::take(&mut o.groups);
+            // Allocates only when a shared group matched.
+            let mut groups = Vec::new();
             self.subscriptions
                 .read()
                 .matches_grouped(&msg.topic, matches, &mut groups);
-            o.last
-                .refill(&msg.topic, generation, matches.drain(..), groups.drain(..));
-            o.groups = groups;
+            o.last.refill(
+                &msg.topic,
+                generation,
+                matches.drain(..),
+                groups.into_iter(),
+            );
         }
         let mut last = std::mem::take(&mut o.last);
         *matched = last.targets.len() + last.groups.len();

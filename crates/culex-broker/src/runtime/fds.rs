@@ -22,10 +22,7 @@ const RESERVE_MAX: u64 = 65_536;
 /// allowed and closing it again: the table keeps its size. Best effort: a
 /// failure only leaves the table to grow as it goes.
 pub(crate) fn reserve_table() {
-    let limit = getrlimit(Resource::Nofile)
-        .current
-        .unwrap_or(RESERVE_MAX)
-        .min(RESERVE_MAX);
+    let limit = wanted();
     let Some(highest) = limit.checked_sub(1).and_then(|n| i32::try_from(n).ok()) else {
         return;
     };
@@ -38,6 +35,14 @@ pub(crate) fn reserve_table() {
     if let Err(e) = grown {
         tracing::debug!("could not make room for {limit} descriptors at start: {e}");
     }
+}
+
+/// The slots to make room for: the soft limit, at most [`RESERVE_MAX`].
+fn wanted() -> u64 {
+    getrlimit(Resource::Nofile)
+        .current
+        .unwrap_or(RESERVE_MAX)
+        .min(RESERVE_MAX)
 }
 
 #[cfg(test)]
@@ -60,10 +65,7 @@ mod tests {
     #[test]
     fn the_table_holds_the_soft_limit_after_start() {
         reserve_table();
-        let limit = getrlimit(Resource::Nofile)
-            .current
-            .unwrap_or(RESERVE_MAX)
-            .min(RESERVE_MAX);
+        let limit = wanted();
         assert!(table_size() >= limit, "FDSize {} < {limit}", table_size());
     }
 }
