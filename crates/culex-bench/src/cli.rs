@@ -464,6 +464,12 @@ impl Plan {
         self.topic.replace("%i", &index.to_string())
     }
 
+    /// Every client of the run: idle connections, publishers and
+    /// subscribers, each one socket.
+    pub fn clients(&self) -> u64 {
+        u64::from(self.connections) + u64::from(self.publishers) + u64::from(self.subscribers)
+    }
+
     /// The filter subscriber `index` subscribes to.
     pub fn subscribe_filter(&self, index: u32) -> String {
         let filter = match self.subscribe_to {

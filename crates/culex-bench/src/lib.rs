@@ -133,8 +133,7 @@ pub fn execute(plan: Plan) -> Result<Report, BenchError> {
 /// an RCU grace period (10–25 ms here), which showed as slow connects of
 /// whichever broker was measured. Best effort.
 fn reserve_descriptors(plan: &Plan) {
-    let sockets =
-        u64::from(plan.connections) + u64::from(plan.publishers) + u64::from(plan.subscribers);
+    let sockets = plan.clients();
     let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let top = sockets
         .saturating_add(64)

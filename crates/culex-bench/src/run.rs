@@ -112,8 +112,7 @@ pub async fn run(plan: Plan, addr: SocketAddr, sub_addr: SocketAddr) -> Result<R
     let cpu_start = CpuTime::now();
     let shared = Arc::new(Shared::new());
     let control = Arc::new(Control::default());
-    let wanted =
-        u64::from(plan.subscribers) + u64::from(plan.publishers) + u64::from(plan.connections);
+    let wanted = plan.clients();
     let link = link_kind(&plan)?;
     let ctx = Arc::new(Ctx {
         link,
