@@ -599,6 +599,36 @@ fn plain_publish_matches_encode() {
                 }
             }
         }
+        // A remaining length of four bytes [MQTT-1.5.5-1].
+        let huge = vec![7u8; 2_100_000];
+        let topic = TopicName::new("a/b").unwrap();
+        let id = PacketId::new(9);
+        let mut plain = Vec::new();
+        encode_plain_publish(
+            protocol,
+            false,
+            QoS::AtLeastOnce,
+            false,
+            topic,
+            id,
+            &huge,
+            &mut plain,
+        )
+        .unwrap();
+        let mut general = Vec::new();
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic,
+            packet_id: id,
+            properties: Properties::default(),
+            payload: &huge,
+        })
+        .encode(protocol, &mut general)
+        .unwrap();
+        assert_eq!(plain.get(..8), general.get(..8), "{protocol:?}");
+        assert_eq!(plain, general, "{protocol:?}");
     }
 }
 
