@@ -82,8 +82,21 @@ fn listen_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<mio::net
     let socket = tcp_socket(addr, reuse_port)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
+    // Every client speaks first (CONNECT, a TLS ClientHello, a PROXY
+    // header, an HTTP upgrade): accepting once it has, the connection's
+    // task reads its first packet at once instead of registering the
+    // socket, sleeping and being woken for it. A client that stays silent
+    // is accepted after one retransmitted SYN-ACK, about a second later,
+    // and then counts and times out as before.
+    if let Err(e) = culex_sys::set_tcp_defer_accept(&socket, DEFER_ACCEPT_SECS) {
+        tracing::debug!("TCP_DEFER_ACCEPT not set on {addr}: {e}");
+    }
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
+
+/// How long a silent client is kept from `accept` (rounded by Linux to
+/// whole SYN-ACK retransmissions: one, after a second).
+const DEFER_ACCEPT_SECS: u32 = 1;
 
 fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
     use socket2::{Domain, Socket, Type};
