@@ -276,10 +276,16 @@ mod tests {
             assert!(addrs.iter().all(|a| *a == addrs[0] && a.port() != 0));
             let listeners: Vec<_> = group.into_iter().map(|o| o.register().unwrap()).collect();
             // The kernel spreads connections over the group: each one
-            // arrives at exactly one of the sockets.
+            // arrives at exactly one of the sockets. Each client sends a
+            // byte, as MQTT clients speak first: the sockets accept only
+            // those that have (TCP_DEFER_ACCEPT).
             let mut clients = Vec::new();
             for _ in 0..30 {
-                clients.push(tokio::net::TcpStream::connect(addrs[0]).await.unwrap());
+                let mut client = tokio::net::TcpStream::connect(addrs[0]).await.unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut client, &[0x10])
+                    .await
+                    .unwrap();
+                clients.push(client);
             }
             let mut accepted = 0;
             for l in &listeners {

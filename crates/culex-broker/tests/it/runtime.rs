@@ -74,6 +74,27 @@ fn max_connections_counts_connections_from_accept() {
     );
 }
 
+/// A TCP listener accepts a client once it has spoken (TCP_DEFER_ACCEPT,
+/// `runtime/listener.rs`): a socket that has only completed its handshake
+/// does not yet hold the one place `max_connections` leaves, so a client
+/// that sends CONNECT right after it gets that place.
+#[test]
+fn a_client_is_accepted_once_it_has_spoken() {
+    let mut config = local_config();
+    config.limits.max_connections = Some(1);
+    let broker = BrokerThread::start_with(config);
+    let _silent = Raw::open(broker.port(), Protocol::V3_1_1);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut speaking = Raw::open(broker.port(), Protocol::V3_1_1);
+    let (_, reason) = speaking.handshake(ConnectOpts {
+        client_id: "speaking",
+        ..ConnectOpts::default()
+    });
+    assert_eq!(reason, ReasonCode::Success);
+    speaking.send(&Packet::PingReq);
+    assert!(matches!(speaking.recv().packet(), Packet::PingResp));
+}
+
 /// Each listener has its own `max_connections`.
 #[test]
 fn max_connections_is_per_listener() {
