@@ -33,14 +33,30 @@ fn incarnation(value: Bytes) -> Option<u64> {
     Reader::new(value).ok()?.u64().ok()
 }
 
+/// Tries of the first heartbeat, and the pause between them.
+const REGISTER_TRIES: u32 = 20;
+const REGISTER_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The first heartbeat, before anything else: a node owns no session
 /// before other nodes can see it.
+///
+/// On a NATS cluster that has just created the bucket (this node or
+/// another, a moment ago), the first write can fail with "no stream found"
+/// until the bucket's replicas have elected a leader: it is tried again
+/// for up to two seconds before the node gives up.
 pub(crate) async fn register(core: &Core) -> Result<()> {
-    core.nodes
-        .put(key(&core.id.name), value(&core.id))
-        .await
-        .map_err(Error::nats("joining the cluster"))?;
-    Ok(())
+    let mut tries = 1;
+    loop {
+        match core.nodes.put(key(&core.id.name), value(&core.id)).await {
+            Ok(_) => return Ok(()),
+            Err(err) if tries < REGISTER_TRIES => {
+                tracing::debug!("cluster: joining, try {tries}: {err}");
+                tries += 1;
+                tokio::time::sleep(REGISTER_RETRY).await;
+            }
+            Err(err) => return Err(Error::nats("joining the cluster")(err)),
+        }
+    }
 }
 
 /// Renews the membership key until another process takes the name.
