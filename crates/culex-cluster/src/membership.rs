@@ -33,8 +33,8 @@ fn incarnation(value: Bytes) -> Option<u64> {
     Reader::new(value).ok()?.u64().ok()
 }
 
-/// Tries of the first heartbeat, and the pause between them.
-const REGISTER_TRIES: u32 = 20;
+/// How long the first heartbeat is tried again, and the pause between tries.
+const REGISTER_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 const REGISTER_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The first heartbeat, before anything else: a node owns no session
@@ -42,14 +42,17 @@ const REGISTER_RETRY: std::time::Duration = std::time::Duration::from_millis(100
 ///
 /// On a NATS cluster that has just created the bucket (this node or
 /// another, a moment ago), the first write can fail with "no stream found"
-/// until the bucket's replicas have elected a leader: it is tried again
-/// for up to two seconds before the node gives up.
+/// until the bucket's replicas have elected a leader: a failed write is
+/// tried again until two seconds have passed since the first, then the
+/// node gives up (a NATS that does not answer at all costs one store
+/// timeout per try).
 pub(crate) async fn register(core: &Core) -> Result<()> {
+    let give_up = Instant::now() + REGISTER_FOR;
     let mut tries = 1;
     loop {
         match core.nodes.put(key(&core.id.name), value(&core.id)).await {
             Ok(_) => return Ok(()),
-            Err(err) if tries < REGISTER_TRIES => {
+            Err(err) if Instant::now() < give_up => {
                 tracing::debug!("cluster: joining, try {tries}: {err}");
                 tries += 1;
                 tokio::time::sleep(REGISTER_RETRY).await;
